@@ -1,0 +1,88 @@
+import FDFSProtocol
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// Idle connections per server, reused across requests.
+///
+/// A connection is lent to one request at a time by ``withConnection(to:_:)``. It goes back to
+/// the pool only when the request finished cleanly; any error closes it.
+public final class ConnectionPool: Sendable {
+    private struct Idle {
+        var connection: FDFSConnection
+        var since: NIODeadline
+    }
+
+    private let idle = Mutex<[String: [Idle]]>([:])
+    let configuration: ClientConfiguration
+    let group: any EventLoopGroup
+
+    public init(configuration: ClientConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.configuration = configuration
+        self.group = group
+    }
+
+    /// Runs `body` with a connection to `endpoint`: an idle one (checked with ACTIVE_TEST if
+    /// it has been idle for long) or a new one.
+    public func withConnection<T: Sendable>(
+        to endpoint: StorageEndpoint, _ body: (FDFSConnection) async throws(FDFSClientError) -> T
+    ) async throws(FDFSClientError) -> T {
+        let connection = try await checkout(endpoint)
+        do {
+            let result = try await body(connection)
+            checkin(connection, key: endpoint.description)
+            return result
+        } catch {
+            // A server status leaves the connection in a clean state, except EINVAL, after
+            // which a storage closes it (reference §1.1).
+            if error.code == .serverStatus, error.status != .EINVAL {
+                checkin(connection, key: endpoint.description)
+            } else {
+                connection.close()
+            }
+            throw error
+        }
+    }
+
+    private func checkout(_ endpoint: StorageEndpoint) async throws(FDFSClientError) -> FDFSConnection {
+        let key = endpoint.description
+        let now = NIODeadline.now()
+        while let candidate = idle.withLock({ $0[key]?.popLast() }) {
+            let age = now - candidate.since
+            guard candidate.connection.isActive, age < configuration.maxIdleTime else {
+                await candidate.connection.quit()
+                continue
+            }
+            if age >= configuration.activeTestAfter, await !candidate.connection.activeTest() {
+                candidate.connection.close()
+                continue
+            }
+            return candidate.connection
+        }
+        return try await FDFSConnection.connect(
+            host: endpoint.ip, port: endpoint.port, group: group,
+            connectTimeout: configuration.connectTimeout, networkTimeout: configuration.networkTimeout)
+    }
+
+    private func checkin(_ connection: FDFSConnection, key: String) {
+        guard connection.isActive else { return }
+        let keep = idle.withLock { pool -> Bool in
+            var list = pool[key, default: []]
+            guard list.count < configuration.maxIdlePerEndpoint else { return false }
+            list.append(Idle(connection: connection, since: .now()))
+            pool[key] = list
+            return true
+        }
+        if !keep { connection.close() }
+    }
+
+    /// Sends QUIT on every idle connection and forgets them.
+    public func shutdown() async {
+        let all = idle.withLock { pool -> [FDFSConnection] in
+            let list = pool.values.flatMap { $0.map(\.connection) }
+            pool.removeAll()
+            return list
+        }
+        for connection in all { await connection.quit() }
+    }
+}

@@ -1,0 +1,139 @@
+import FDFSProtocol
+import NIOCore
+import Synchronization
+
+/// Tracker queries, spread over every configured tracker with failover: a connect error or a
+/// timeout moves on to the next tracker.
+public struct TrackerClient: Sendable {
+    let pool: ConnectionPool
+    let trackers: [ServerAddress]
+    private let cursor: Cursor
+
+    final class Cursor: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
+    init(pool: ConnectionPool, trackers: [ServerAddress]) {
+        self.pool = pool
+        self.trackers = trackers
+        self.cursor = Cursor()
+    }
+
+    /// Runs one request on a tracker, trying the next one after a transport failure.
+    public func request(
+        _ command: FDFSCommand, body: ByteBuffer? = nil, operation: String? = nil, maxResponse: Int = 4 << 20
+    ) async throws(FDFSClientError) -> ByteBuffer {
+        guard !trackers.isEmpty else {
+            throw FDFSClientError(.noServer, operation: operation ?? command.description, message: "no tracker configured")
+        }
+        let start = cursor.value.wrappingAdd(1, ordering: .relaxed).oldValue
+        var lastError: FDFSClientError?
+        for attempt in 0..<trackers.count {
+            let tracker = trackers[(start + attempt) % trackers.count]
+            let endpoint = StorageEndpoint(ip: tracker.host, port: tracker.port)
+            do {
+                return try await pool.withConnection(to: endpoint) { connection throws(FDFSClientError) in
+                    try await connection.call(command, body: body, operation: operation, maxResponse: maxResponse)
+                }
+            } catch {
+                guard error.isTransport else { throw error }
+                lastError = error
+            }
+        }
+        throw lastError!
+    }
+
+    /// Decodes a reply, turning a codec error into a protocol violation for `operation`.
+    func decode<T>(_ operation: String, _ body: ByteBuffer, _ decoder: (ByteBuffer) throws(FDFSProtocolError) -> T) throws(FDFSClientError) -> T {
+        do {
+            return try decoder(body)
+        } catch {
+            throw FDFSClientError(.protocolViolation, operation: operation, message: error.description)
+        }
+    }
+
+    /// Where to upload: QUERY_STORE_WITHOUT_GROUP_ONE (101) or, with a group, WITH_GROUP_ONE (104).
+    public func queryStore(group: String? = nil) async throws(FDFSClientError) -> StoreTarget {
+        if let group {
+            try validate(group: group, operation: "QUERY_STORE_WITH_GROUP_ONE")
+            let body = try await request(.queryStoreWithGroupOne, body: GroupNameRequest(group: group).encoded())
+            return try decode("QUERY_STORE_WITH_GROUP_ONE", body, StoreTarget.decode)
+        }
+        let body = try await request(.queryStoreWithoutGroupOne)
+        return try decode("QUERY_STORE_WITHOUT_GROUP_ONE", body, StoreTarget.decode)
+    }
+
+    /// Every writable storage of a group (106 / 107).
+    public func queryStoreAll(group: String? = nil) async throws(FDFSClientError) -> StoreTargets {
+        if let group {
+            try validate(group: group, operation: "QUERY_STORE_WITH_GROUP_ALL")
+            let body = try await request(.queryStoreWithGroupAll, body: GroupNameRequest(group: group).encoded())
+            return try decode("QUERY_STORE_WITH_GROUP_ALL", body, StoreTargets.decode)
+        }
+        let body = try await request(.queryStoreWithoutGroupAll)
+        return try decode("QUERY_STORE_WITHOUT_GROUP_ALL", body, StoreTargets.decode)
+    }
+
+    /// A storage to read `id` from (102).
+    public func queryFetch(_ id: FileID) async throws(FDFSClientError) -> StorageEndpoint {
+        let body = try await request(.queryFetchOne, body: FileRequest(id).encoded())
+        let targets = try decode("QUERY_FETCH_ONE", body, FetchTargets.decode)
+        guard let first = targets.storages.first else {
+            throw FDFSClientError(.protocolViolation, operation: "QUERY_FETCH_ONE", message: "no storage in reply")
+        }
+        return first
+    }
+
+    /// The storage that may change `id` (103).
+    public func queryUpdate(_ id: FileID) async throws(FDFSClientError) -> StorageEndpoint {
+        let body = try await request(.queryUpdate, body: FileRequest(id).encoded())
+        let targets = try decode("QUERY_UPDATE", body, FetchTargets.decode)
+        guard let first = targets.storages.first else {
+            throw FDFSClientError(.protocolViolation, operation: "QUERY_UPDATE", message: "no storage in reply")
+        }
+        return first
+    }
+
+    /// Every storage that can serve `id` now (105).
+    public func queryFetchAll(_ id: FileID) async throws(FDFSClientError) -> [StorageEndpoint] {
+        let body = try await request(.queryFetchAll, body: FileRequest(id).encoded())
+        return try decode("QUERY_FETCH_ALL", body, FetchTargets.decode).storages
+    }
+
+    /// All groups (91).
+    public func listGroups() async throws(FDFSClientError) -> [GroupStat] {
+        let body = try await request(.listAllGroups)
+        return try decode("LIST_ALL_GROUPS", body, GroupStat.decodeList)
+    }
+
+    /// One group (90).
+    public func listGroup(_ group: String) async throws(FDFSClientError) -> GroupStat {
+        try validate(group: group, operation: "LIST_ONE_GROUP")
+        let body = try await request(.listOneGroup, body: GroupNameRequest(group: group).encoded())
+        guard let stat = try decode("LIST_ONE_GROUP", body, GroupStat.decodeList).first else {
+            throw FDFSClientError(.protocolViolation, operation: "LIST_ONE_GROUP", message: "empty reply")
+        }
+        return stat
+    }
+
+    /// The storages of a group, or one of them (92).
+    public func listStorages(group: String, storageID: String? = nil) async throws(FDFSClientError) -> [StorageStat] {
+        try validate(group: group, operation: "LIST_STORAGE")
+        let body = try await request(.listStorage, body: ListStorageRequest(group: group, storageID: storageID).encoded())
+        return try decode("LIST_STORAGE", body, StorageStat.decodeList)
+    }
+
+    /// Removes an offline storage from a group (93).
+    public func deleteStorage(group: String, storageID: String) async throws(FDFSClientError) {
+        try validate(group: group, operation: "DELETE_STORAGE")
+        _ = try await request(.deleteStorage, body: ListStorageRequest(group: group, storageID: storageID).encoded())
+    }
+
+    private func validate(group: String, operation: String) throws(FDFSClientError) {
+        do {
+            try FileID.validateGroupName(group)
+        } catch {
+            throw FDFSClientError(.invalidArgument, operation: operation, message: error.description)
+        }
+    }
+}
