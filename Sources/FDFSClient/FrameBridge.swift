@@ -55,8 +55,9 @@ final class FrameBridge: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let message = (error as? FDFSProtocolError)?.description ?? "\(error)"
-        fail(FDFSClientError(.protocolViolation, operation: operation, endpoint: describe, message: message))
+        let protocolError = error as? FDFSProtocolError
+        let code: FDFSClientError.Code = protocolError?.code == .truncated ? .connectionClosed : .protocolViolation
+        fail(FDFSClientError(code, operation: operation, endpoint: describe, message: protocolError?.description ?? "\(error)"))
         context.close(promise: nil)
     }
 

@@ -82,6 +82,6 @@ public struct FDFSFrameDecoder: ByteToMessageDecoder {
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue, buffer.readableBytes > 0 {}
         if case .header = state, buffer.readableBytes == 0 { return .needMoreData }
-        throw FDFSProtocolError(.malformed, "connection closed in the middle of a frame")
+        throw FDFSProtocolError(.truncated, "connection closed in the middle of a frame")
     }
 }

@@ -6,6 +6,8 @@ public struct FDFSProtocolError: Error, Hashable, Sendable, CustomStringConverti
         case malformed
         /// A length field exceeds the allowed limit.
         case tooLarge
+        /// The stream ended in the middle of a frame.
+        case truncated
         /// A file ID or remote filename is not valid.
         case invalidFileID
         /// A group name is not `[A-Za-z0-9]{1,16}`.
