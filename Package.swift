@@ -43,6 +43,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "fdfs-bench",
+            dependencies: [
+                "FDFSClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "FDFSProtocolTests",
             dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")]
