@@ -52,7 +52,11 @@ let package = Package(
         ),
         .testTarget(
             name: "FDFSProtocolTests",
-            dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [
+                "FDFSProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "FDFSClientTests",

@@ -48,7 +48,9 @@ public struct FDFSConfig: Sendable {
     ) throws(FDFSProtocolError) {
         var section = section
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Split on any line break. Splitting on the Character "\n" would miss CRLF files: Swift
+        // treats "\r\n" as one Character, so every line of such a file would run together.
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
             lineNumber += 1
             let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
             if line.isEmpty { continue }

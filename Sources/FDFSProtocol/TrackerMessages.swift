@@ -174,24 +174,37 @@ public struct FetchTargets: Hashable, Sendable {
 
     /// Decodes every known layout: 16 + N × (ip + port) (≥ 6.16, and always for N = 1) and
     /// the classic group + ip + port + (N − 1) × ip, with 15- or 45-byte IPs.
+    ///
+    /// Lengths alone are ambiguous: the 69-byte IPv6-sized reply for one server is also
+    /// 39 + 2 × 15, the classic IPv4 layout for three. Every layout that fits the length is
+    /// tried in turn, and the first one whose addresses are non-empty and whose ports are in
+    /// 1 ... 65535 wins (a port read from the middle of an IP field is 0 or huge).
     public static func decode(_ body: ByteBuffer) throws(FDFSProtocolError) -> FetchTargets {
         let length = body.readableBytes
-        var layout: (ipWidth: Int, portsEverywhere: Bool)?
+        var layouts: [(ipWidth: Int, portsEverywhere: Bool)] = []
         for ipWidth in [15, 45] {
-            if length > 16 && (length - 16) % (ipWidth + 8) == 0 { layout = (ipWidth, true); break }
-            if length > 24 + ipWidth && (length - 24 - ipWidth) % ipWidth == 0 { layout = (ipWidth, false); break }
+            if length > 16 && (length - 16) % (ipWidth + 8) == 0 { layouts.append((ipWidth, true)) }
+            if length > 24 + ipWidth && (length - 24 - ipWidth) % ipWidth == 0 { layouts.append((ipWidth, false)) }
         }
-        guard let layout else {
+        guard !layouts.isEmpty else {
             throw FDFSProtocolError(.malformed, "QUERY_FETCH reply of \(length) bytes fits no layout")
         }
+        for layout in layouts {
+            guard let targets = try? decode(body, ipWidth: layout.ipWidth, portsEverywhere: layout.portsEverywhere) else { continue }
+            if targets.storages.allSatisfy({ !$0.ip.isEmpty && (1...65535).contains($0.port) }) { return targets }
+        }
+        throw FDFSProtocolError(.malformed, "QUERY_FETCH reply of \(length) bytes has no layout with valid addresses and ports")
+    }
+
+    private static func decode(_ body: ByteBuffer, ipWidth: Int, portsEverywhere: Bool) throws(FDFSProtocolError) -> FetchTargets {
         var reader = BodyReader(body, context: "QUERY_FETCH reply")
         let group = try reader.fixedString("group_name", width: 16)
         var storages: [StorageEndpoint] = []
         var groupPort = 0
         while reader.remaining > 0 {
-            let ip = try reader.fixedString("ip_addr", width: layout.ipWidth)
-            if storages.isEmpty || layout.portsEverywhere {
-                groupPort = Int(try reader.int64("port"))
+            let ip = try reader.fixedString("ip_addr", width: ipWidth)
+            if storages.isEmpty || portsEverywhere {
+                groupPort = Int(truncatingIfNeeded: try reader.int64("port"))
             }
             storages.append(StorageEndpoint(ip: ip, port: groupPort))
         }
