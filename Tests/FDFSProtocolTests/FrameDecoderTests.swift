@@ -131,7 +131,7 @@ struct FrameDecoderTests {
         let channel = Self.channel(FDFSFrameDecoder(streamedCommands: streamed ? [.uploadFile] : []))
         try channel.writeInbound(ByteBuffer(bytes: Array(upload.bytes.prefix(cut))))
         _ = try Self.drain(channel)
-        #expect(throws: FDFSProtocolError(.malformed, "connection closed in the middle of a frame")) { try channel.finish() }
+        #expect(throws: FDFSProtocolError(.truncated, "connection closed in the middle of a frame")) { try channel.finish() }
     }
 
     @Test("EOF right after a complete frame is clean")
