@@ -50,10 +50,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "FDFSTestSupport",
+            dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/FDFSTestSupport"
+        ),
         .testTarget(
             name: "FDFSProtocolTests",
             dependencies: [
                 "FDFSProtocol",
+                "FDFSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
@@ -62,6 +68,7 @@ let package = Package(
             name: "FDFSClientTests",
             dependencies: [
                 "FDFSClient",
+                "FDFSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -3,6 +3,7 @@ import FDFSProtocol
 import Foundation
 import NIOCore
 import Testing
+import FDFSTestSupport
 
 /// The client against loopback servers that replay bytes captured from real FastDFS 6.16.1.
 @Suite struct ClientReplayTests {
@@ -27,7 +28,7 @@ import Testing
     }
 
     @Test func uploadSendsTheCapturedBytesAndReturnsTheCapturedID() async throws {
-        let scenario = try loadScenario("01_upload")
+        let scenario = try Vectors.load("01_upload")
         let uploadRequest = scenario.frames.first { $0.cmd == 11 }!
         let uploadReply = scenario.frames.last { $0.cmd == 100 }!
         let storage = try await ReplayServer { _ in [.send(uploadReply.bytes)] }
@@ -43,16 +44,16 @@ import Testing
 
     @Test func downloadWholeAndRangeMatchCapturedFrames() async throws {
         for name in ["02_download", "03_download_range"] {
-            let scenario = try loadScenario(name)
+            let scenario = try Vectors.load(name)
             let request = scenario.frames.first { $0.cmd == 14 }!
             let reply = scenario.frames.last { $0.cmd == 100 }!
             let storage = try await ReplayServer { _ in [.send(reply.bytes)] }
             let tracker = try await Self.tracker(pointingAt: storage.endpoint)
             let client = Self.client([tracker.endpoint])
-            let decoded = try DownloadRequest.decode(ByteBuffer(bytes: request.body))
+            let decoded = try DownloadRequest.decode(ByteBuffer(bytes: request.bodyBytes))
             let id = try decoded.file.fileID()
             let data = try await client.download(id, offset: decoded.offset, length: decoded.length)
-            #expect(Array(data.readableBytesView) == reply.body)
+            #expect(Array(data.readableBytesView) == reply.bodyBytes)
             #expect(storage.requests.first?.frame == request.bytes, "\(name): request bytes differ from the capture")
             await client.shutdown()
             await storage.stop()
@@ -61,9 +62,9 @@ import Testing
     }
 
     @Test func fileInfoAndMetadataDecodeCapturedReplies() async throws {
-        let info = try loadScenario("04_file_info")
+        let info = try Vectors.load("04_file_info")
         let infoReply = info.frames.first { $0.cmd == 100 && $0.pkg_len == 40 }!
-        let meta = try loadScenario("05_metadata")
+        let meta = try Vectors.load("05_metadata")
         let metaReply = meta.frames.first { $0.cmd == 100 && $0.annotation.contains("GET_METADATA") }!
         let storage = try await ReplayServer { request in
             request.header.command == .queryFileInfo ? [.send(infoReply.bytes)] : [.send(metaReply.bytes)]

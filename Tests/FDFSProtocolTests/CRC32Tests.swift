@@ -1,4 +1,5 @@
 import FDFSProtocol
+import FDFSTestSupport
 import Testing
 
 @Suite("CRC32")

@@ -1,5 +1,6 @@
 import FDFSProtocol
 import Foundation
+import FDFSTestSupport
 import Testing
 
 @Suite("Config reader")

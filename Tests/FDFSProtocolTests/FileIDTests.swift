@@ -1,4 +1,5 @@
 import FDFSProtocol
+import FDFSTestSupport
 import Testing
 
 /// `group/Mxx/HH/HH/name` parsing, rendering, kinds, slave names and hostile input.

@@ -1,6 +1,7 @@
 import FDFSProtocol
 import NIOCore
 import NIOEmbedded
+import FDFSTestSupport
 import Testing
 
 /// ``FDFSFrameDecoder`` in a real NIO pipeline (EmbeddedChannel).

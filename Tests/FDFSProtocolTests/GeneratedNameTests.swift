@@ -1,5 +1,6 @@
 import FDFSProtocol
 import Foundation
+import FDFSTestSupport
 import Testing
 
 /// The 20-byte record behind every generated name (reference §4.3) and its base64 form.

@@ -1,5 +1,6 @@
 import FDFSProtocol
 import NIOCore
+import FDFSTestSupport
 import Testing
 
 /// LIST_ONE_GROUP (90), LIST_ALL_GROUPS (91) and LIST_STORAGE (92) replies. Their annotations

@@ -1,5 +1,6 @@
 import FDFSProtocol
 import NIOCore
+import FDFSTestSupport
 import Testing
 
 @Suite("Metadata")

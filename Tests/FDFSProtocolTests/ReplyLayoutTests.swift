@@ -1,5 +1,6 @@
 import FDFSProtocol
 import NIOCore
+import FDFSTestSupport
 import Testing
 
 /// Layout selection and rejection of malformed bodies, independent of the captured vectors.

@@ -1,5 +1,6 @@
 import FDFSProtocol
 import NIOCore
+import FDFSTestSupport
 import Testing
 
 /// Client-facing storage commands (11–15, 21–24, 34, 36) against the captured frames.

@@ -1,5 +1,6 @@
 import FDFSProtocol
 import NIOCore
+import FDFSTestSupport
 import Testing
 
 /// Client-facing tracker commands (101–107, 90–92, 111, 82) against the captured frames.

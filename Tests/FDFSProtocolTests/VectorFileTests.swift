@@ -1,6 +1,7 @@
 import FDFSProtocol
 import Foundation
 import NIOCore
+import FDFSTestSupport
 import Testing
 
 /// The vector directory itself and the framing of every captured frame.

@@ -4,53 +4,53 @@ import NIOCore
 
 /// Why a vector could not be loaded. The message says where we looked, so a missing checkout of
 /// the shared reference directory is obvious from the test output.
-struct VectorError: Error, CustomStringConvertible {
-    var description: String
+public struct VectorError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 /// One captured frame (`*.json` in the vector directory).
-struct VectorFrame: Decodable, Sendable {
-    let conn: Int
-    let src: String
-    let dst: String
-    let t: Double
-    let cmd: Int
-    let status: Int
-    let pkg_len: Int
-    let annotation: String
-    let hex: String
+public struct VectorFrame: Decodable, Sendable {
+    public let conn: Int
+    public let src: String
+    public let dst: String
+    public let t: Double
+    public let cmd: Int
+    public let status: Int
+    public let pkg_len: Int
+    public let annotation: String
+    public let hex: String
 
     /// The whole frame (header + body).
-    var bytes: [UInt8] { Hex.decode(hex) }
+    public var bytes: [UInt8] { Hex.decode(hex) }
     /// The body only.
-    var bodyBytes: [UInt8] { Array(bytes.dropFirst(FDFSHeader.size)) }
-    var body: ByteBuffer { ByteBuffer(bytes: bodyBytes) }
-    var isResponse: Bool { cmd == Int(FDFSCommand.response.rawValue) }
-    var parsed: Annotation { Annotation(annotation) }
+    public var bodyBytes: [UInt8] { Array(bytes.dropFirst(FDFSHeader.size)) }
+    public var body: ByteBuffer { ByteBuffer(bytes: bodyBytes) }
+    public var isResponse: Bool { cmd == Int(FDFSCommand.response.rawValue) }
+    public var parsed: Annotation { Annotation(annotation) }
     /// Host part of `dst` (the server a request went to).
-    var dstHost: String { String(dst[..<dst.lastIndex(of: ":")!]) }
+    public var dstHost: String { String(dst[..<dst.lastIndex(of: ":")!]) }
     /// A short label for failure messages.
-    var label: String { "conn#\(conn) cmd=\(cmd) t=\(t) \(annotation.prefix(90))" }
+    public var label: String { "conn#\(conn) cmd=\(cmd) t=\(t) \(annotation.prefix(90))" }
 }
 
 /// A request and the response that followed it on the same connection.
-struct Exchange: Sendable {
-    let request: VectorFrame
-    let response: VectorFrame?
+public struct Exchange: Sendable {
+    public let request: VectorFrame
+    public let response: VectorFrame?
 }
 
 /// One scenario file.
-struct VectorFile: Sendable {
-    let name: String
-    let title: String
-    let frames: [VectorFrame]
+public struct VectorFile: Sendable {
+    public let name: String
+    public let title: String
+    public let frames: [VectorFrame]
 
     /// `*_ipv6resp` scenarios use 46-byte IP fields.
-    var ipv6Sized: Bool { name.hasSuffix("_ipv6resp") }
-    var profile: WireProfile { ipv6Sized ? .v6_16IPv6Sized : .v6_16 }
+    public var ipv6Sized: Bool { name.hasSuffix("_ipv6resp") }
+    public var profile: WireProfile { ipv6Sized ? .v6_16IPv6Sized : .v6_16 }
 
     /// Requests paired with the first later response on the same connection.
-    var exchanges: [Exchange] {
+    public var exchanges: [Exchange] {
         var result: [Exchange] = []
         for (index, frame) in frames.enumerated() where !frame.isResponse {
             let later = frames[(index + 1)...].first { $0.conn == frame.conn }
@@ -59,14 +59,14 @@ struct VectorFile: Sendable {
         return result
     }
 
-    func exchanges(_ commands: Set<Int>) -> [Exchange] {
+    public func exchanges(_ commands: Set<Int>) -> [Exchange] {
         exchanges.filter { commands.contains($0.request.cmd) }
     }
 }
 
-enum Vectors {
+public enum Vectors {
     /// Every scenario the reference directory is expected to hold (README.md lists them).
-    static let names: [String] = {
+    public static let names: [String] = {
         let paired = [
             "01_upload", "02_download", "03_download_range", "04_file_info", "05_metadata",
             "06_tracker_queries", "07_monitor", "07b_list_raw", "08_appender", "09_appender_ops",
@@ -77,14 +77,14 @@ enum Vectors {
         ]
     }()
 
-    /// The package root: this file is `<root>/Tests/FDFSProtocolTests/VectorLoader.swift`.
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+    /// The package root: this file is `<root>/Tests/FDFSTestSupport/VectorLoader.swift`.
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// Where we look, in order: `$FDFS_VECTOR_DIR`, then `<root>/../shared/reference/vectors`
     /// (the layout of the main checkout), then `<root>/../../shared/reference/vectors` (a git
     /// worktree one level deeper, such as `/work/wt/<branch>`).
-    static var candidates: [URL] {
+    public static var candidates: [URL] {
         var list: [URL] = []
         if let env = ProcessInfo.processInfo.environment["FDFS_VECTOR_DIR"], !env.isEmpty {
             list.append(URL(fileURLWithPath: env))
@@ -95,7 +95,7 @@ enum Vectors {
     }
 
     /// The vector directory, or an error naming every place we looked.
-    static func directory(candidates: [URL] = Vectors.candidates) throws -> URL {
+    public static func directory(candidates: [URL] = Vectors.candidates) throws -> URL {
         for url in candidates {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: url.appendingPathComponent("README.md").path, isDirectory: &isDirectory) {
@@ -112,7 +112,7 @@ enum Vectors {
     private static let cache = VectorCache()
 
     /// Loads `<name>.json`.
-    static func load(_ name: String) throws -> VectorFile {
+    public static func load(_ name: String) throws -> VectorFile {
         if let cached = cache.get(name) { return cached }
         let url = try directory().appendingPathComponent(name + ".json")
         guard let data = FileManager.default.contents(atPath: url.path) else {
@@ -132,10 +132,10 @@ enum Vectors {
         return file
     }
 
-    static func loadAll() throws -> [VectorFile] { try names.map(load) }
+    public static func loadAll() throws -> [VectorFile] { try names.map(load) }
 
     /// Which storage serves which group on which port in the captured cluster (README.md).
-    static let cluster: [String: (group: String, port: Int)] = [
+    public static let cluster: [String: (group: String, port: Int)] = [
         "127.0.0.2": ("group1", 23000), "127.0.0.3": ("group1", 23000),
         "127.0.0.4": ("group2", 23002), "127.0.0.5": ("group1", 23000),
     ]
@@ -145,12 +145,12 @@ enum Vectors {
 private final class VectorCache: @unchecked Sendable {
     private let lock = NSLock()
     private var files: [String: VectorFile] = [:]
-    func get(_ name: String) -> VectorFile? { lock.withLock { files[name] } }
-    func set(_ name: String, _ file: VectorFile) { lock.withLock { files[name] = file } }
+    public func get(_ name: String) -> VectorFile? { lock.withLock { files[name] } }
+    public func set(_ name: String, _ file: VectorFile) { lock.withLock { files[name] = file } }
 }
 
-enum Hex {
-    static func decode(_ text: String) -> [UInt8] {
+public enum Hex {
+    public static func decode(_ text: String) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(text.utf8.count / 2)
         var high: UInt8?
@@ -168,17 +168,17 @@ enum Hex {
         return out
     }
 
-    static func encode(_ bytes: some Sequence<UInt8>) -> String {
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
         bytes.map { String(format: "%02x", $0) }.joined()
     }
 }
 
 extension ByteBuffer {
-    var bytes: [UInt8] { Array(readableBytesView) }
+    public var bytes: [UInt8] { Array(readableBytesView) }
 }
 
 /// Encodes a whole frame: header + body, as a client or server would send it.
-func frame(_ command: FDFSCommand, status: UInt8 = 0, _ parts: ByteBuffer...) -> [UInt8] {
+public func frame(_ command: FDFSCommand, status: UInt8 = 0, _ parts: ByteBuffer...) -> [UInt8] {
     var body = ByteBuffer()
     for var part in parts { body.writeBuffer(&part) }
     var out = FDFSHeader(bodyLength: Int64(body.readableBytes), command: command, status: status).encoded()

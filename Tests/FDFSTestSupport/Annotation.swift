@@ -3,10 +3,10 @@
 ///
 /// Values are `'quoted text'`, Python bytes literals `b'...'` (with `\n`, `\xNN` escapes) or bare
 /// words. This parser is deliberately independent of the module under test.
-struct Annotation {
-    let text: String
+public struct Annotation {
+    public let text: String
 
-    init(_ text: String) { self.text = text }
+    public init(_ text: String) { self.text = text }
 
     /// The raw characters after ` key=` (or at the start), or nil.
     private func valueStart(_ key: String) -> Substring? {
@@ -20,7 +20,7 @@ struct Annotation {
     }
 
     /// A quoted or bare value as text.
-    func string(_ key: String) -> String? {
+    public func string(_ key: String) -> String? {
         guard let rest = valueStart(key) else { return nil }
         if rest.hasPrefix("b'") || rest.hasPrefix("b\"") { return bytes(key).map { String(decoding: $0, as: UTF8.self) } }
         if let quote = rest.first, quote == "'" {
@@ -31,10 +31,10 @@ struct Annotation {
         return String(rest.prefix { $0 != " " })
     }
 
-    func int(_ key: String) -> Int? { string(key).flatMap { Int($0) } }
+    public func int(_ key: String) -> Int? { string(key).flatMap { Int($0) } }
 
     /// A Python bytes literal (`b'...'` or `b"..."`).
-    func bytes(_ key: String) -> [UInt8]? {
+    public func bytes(_ key: String) -> [UInt8]? {
         guard let rest = valueStart(key), rest.first == "b", let quote = rest.dropFirst().first,
               quote == "'" || quote == "\"" else { return nil }
         var out: [UInt8] = []
@@ -58,13 +58,13 @@ struct Annotation {
     }
 
     /// `status=N` of an `ERROR status=N` annotation.
-    var errorStatus: Int? {
+    public var errorStatus: Int? {
         guard let range = text.range(of: "ERROR status=") else { return nil }
         return Int(text[range.upperBound...].prefix { $0.isNumber })
     }
 
     /// `(ip field N bytes)`.
-    var ipFieldWidth: Int? {
+    public var ipFieldWidth: Int? {
         guard let range = text.range(of: "(ip field ") else { return nil }
         return Int(text[range.upperBound...].prefix { $0.isNumber })
     }
@@ -72,27 +72,27 @@ struct Annotation {
 
 /// A cursor over raw bytes that reads fields at the offsets the reference gives, without the
 /// module's own readers: the independent oracle for records whose annotations carry no values.
-struct RawCursor {
+public struct RawCursor {
     private var bytes: ArraySlice<UInt8>
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
+    public init(_ bytes: [UInt8]) { self.bytes = bytes[...] }
 
-    var isAtEnd: Bool { bytes.isEmpty }
-    var remaining: Int { bytes.count }
+    public var isAtEnd: Bool { bytes.isEmpty }
+    public var remaining: Int { bytes.count }
 
-    mutating func take(_ count: Int) -> ArraySlice<UInt8> {
+    public mutating func take(_ count: Int) -> ArraySlice<UInt8> {
         precondition(bytes.count >= count, "raw record shorter than the reference layout")
         defer { bytes = bytes.dropFirst(count) }
         return bytes.prefix(count)
     }
 
     /// A NUL-padded text field.
-    mutating func text(_ width: Int) -> String {
+    public mutating func text(_ width: Int) -> String {
         let field = take(width)
         return String(decoding: field.prefix { $0 != 0 }, as: UTF8.self)
     }
 
-    mutating func int64() -> Int64 { take(8).reduce(0) { $0 << 8 | Int64($1) } }
-    mutating func int32() -> Int32 { Int32(bitPattern: take(4).reduce(0) { $0 << 8 | UInt32($1) }) }
-    mutating func byte() -> UInt8 { take(1).first! }
+    public mutating func int64() -> Int64 { take(8).reduce(0) { $0 << 8 | Int64($1) } }
+    public mutating func int32() -> Int32 { Int32(bitPattern: take(4).reduce(0) { $0 << 8 | UInt32($1) }) }
+    public mutating func byte() -> UInt8 { take(1).first! }
 }
