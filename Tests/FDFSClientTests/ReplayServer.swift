@@ -27,10 +27,11 @@ final class ReplayServer: Sendable {
     }
 
     let channel: any Channel
+    /// The bound port, read once (a closed channel no longer knows its address).
+    let port: Int
     let received = Mutex<[Request]>([])
     let connections = Atomic<Int>(0)
 
-    var port: Int { channel.localAddress!.port! }
     var endpoint: StorageEndpoint { StorageEndpoint(ip: "127.0.0.1", port: port) }
     var requests: [Request] { received.withLock { $0 } }
 
@@ -46,6 +47,7 @@ final class ReplayServer: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress!.port!
         box.server = self
     }
 
