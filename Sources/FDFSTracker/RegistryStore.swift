@@ -182,5 +182,6 @@ struct PersistedState: Codable {
         }
         registry.currentWriteGroup = currentWriteGroup
         registry.needsSave = false
+        registry.needsLazySave = false
     }
 }

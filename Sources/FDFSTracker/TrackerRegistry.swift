@@ -13,6 +13,9 @@ public struct TrackerRegistry: Sendable {
     var currentWriteGroup = 0
     /// Set by every change that belongs in the persisted state; the owner saves and clears it.
     public var needsSave = false
+    /// Set by frequent, minor changes (sync timestamps, disk space): saved with the next
+    /// periodic check rather than at once.
+    public var needsLazySave = false
     private var nextConnectionToken = 1
 
     public init(settings: TrackerSettings) {
@@ -172,6 +175,7 @@ public struct TrackerRegistry: Sendable {
             }
         }
         groups[session.group]!.storages[session.storageID] = storage
+        needsLazySave = true
         if settings.storeLookup == .loadBalance { pointAtGroupWithMostSpace() }
         activate(group: session.group, id: session.storageID)
         return changes(for: &session, leader: leader)
@@ -199,7 +203,7 @@ public struct TrackerRegistry: Sendable {
         }
         group.storages[storage.id] = storage
         groups[session.group] = group
-        needsSave = true
+        needsLazySave = true
         return changes(for: &session, leader: leader)
     }
 
@@ -283,7 +287,7 @@ public struct TrackerRegistry: Sendable {
                 changed.append("\(name)/\(storage.id)")
             }
         }
-        if !changed.isEmpty { needsSave = true }
+        if !changed.isEmpty || needsLazySave { needsSave = true }
         return changed
     }
 }

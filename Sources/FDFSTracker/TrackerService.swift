@@ -144,6 +144,7 @@ public final class TrackerService: Sendable {
     private func persistIfNeeded(_ registry: inout TrackerRegistry) {
         guard registry.needsSave else { return }
         registry.needsSave = false
+        registry.needsLazySave = false
         guard let store else { return }
         do { try store.save(registry) } catch { logger.error("saving the tracker state failed: \(error)") }
     }
@@ -214,7 +215,13 @@ public final class TrackerService: Sendable {
         case .storageSyncSourceRequest:
             return StorageSyncSource.encodeOptional(try registry.syncSourceRequest(try decode(StorageSyncSourceRequest.decode)))
         case .storageReportStatus:
-            try registry.reportStatus(try decode(StorageReportStatusRequest.decode))
+            let request = try decode(StorageReportStatusRequest.decode)
+            let before = registry.groups[request.group]?.storages[request.storage.id]?.status
+            try registry.reportStatus(request)
+            let after = registry.groups[request.group]?.storages[request.storage.id]?.status
+            if let after, after != before {
+                logger.info("storage \(request.group)/\(request.storage.id) is now \(after.name) (reported by \(connection.peerIP))")
+            }
             return ByteBuffer()
         case .storageChangeStatus:
             let current = try joined()
@@ -304,6 +311,8 @@ public final class TrackerService: Sendable {
             try expectEmpty()
             let host = connection.localIP.contains(":") ? "[\(connection.localIP)]" : connection.localIP
             return ByteBuffer(string: "\(host):\(connection.localPort)")
+        case let other where other.rawValue == 58 || (61...68).contains(other.rawValue):
+            throw TrackerError(.notSupported, "tracker-to-tracker command \(command.rawValue) (leader election, system files): every fdfs-trackerd is its own leader")
         default:
             throw TrackerError(.invalid, "unknown command \(command.rawValue)")
         }
