@@ -81,6 +81,22 @@ struct AdminAndPersistenceTests {
         }
     }
 
+    @Test("response_ip_addr_size = IPv6 gives 46-byte IP fields")
+    func ipv6SizedReplies() throws {
+        var settings = capturedClusterSettings()
+        settings.responseIPAddressSize = 46
+        let (service, _) = makeService(settings)
+        var storage = Peer(service, ip: "127.0.0.2")
+        storage.joinActive()
+        var client = Peer(service, ip: "127.0.0.1")
+        #expect(client.send(.queryStoreWithoutGroupOne).body.readableBytes == 70)
+        #expect(client.send(.queryStoreWithoutGroupAll).body.readableBytes == 16 + 53 + 1)
+        #expect(client.send(.listStorage, ListStorageRequest(group: "group1").encoded()).body.readableBytes == 517)
+        let file = RoutingTests.remoteName(source: "127.0.0.2", timestamp: 1_795_257_000)
+        #expect(client.send(.queryFetchOne, FileRequest(group: "group1", remoteFilename: file).encoded()).body.readableBytes == 69)
+        #expect(settings.parameters["response_ip_addr_size"] == "46")
+    }
+
     @Test("the state file round-trips; serving storages come back OFFLINE")
     func persistence() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("fdfs-tracker-\(UUID().uuidString)").path
