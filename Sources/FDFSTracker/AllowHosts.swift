@@ -143,7 +143,8 @@ public struct AllowHosts: Sendable, Hashable {
         while let current = node {
             var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
             if getnameinfo(current.pointee.ai_addr, current.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
-                result.append(String(cString: buffer))
+                let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+                result.append(String(decoding: bytes, as: UTF8.self))
             }
             node = current.pointee.ai_next
         }
