@@ -31,6 +31,7 @@ public final class TrackerServer: Service, Sendable {
         let allow = settings.allowHosts
         let service = self.service
         let logger = self.logger
+        let connections = NIOLockedValueBox(0)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -41,6 +42,16 @@ public final class TrackerServer: Service, Sendable {
                     logger.warning("refused connection from \(peer): not in allow_hosts")
                     return channel.close()
                 }
+                let admitted = connections.withLockedValue { count -> Bool in
+                    guard count < settings.maxConnections else { return false }
+                    count += 1
+                    return true
+                }
+                guard admitted else {
+                    logger.warning("refused connection from \(peer): max_connections (\(settings.maxConnections)) reached")
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FDFSFrameDecoder(maxBufferedBody: settings.maxBufferSize)))
                     try channel.pipeline.syncOperations.addHandler(TrackerChannelHandler(service: service, logger: logger))

@@ -98,6 +98,8 @@ public struct TrackerSettings: Sendable {
     public var downloadServer = DownloadServerPolicy.roundRobin
     public var reservedSpace = ReservedSpace.defaultValue
     public var allowHosts = AllowHosts.everyone
+    /// Most simultaneous connections; more are closed right after accept.
+    public var maxConnections = 1024
     /// Seconds without a beat after which an ACTIVE storage becomes OFFLINE.
     public var checkActiveInterval: Int64 = 100
     public var storageSyncFileMaxDelay: Int64 = 86400
@@ -163,6 +165,7 @@ public struct TrackerSettings: Sendable {
             guard size >= 64 * 1024, size <= 64 * 1024 * 1024 else { throw config.bad(entry, "a size from 64KB to 64MB") }
             maxBufferSize = Int(size)
         }
+        maxConnections = try Self.ranged(config, "max_connections", default: 1024, 1...1_000_000)
         storeLookup = try Self.choice(config, "store_lookup", default: .roundRobin)
         storeGroup = config.string("store_group") ?? ""
         if storeLookup == .specifiedGroup {

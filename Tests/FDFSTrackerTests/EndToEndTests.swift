@@ -137,4 +137,26 @@ struct EndToEndTests {
         #expect(bad.process.terminationStatus == 1)
         #expect(bad.log.contains("tracker.conf:2: store_lookup = '9'"))
     }
+
+    @Test("max_connections: the connection over the limit is closed, a freed slot is usable again")
+    func maxConnections() throws {
+        let base = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let conf = base + "/tracker.conf"
+        try "max_connections = 2\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let daemon = try TrackerDaemon(basePath: base, extra: [conf])
+        defer { daemon.stop() }
+        let first = try RawClient(port: daemon.port)
+        var second: RawClient? = try RawClient(port: daemon.port)
+        #expect(try first.call(.activeTest).status == 0)
+        #expect(try second!.call(.activeTest).status == 0)
+        let third = try RawClient(port: daemon.port)
+        try waitUntil("the third connection to be closed", seconds: 10) { third.isClosedByPeer() }
+        second = nil
+        try waitUntil("a slot to be usable again", seconds: 10) {
+            guard let again = try? RawClient(port: daemon.port), let reply = try? again.call(.activeTest) else { return false }
+            return reply.status == 0
+        }
+        #expect(try first.call(.activeTest).status == 0)
+    }
 }
