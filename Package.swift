@@ -92,6 +92,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "FDFSIntegrationTests",
+            dependencies: ["FDFSTestSupport", "FDFSClient", "fdfs", "fdfs-trackerd"]
+        ),
+        .testTarget(
             name: "FDFSProtocolTests",
             dependencies: [
                 "FDFSProtocol",
