@@ -89,37 +89,9 @@ public struct UploadSlaveRequestHead: Hashable, Sendable {
     }
 }
 
-/// Reply to the upload commands and to REGENERATE_APPENDER_FILENAME: group + remote filename.
-public struct UploadResponse: Hashable, Sendable {
-    public var group: String
-    public var remoteFilename: String
-
-    public init(group: String, remoteFilename: String) {
-        self.group = group
-        self.remoteFilename = remoteFilename
-    }
-
-    public init(_ id: FileID) { self.init(group: id.group, remoteFilename: id.remoteFilename) }
-
-    public func encoded() -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.writeFixedString(group, width: 16)
-        buffer.writeString(remoteFilename)
-        return buffer
-    }
-
-    public static func decode(_ body: ByteBuffer) throws(FDFSProtocolError) -> UploadResponse {
-        guard body.readableBytes > 16, body.readableBytes <= 16 + FileID.maxRemoteFilenameLength else {
-            throw FDFSProtocolError(.malformed, "upload reply of \(body.readableBytes) bytes is outside 17...143")
-        }
-        var reader = BodyReader(body, context: "upload reply")
-        let group = try reader.fixedString("group_name", width: 16)
-        return UploadResponse(group: group, remoteFilename: reader.rest())
-    }
-
-    /// The validated file ID.
-    public func fileID() throws(FDFSProtocolError) -> FileID { try FileID(group: group, remoteFilename: remoteFilename) }
-}
+/// Reply to the upload commands and to REGENERATE_APPENDER_FILENAME: group + remote
+/// filename, the same layout as a ``FileRequest``.
+public typealias UploadResponse = FileRequest
 
 /// DOWNLOAD_FILE (14) request.
 public struct DownloadRequest: Hashable, Sendable {
