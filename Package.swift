@@ -43,6 +43,37 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "FDFSStorage",
+            dependencies: [
+                "FDFSProtocol",
+                "FDFSClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "fdfs-storaged",
+            dependencies: [
+                "FDFSStorage",
+                "FDFSProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "FDFSStorageTests",
+            dependencies: [
+                "FDFSStorage",
+                "FDFSClient",
+                "FDFSProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "FDFSProtocolTests",
             dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")]
