@@ -8,11 +8,14 @@ let package = Package(
         .library(name: "FDFSProtocol", targets: ["FDFSProtocol"]),
         .library(name: "FDFSClient", targets: ["FDFSClient"]),
         .executable(name: "fdfs", targets: ["fdfs"]),
+        .library(name: "FDFSTracker", targets: ["FDFSTracker"]),
+        .executable(name: "fdfs-trackerd", targets: ["fdfs-trackerd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -44,6 +47,39 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FDFSTracker",
+            dependencies: [
+                "FDFSProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "fdfs-trackerd",
+            dependencies: [
+                "FDFSTracker",
+                "FDFSProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "FDFSTrackerTests",
+            dependencies: [
+                "FDFSTracker",
+                "FDFSProtocol",
+                "fdfs-trackerd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "FDFSStorage",
             dependencies: [
                 "FDFSProtocol",
@@ -70,6 +106,8 @@ let package = Package(
                 "FDFSStorage",
                 "FDFSClient",
                 "FDFSProtocol",
+                "fdfs-storaged",
+                "fdfs-trackerd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

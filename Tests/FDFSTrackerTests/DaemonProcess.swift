@@ -1,0 +1,180 @@
+import FDFSProtocol
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` every 50 ms until it holds or `seconds` pass.
+func waitUntil(_ what: String, seconds: Double = 20, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return }
+        usleep(50_000)
+    }
+    throw TestFailure("timed out after \(seconds) s waiting for \(what)")
+}
+
+/// A running `fdfs-trackerd` started by a test. Call ``stop()`` (in a `defer`) to end it.
+final class TrackerDaemon {
+    let process = Process()
+    let logPath: String
+    private(set) var port = 0
+
+    /// The directory holding the built executables: `$FDFS_BIN_DIR`, else the directory of the
+    /// running test binary.
+    static var binDirectory: String {
+        if let env = ProcessInfo.processInfo.environment["FDFS_BIN_DIR"], !env.isEmpty { return env }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard let resolved = realpath("/proc/self/exe", &buffer) else { return "." }
+        return (String(cString: resolved) as NSString).deletingLastPathComponent
+    }
+
+    static var executable: String { binDirectory + "/fdfs-trackerd" }
+
+    /// Starts the daemon with `arguments` and, unless `waitForListening` is false, waits until it
+    /// logs its listening address.
+    init(arguments: [String], waitForListening: Bool = true) throws {
+        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("fdfs-trackerd-\(UUID().uuidString).log").path
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
+            throw TestFailure("\(Self.executable) not found; build it (swift build) or set FDFS_BIN_DIR")
+        }
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = arguments
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        if waitForListening {
+            do {
+                try waitUntil("the daemon to listen") {
+                    guard process.isRunning else { throw TestFailure("fdfs-trackerd exited early: \(log)") }
+                    if let port = Self.listeningPort(in: log) {
+                        self.port = port
+                        return true
+                    }
+                    return false
+                }
+            } catch {
+                stop()
+                throw error
+            }
+        }
+    }
+
+    /// Starts on a free loopback port with `basePath` and optional extra arguments.
+    convenience init(basePath: String, extra: [String] = []) throws {
+        try self.init(arguments: extra + ["--port", "0", "--bind", "127.0.0.1", "--base-path", basePath])
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    static func listeningPort(in log: String) -> Int? {
+        guard let range = log.range(of: "listening on 127.0.0.1:") else { return nil }
+        let digits = log[range.upperBound...].prefix { $0.isNumber }
+        return Int(digits)
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 10 s. Returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
+}
+
+/// A blocking POSIX TCP client on loopback, with receive timeouts.
+final class RawClient {
+    let fd: Int32
+
+    init(port: Int, host: String = "127.0.0.1") throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket failed") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw TestFailure("connect to \(host):\(port) failed: errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written > 0 else { throw TestFailure("write failed: errno \(errno)") }
+            offset += written
+        }
+    }
+
+    /// Sends a request frame.
+    func send(_ command: FDFSCommand, _ body: ByteBuffer = ByteBuffer()) throws {
+        var frame = FDFSHeader(bodyLength: Int64(body.readableBytes), command: command).encoded()
+        var copy = body
+        frame.writeBuffer(&copy)
+        try send(frame.bytes)
+    }
+
+    /// Reads exactly `count` bytes; nil on EOF.
+    func read(_ count: Int) throws -> [UInt8]? {
+        var result = [UInt8](repeating: 0, count: count)
+        var offset = 0
+        while offset < count {
+            let got = result[offset...].withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if got == 0 { return nil }
+            guard got > 0 else { throw TestFailure("read failed: errno \(errno)") }
+            offset += got
+        }
+        return result
+    }
+
+    /// Reads one response frame.
+    func receive() throws -> (status: UInt8, body: ByteBuffer) {
+        guard let head = try read(FDFSHeader.size) else { throw TestFailure("connection closed before a reply") }
+        var buffer = ByteBuffer(bytes: head)
+        let header = try FDFSHeader.decode(from: &buffer)!
+        guard header.command == .response else { throw TestFailure("reply with cmd \(header.command)") }
+        let body = header.bodyLength == 0 ? [] : (try read(Int(header.bodyLength)) ?? [])
+        return (header.status, ByteBuffer(bytes: body))
+    }
+
+    /// Sends a request and reads its reply.
+    func call(_ command: FDFSCommand, _ body: ByteBuffer = ByteBuffer()) throws -> (status: UInt8, body: ByteBuffer) {
+        try send(command, body)
+        return try receive()
+    }
+
+    /// True when the server closed the connection (a read sees EOF or a reset).
+    func isClosedByPeer() -> Bool {
+        var byte: UInt8 = 0
+        let got = Glibc.read(fd, &byte, 1)
+        return got == 0 || (got < 0 && errno == ECONNRESET)
+    }
+
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+}
