@@ -43,6 +43,8 @@ public final class StorageContext: Sendable {
         var syncedChanged = false
         var members: [GroupMember] = []
         var myStatus: UInt8?
+        var initFlag = InitFlag()
+        var negotiating = false
     }
     private let state = NIOLockedValueBox(State())
 
@@ -56,7 +58,44 @@ public final class StorageContext: Sendable {
         if let bind = configuration.bindAddress, AllowHosts.ipv4(bind) != nil, bind != "0.0.0.0" {
             state.withLockedValue { $0.myIP = bind }
         }
+        let path = initFlagPath
+        var flag = InitFlag.load(path: path) ?? InitFlag()
+        if flag.joinTime == 0 {
+            flag.joinTime = startTime
+            do { try flag.write(path: path) } catch { throw StorageError(.EIO, "cannot write \(path): \(error.localizedDescription)") }
+        }
+        state.withLockedValue { $0.initFlag = flag }
     }
+
+    /// Local address for outgoing connections: bind_addr when it is a specific IPv4 address.
+    var outgoingBindAddress: String? {
+        guard let bind = configuration.bindAddress, bind != "0.0.0.0", AllowHosts.ipv4(bind) != nil else { return nil }
+        return bind
+    }
+
+    var initFlagPath: String { configuration.dataDirectory + "/.data_init_flag" }
+
+    var initFlag: InitFlag { state.withLockedValue { $0.initFlag } }
+
+    func updateInitFlag(_ change: (inout InitFlag) -> Void) {
+        let flag = state.withLockedValue { state -> InitFlag in
+            change(&state.initFlag)
+            return state.initFlag
+        }
+        do { try flag.write(path: initFlagPath) } catch { logger.error("cannot write \(initFlagPath): \(error)") }
+    }
+
+    /// Claims the one-time initial-sync negotiation (SYNC_DEST_REQ); false if another tracker
+    /// connection is doing it or it is done.
+    func claimNegotiation() -> Bool {
+        state.withLockedValue { state in
+            guard !state.initFlag.syncOldDone, !state.negotiating else { return false }
+            state.negotiating = true
+            return true
+        }
+    }
+
+    func endNegotiation() { state.withLockedValue { $0.negotiating = false } }
 
     /// Runs blocking disk work off the async executors.
     func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

@@ -15,10 +15,10 @@ final class StorageNode: @unchecked Sendable {
     var process: ServerProcess?
     private var starts = 0
 
-    init(ip: String = "127.0.0.1", group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "") {
+    init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "") {
         self.dir = TempDirectory("fdfs-storaged")
         self.ip = ip
-        self.port = freePort(host: ip)
+        self.port = port ?? freePort(host: ip)
         self.httpPort = httpPort ?? 0
         self.group = group
         self.trackers = trackers
