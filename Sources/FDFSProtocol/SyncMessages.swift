@@ -81,8 +81,8 @@ public struct SyncFileHead: Hashable, Sendable {
         let timestamp = UInt32(bitPattern: try reader.int32("timestamp"))
         let group = try reader.fixedString("group_name", width: 16)
         let name = try reader.string("filename", length: nameLength)
-        let expected = contentFollows ? Int64(fixedSize + nameLength) + size : Int64(fixedSize + nameLength)
-        guard size >= 0, bodyLength == expected else {
+        let headLength = Int64(fixedSize + nameLength)
+        guard size >= 0, contentFollows ? (bodyLength - headLength == size) : (bodyLength == headLength) else {
             throw FDFSProtocolError(.malformed, "SYNC_CREATE/UPDATE file_size \(size) does not match pkg_len \(bodyLength)")
         }
         head = reader.buffer
@@ -204,7 +204,7 @@ public struct SyncModifyHead: Hashable, Sendable {
         let timestamp = UInt32(bitPattern: try reader.int32("timestamp"))
         let group = try reader.fixedString("group_name", width: 16)
         let name = try reader.string("filename", length: nameLength)
-        guard offset >= 0, length >= 0, bodyLength == Int64(fixedSize + nameLength) + length else {
+        guard offset >= 0, length >= 0, bodyLength - Int64(fixedSize + nameLength) == length, offset <= Int64.max - length else {
             throw FDFSProtocolError(.malformed, "SYNC_APPEND/MODIFY offset \(offset) / length \(length) do not match pkg_len \(bodyLength)")
         }
         head = reader.buffer

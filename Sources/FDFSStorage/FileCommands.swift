@@ -66,7 +66,8 @@ extension Session {
     }
 
     func setMetadata() async throws -> Reply {
-        let request = try SetMetadataRequest.decode(try await readBody())
+        var request = try SetMetadataRequest.decode(try await readBody())
+        request.metadata = MetadataStore.truncated(request.metadata)
         try checkGroup(request.file.group)
         let id = try fileID(request.file.remoteFilename)
         let path = try store.localPath(id)

@@ -7,6 +7,17 @@ import Glibc
 
 /// The `<data file>-m` metadata files (reference §3.5): the wire encoding, sorted by name.
 enum MetadataStore {
+    /// Names longer than 64 bytes and values longer than 256 are cut, as the C storage does.
+    static func truncated(_ metadata: FDFSMetadata) -> FDFSMetadata {
+        var out = FDFSMetadata()
+        for pair in metadata {
+            let name = String(decoding: Array(pair.name.utf8.prefix(FDFSMetadata.maxNameLength)), as: UTF8.self)
+            let value = String(decoding: Array(pair.value.utf8.prefix(FDFSMetadata.maxValueLength)), as: UTF8.self)
+            try? out.set(name, value)
+        }
+        return out
+    }
+
     /// Raw contents of a metadata file, nil if it does not exist.
     static func read(_ path: String) -> [UInt8]? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }

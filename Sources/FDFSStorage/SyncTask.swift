@@ -200,7 +200,7 @@ final class SyncTask: Sendable {
             try await expect(ok: [.ENOENT]) { try await connection.call(.syncDeleteFile, body: SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: record.filename).encoded(), maxResponse: 0) }
         case (.append, _), (.modify, _):
             let (offset, length) = record.numbers
-            guard let info = try? statFile(path), Int64(info.st_size) >= offset + length else { return }
+            guard offset >= 0, length >= 0, offset <= Int64.max - length, let info = try? statFile(path), Int64(info.st_size) >= offset + length else { return }
             let head = SyncModifyHead(remoteFilename: record.filename, offset: offset, length: length, timestamp: timestamp, group: group)
             let command: FDFSCommand = record.operation == .append ? .syncAppendFile : .syncModifyFile
             do {

@@ -235,6 +235,24 @@ import Testing
         #expect(await statusOf { _ = try await unknown.call(FDFSCommand(rawValue: 199)) } == .EINVAL)
         unknown.close()
 
+        // Well-framed requests of every storage command with random bodies.
+        var state: UInt64 = 0x1234_5678
+        func next() -> UInt8 { state = state &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: state >> 33) }
+        for command: UInt8 in [9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24, 25, 34, 35, 36, 37, 38, 40, 111] {
+            for round in 0..<6 {
+                let connection = try await FDFSConnection.connect(host: node.ip, port: node.port, networkTimeout: .seconds(5))
+                var body = ByteBuffer()
+                let length = [0, 8, 16, 44, 60, 120][round] + Int(next() % 16)
+                for index in 0..<length {
+                    // Plausible length fields sometimes, garbage otherwise.
+                    body.writeInteger(index < 8 && round % 2 == 0 ? (index == 7 ? UInt8(44) : 0) : (index >= 8 && index < 16 && round == 4 ? 0xFF : next()))
+                }
+                try await connection.send(FDFSHeader(bodyLength: Int64(length), command: FDFSCommand(rawValue: command), status: round == 3 ? 17 : 0), body: body)
+                _ = try? await connection.readHead(operation: "fuzz")
+                connection.close()
+            }
+        }
+
         // The first client and the server are fine.
         #expect(try await good.download(id) == Self.hello)
         let second = try await good.upload(Self.hello, ext: "txt")
