@@ -6,7 +6,10 @@ import Foundation
 final class TrackerNode: @unchecked Sendable {
     let dir = TempDirectory("fdfs-trackerd")
     let port = freePort()
+    let reserved: String
     var process: ServerProcess?
+
+    init(reserved: String = "10M") { self.reserved = reserved }
 
     var address: String { "127.0.0.1:\(port)" }
 
@@ -18,7 +21,7 @@ final class TrackerNode: @unchecked Sendable {
         port = \(port)
         base_path = \(dir.path)/base
         check_active_interval = 10
-        reserved_storage_space = 10M
+        reserved_storage_space = \(reserved)
         store_lookup = 0
         storage_sync_file_max_time = 2
 
