@@ -79,7 +79,9 @@ final class Session: @unchecked Sendable {
                 return
             } catch {
                 let failure = StorageError.from(error)
-                if failure.status == .ENOENT && head.command == .queryFileInfo {
+                let expected = (failure.status == .ENOENT && head.command == .queryFileInfo)
+                    || ((failure.status == .ENOENT || failure.status == .EEXIST) && Self.syncCommands.contains(head.command))
+                if expected {
                     logger.debug("\(head.command): \(failure)")
                 } else {
                     logger.warning("\(head.command) failed: \(failure)")
@@ -101,6 +103,9 @@ final class Session: @unchecked Sendable {
     }
 
     struct ConnectionLost: Error { var reason: String }
+
+    /// Replication commands, whose ENOENT / EEXIST answers are routine.
+    static let syncCommands: Set<FDFSCommand> = [.syncCreateFile, .syncDeleteFile, .syncUpdateFile, .syncCreateLink, .syncAppendFile, .syncModifyFile, .syncTruncateFile, .syncRenameFile]
 
     private func nextPart(timeout: TimeAmount?) async throws -> FDFSFramePart? {
         let queue = self.queue
