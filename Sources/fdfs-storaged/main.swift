@@ -44,6 +44,10 @@ struct StorageDaemon: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
+        if let action, action != "start" {
+            FileHandle.standardError.write(Data("fdfs-storaged: only 'start' is accepted as an action; the server runs in the foreground, stop it with SIGTERM\n".utf8))
+            throw ExitCode(1)
+        }
         let level = Logger.Level(rawValue: logLevel.lowercased()) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -285,6 +285,32 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
         #expect(configuration.warnings == ["storage.conf:16: unknown key 'mystery_key' ignored"])
     }
 
+    @Test func httpConfInclude() throws {
+        let config = try FDFSConfig(text: "group_name = group1\n#include http.conf\n", file: "/etc/fdfs/storage.conf") { path in
+            guard path == "/etc/fdfs/http.conf" else { throw TestFailure("unexpected include \(path)") }
+            return "http.anti_steal.check_token = true\nhttp.anti_steal.secret_key = k\nhttp.anti_steal.token_ttl = 900\nhttp.mime_types_filename = mime.types\n"
+        }
+        let configuration = try StorageConfiguration(config: config)
+        #expect(configuration.antiSteal == StorageConfiguration.AntiStealSettings(secretKey: "k", tokenTTL: 900))
+        #expect(configuration.warnings.isEmpty)
+    }
+
+    @Test func daemonRefusesBadConfig() throws {
+        let dir = TempDirectory()
+        defer { dir.remove() }
+        try "# storage\nsubdir_count_per_path = 300\n".write(toFile: dir.path + "/storage.conf", atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binaryDirectory() + "/fdfs-storaged")
+        process.arguments = [dir.path + "/storage.conf"]
+        let pipe = Pipe()
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(output.contains(dir.path + "/storage.conf:2:"), "\(output)")
+    }
+
     @Test func badValuesNameFileAndLine() throws {
         for (text, line) in [("port = 70000", 2), ("subdir_count_per_path = 0", 2), ("group_name = bad-group", 2), ("heart_beat_interval = soon", 2), ("store_path_count = 2\nstore_path0 = /a", 2)] {
             do {
