@@ -23,11 +23,12 @@ public final class FDFSConnection: Sendable {
     public static func connect(
         host: String, port: Int,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        connectTimeout: TimeAmount = .seconds(10), networkTimeout: TimeAmount = .seconds(30)
+        connectTimeout: TimeAmount = .seconds(10), networkTimeout: TimeAmount = .seconds(30),
+        localAddress: String? = nil
     ) async throws(FDFSClientError) -> FDFSConnection {
         let endpoint = StorageEndpoint(ip: host, port: port).description
         let bridge = FrameBridge(timeout: networkTimeout, endpoint: endpoint)
-        let bootstrap = ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -38,6 +39,13 @@ public final class FDFSConnection: Sendable {
                     try channel.pipeline.syncOperations.addHandler(bridge)
                 }
             }
+        if let localAddress {
+            // Outgoing connections from a server bound to one address leave from it too, so
+            // the peer sees the address the server is known by (FastDFS `client_bind`).
+            do { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: localAddress, port: 0)) } catch {
+                throw FDFSClientError(.invalidArgument, operation: "connect", endpoint: endpoint, message: "bad local address \(localAddress)")
+            }
+        }
         do {
             let channel = try await bootstrap.connect(host: host, port: port).get()
             return FDFSConnection(endpoint: endpoint, channel: channel, bridge: bridge)

@@ -1,0 +1,105 @@
+import FDFSProtocol
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// APPEND_FILE (24), MODIFY_FILE (34), TRUNCATE_FILE (36) and REGENERATE_APPENDER_FILENAME (38)
+/// (reference §3.8, §3.10). All work on appender files only.
+extension Session {
+    /// Validates an appender file name and returns its ID, path and current size.
+    func appenderFile(_ remote: String) throws(StorageError) -> (FileID, String, Int64) {
+        let id = try fileID(remote)
+        guard id.kind == .appender else { throw StorageError.invalid("\(id) is not an appender file") }
+        let path = try store.localPath(id)
+        guard let info = try statFile(path, follow: false) else { throw StorageError.notFound("\(id) does not exist") }
+        guard isRegular(info) else { throw StorageError.invalid("\(id) is not a regular file") }
+        return (id, path, Int64(info.st_size))
+    }
+
+    /// Reads the fixed part of APPEND/MODIFY: `fixed` bytes, of which the first 8 give the
+    /// filename length.
+    private func readAppenderHead(fixed: Int) async throws -> ByteBuffer {
+        var head = try await readExactly(8)
+        let nameLength = head.getInteger(at: head.readerIndex, endianness: .big, as: Int64.self)!
+        guard nameLength >= Int64(FileID.normalRemoteFilenameLength), nameLength <= Int64(FileID.maxRemoteFilenameLength) else {
+            throw StorageError.invalid("\(header.command) appender_filename_len \(nameLength) outside 44...127")
+        }
+        var rest = try await readExactly(fixed - 8 + Int(nameLength))
+        head.writeBuffer(&rest)
+        return head
+    }
+
+    func appendFile() async throws -> Reply {
+        var head = try await readAppenderHead(fixed: 16)
+        let request = try AppendRequestHead.decode(&head, bodyLength: header.bodyLength)
+        let started = now()
+        let (id, path, size) = try appenderFile(request.remoteFilename)
+        if request.length == 0 { return .status(.ok) }
+        try await writeRange(path: path, offset: size, length: request.length, restoreSizeOnFailure: size, counter: "append")
+        log(.append, source: true, id.remoteFilename, [String(size), String(request.length)], timestamp: started)
+        return .status(.ok)
+    }
+
+    func modifyFile() async throws -> Reply {
+        var head = try await readAppenderHead(fixed: 24)
+        let request = try ModifyRequestHead.decode(&head, bodyLength: header.bodyLength)
+        let started = now()
+        let (id, path, size) = try appenderFile(request.remoteFilename)
+        guard request.offset <= size else {
+            throw StorageError.invalid("MODIFY offset \(request.offset) beyond the size \(size) of \(id)")
+        }
+        if request.length == 0 { return .status(.ok) }
+        try await writeRange(path: path, offset: request.offset, length: request.length, restoreSizeOnFailure: nil, counter: "modify")
+        log(.modify, source: true, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: started)
+        return .status(.ok)
+    }
+
+    /// Streams the rest of the body into `path` at `offset`.
+    private func writeRange(path: String, offset: Int64, length: Int64, restoreSizeOnFailure: Int64?, counter: String) async throws {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError.system("open \(path)") }
+        defer { close(fd) }
+        do {
+            _ = try await receive(into: fd, offset: offset, length: length, crc: nil)
+        } catch {
+            if let restoreSizeOnFailure { ftruncate(fd, off_t(restoreSizeOnFailure)) }
+            context.count(counter, success: false)
+            throw error
+        }
+        context.count(counter, success: true, bytes: length)
+    }
+
+    func truncateFile() async throws -> Reply {
+        let request = try TruncateRequest.decode(try await readBody())
+        let started = now()
+        let (id, path, size) = try appenderFile(request.remoteFilename)
+        if request.size == size { return .status(.ok) }
+        guard truncate(path, off_t(request.size)) == 0 else {
+            context.count("truncate", success: false)
+            throw StorageError.system("truncate \(id)")
+        }
+        log(.truncate, source: true, id.remoteFilename, [String(size), String(request.size)], timestamp: started)
+        context.count("truncate", success: true)
+        return .status(.ok)
+    }
+
+    func regenerateAppenderName() async throws -> Reply {
+        let body = try await readBody()
+        guard (FileID.normalRemoteFilenameLength...FileID.maxRemoteFilenameLength).contains(body.readableBytes) else {
+            throw StorageError.invalid("REGENERATE_APPENDER_FILENAME body of \(body.readableBytes) bytes outside 44...127")
+        }
+        let (id, path, size) = try appenderFile(String(decoding: body.readableBytesView, as: UTF8.self))
+        let crc = try await context.blocking { try FileChecksum.crc32(path: path) }
+        let timestamp = now()
+        let newID = try NameGenerator.place(
+            temp: path, store: store, group: group, pathIndex: id.storePathIndex, directory: (id.highDirectory, id.lowDirectory),
+            source: sourceForNames, timestamp: UInt32(truncatingIfNeeded: timestamp), size: size, crc32: crc, appender: false,
+            formattedExtension: String(id.name.suffix(7)))
+        log(.rename, source: true, newID.remoteFilename, [id.remoteFilename], timestamp: timestamp)
+        if rename(path + "-m", try store.localPath(newID) + "-m") == 0 {
+            log(.rename, source: true, newID.remoteFilename + "-m", [id.remoteFilename + "-m"], timestamp: timestamp)
+        }
+        return .status(.ok, UploadResponse(newID).encoded())
+    }
+}

@@ -1,0 +1,257 @@
+import FDFSProtocol
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves one HTTP connection's requests (reference §7.1 – §7.4). Runs on the event loop; the
+/// file work is an `open` and an `fstat`, and bodies go out as `FileRegion`s (sendfile).
+final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let context: StorageContext
+    private var request: HTTPRequestHead?
+
+    init(context: StorageContext) { self.context = context }
+
+    func channelRead(context channelContext: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(head): request = head
+        case .body: break
+        case .end:
+            guard let head = request else { return }
+            request = nil
+            serve(head, channelContext)
+        }
+    }
+
+    /// A parsed request target.
+    struct Target {
+        var path: String
+        var query: [String: String]
+        var rawQuery: String?
+    }
+
+    static func parseTarget(_ uri: String) -> Target {
+        var text = Substring(uri)
+        if text.hasPrefix("http://") || text.hasPrefix("https://") {
+            text = text.drop { $0 != ":" }.dropFirst(3)
+            text = text.firstIndex(of: "/").map { text[$0...] } ?? "/"
+        }
+        var rawQuery: String?
+        if let mark = text.firstIndex(of: "?") {
+            rawQuery = String(text[text.index(after: mark)...])
+            text = text[..<mark]
+        }
+        var query: [String: String] = [:]
+        for pair in (rawQuery ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+            let value = parts.count > 1 ? (String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(parts[1])) : ""
+            if query[key] == nil { query[key] = value }
+        }
+        return Target(path: String(text), query: query, rawQuery: rawQuery)
+    }
+
+    private func serve(_ head: HTTPRequestHead, _ channelContext: ChannelHandlerContext) {
+        let keepAlive = head.isKeepAlive
+        guard head.method == .GET || head.method == .HEAD else {
+            respond(channelContext, head, status: .methodNotAllowed, extra: [("Allow", "GET, HEAD")], keepAlive: keepAlive)
+            return
+        }
+        let configuration = context.configuration
+        let target = Self.parseTarget(head.uri)
+        // `/group/Mxx/...` or `/Mxx/...` for the local group.
+        var path = Substring(target.path)
+        while path.hasPrefix("/") { path = path.dropFirst() }
+        let group: String, remote: String
+        if path.count >= 4, path.hasPrefix("M"), path.dropFirst(3).first == "/", path.dropFirst().prefix(2).allSatisfy(\.isHexDigit) {
+            group = configuration.group
+            remote = String(path)
+        } else if let slash = path.firstIndex(of: "/") {
+            group = String(path[..<slash])
+            remote = String(path[path.index(after: slash)...])
+        } else {
+            respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
+            return
+        }
+        guard target.path.utf8.count >= 16, remote.utf8.count >= 22, let id = try? FileID(group: group, remoteFilename: remote),
+              group != configuration.group || id.storePathIndex < configuration.storePaths.count
+        else {
+            respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
+            return
+        }
+
+        if let antiSteal = configuration.antiSteal {
+            guard let token = target.query["token"], let tsText = target.query["ts"], let ts = Int64(tsText) else {
+                respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
+                return
+            }
+            if let why = AntiStealToken.check(token: token, timestamp: ts, remoteFilename: id.remoteFilename, secret: antiSteal.secretKey, ttl: antiSteal.tokenTTL, now: now()) {
+                context.logger.info("HTTP \(head.uri): \(why)")
+                if let failFile = antiSteal.checkFailFile {
+                    sendFile(channelContext, head, path: failFile, name: failFile, lastModified: nil, filename: nil, keepAlive: keepAlive)
+                } else {
+                    respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
+                }
+                return
+            }
+        }
+
+        var lastModified: Int64? = id.kind == .normal ? Int64(id.generated.timestamp) : nil
+        if let since = head.headers.first(name: "If-Modified-Since"), let lastModified, since == Self.httpDate(lastModified) {
+            respond(channelContext, head, status: .notModified, extra: [("Last-Modified", since)], keepAlive: keepAlive)
+            return
+        }
+
+        let local: String? = group == configuration.group ? (try? context.store.localPath(id)) : nil
+        if let local, let info = try? statFile(local), isRegular(info) {
+            if lastModified == nil { lastModified = Int64(info.st_mtim.tv_sec) }
+            sendFile(channelContext, head, path: local, name: id.name, lastModified: lastModified, filename: target.query["filename"], keepAlive: keepAlive)
+            return
+        }
+        // Not here (yet): 404 if it never will be, otherwise send the client to the source.
+        let source = id.generated.source
+        let isMine: Bool = {
+            guard case .ipv4 = source else { return false }
+            return source.description == context.myIP || source.description == configuration.bindAddress
+        }()
+        let age = now() - Int64(id.generated.timestamp)
+        if group == configuration.group && (isMine || (id.generated.timestamp > 0 && age > Int64(context.syncFileMaxDelay))) {
+            respond(channelContext, head, status: .notFound, keepAlive: keepAlive)
+            return
+        }
+        if target.query["redirect"] != nil {
+            respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
+            return
+        }
+        guard case .ipv4 = source else {
+            respond(channelContext, head, status: .internalServerError, keepAlive: keepAlive)
+            return
+        }
+        let port = channelContext.channel.localAddress?.port ?? configuration.httpPort
+        let location = "http://\(source.description)\(port == 80 ? "" : ":\(port)")\(head.uri.hasPrefix("/") ? head.uri : "/" + target.path)\(target.rawQuery == nil ? "?" : "&")redirect=1"
+        respond(channelContext, head, status: .found, extra: [("Location", location)], keepAlive: keepAlive)
+    }
+
+    /// A response without a file body.
+    private func respond(_ channelContext: ChannelHandlerContext, _ request: HTTPRequestHead, status: HTTPResponseStatus, extra: [(String, String)] = [], keepAlive: Bool) {
+        var headers = HTTPHeaders(extra)
+        let body = status.code >= 300 && status != .notModified ? "<html><body><h1>\(status.code) \(status.reasonPhrase)</h1></body></html>\n" : ""
+        headers.add(name: "Server", value: "fdfs-storaged")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        if !body.isEmpty { headers.add(name: "Content-Type", value: "text/html") }
+        finish(channelContext, request, HTTPResponseHead(version: request.version, status: status, headers: headers), body: request.method == .HEAD || body.isEmpty ? nil : body, region: nil, handle: nil, keepAlive: keepAlive)
+    }
+
+    private func finish(_ channelContext: ChannelHandlerContext, _ request: HTTPRequestHead, _ responseHead: HTTPResponseHead, body: String?, region: FileRegion?, handle: NIOFileHandle?, keepAlive: Bool) {
+        var responseHead = responseHead
+        if !keepAlive { responseHead.headers.replaceOrAdd(name: "Connection", value: "close") }
+        channelContext.write(wrapOutboundOut(.head(responseHead)), promise: nil)
+        if let body {
+            channelContext.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        }
+        if let region {
+            channelContext.write(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+        }
+        let done = channelContext.writeAndFlush(wrapOutboundOut(.end(nil)))
+        let channel = channelContext.channel
+        done.whenComplete { _ in
+            try? handle?.close()
+            if !keepAlive { channel.close(promise: nil) }
+        }
+    }
+
+    /// 200 / 206 / 416 for a file on disk.
+    private func sendFile(_ channelContext: ChannelHandlerContext, _ request: HTTPRequestHead, path: String, name: String, lastModified: Int64?, filename: String?, keepAlive: Bool) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            respond(channelContext, request, status: .notFound, keepAlive: keepAlive)
+            return
+        }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        var info = stat()
+        fstat(fd, &info)
+        let size = Int64(info.st_size)
+        let modified = lastModified ?? Int64(info.st_mtim.tv_sec)
+        let etag = "\"\(String(modified, radix: 16))-\(String(size, radix: 16))\""
+        var headers = HTTPHeaders()
+        headers.add(name: "Server", value: "fdfs-storaged")
+        headers.add(name: "Content-Type", value: MimeTypes.contentType(forName: name, default: context.configuration.httpDefaultContentType))
+        headers.add(name: "Accept-Ranges", value: "bytes")
+        headers.add(name: "Last-Modified", value: Self.httpDate(modified))
+        headers.add(name: "ETag", value: etag)
+        if let filename, !filename.isEmpty {
+            let safe = filename.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" && $0 != "\\" }
+            headers.add(name: "Content-Disposition", value: "attachment; filename=\"\(safe)\"")
+        }
+        if let match = request.headers.first(name: "If-None-Match"), match == etag {
+            try? handle.close()
+            respond(channelContext, request, status: .notModified, extra: [("ETag", etag), ("Last-Modified", Self.httpDate(modified))], keepAlive: keepAlive)
+            return
+        }
+        var status = HTTPResponseStatus.ok
+        var start: Int64 = 0, end = size - 1
+        if let range = request.headers.first(name: "Range") {
+            switch Self.parseRange(range, size: size) {
+            case let .range(first, last):
+                status = .partialContent
+                (start, end) = (first, last)
+                headers.add(name: "Content-Range", value: "bytes \(first)-\(last)/\(size)")
+            case .unsatisfiable:
+                try? handle.close()
+                respond(channelContext, request, status: .rangeNotSatisfiable, extra: [("Content-Range", "bytes */\(size)")], keepAlive: keepAlive)
+                return
+            case .ignore:
+                break
+            }
+        }
+        let length = max(end - start + 1, 0)
+        headers.add(name: "Content-Length", value: String(length))
+        let region = request.method == .GET && length > 0 ? FileRegion(fileHandle: handle, readerIndex: Int(start), endIndex: Int(start + length)) : nil
+        if request.method == .GET { context.count("download", success: true, bytes: length) }
+        finish(channelContext, request, HTTPResponseHead(version: request.version, status: status, headers: headers), body: nil, region: region, handle: handle, keepAlive: keepAlive)
+    }
+
+    enum RangeResult: Equatable {
+        case range(Int64, Int64)
+        case unsatisfiable
+        case ignore
+    }
+
+    /// One `bytes=` range (reference §7.4); several ranges are refused (no multipart replies).
+    static func parseRange(_ header: String, size: Int64) -> RangeResult {
+        let text = header.trimmingCharacters(in: .whitespaces)
+        guard text.lowercased().hasPrefix("bytes=") else { return .ignore }
+        let specs = text.dropFirst(6).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard specs.count == 1, let spec = specs.first, let dash = spec.firstIndex(of: "-") else { return .unsatisfiable }
+        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
+        if first.isEmpty {
+            guard let suffix = Int64(last), suffix > 0, size > 0 else { return .unsatisfiable }
+            return .range(max(size - suffix, 0), size - 1)
+        }
+        guard let start = Int64(first), start >= 0 else { return .unsatisfiable }
+        guard start < size else { return .unsatisfiable }
+        var end = size - 1
+        if !last.isEmpty {
+            guard let value = Int64(last) else { return .unsatisfiable }
+            end = min(value, size - 1)
+        }
+        guard start <= end else { return .unsatisfiable }
+        return .range(start, end)
+    }
+
+    /// RFC 1123 date, as HTTP headers use.
+    static func httpDate(_ seconds: Int64) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let count = strftime(&buffer, buffer.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,211 @@
+import FDFSProtocol
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A member of our group as the tracker's beat responses describe it.
+public struct GroupMember: Hashable, Sendable {
+    public var id: String
+    public var ip: String
+    public var port: Int
+    public var status: UInt8
+
+    public init(id: String, ip: String, port: Int, status: UInt8) {
+        self.id = id
+        self.ip = ip
+        self.port = port
+        self.status = status
+    }
+}
+
+/// Everything the parts of a running storage share: settings, store paths, the binlog, and
+/// the state learned at run time (our IP, the tracker's parameters, counters, group members,
+/// replication progress), each behind a lock.
+public final class StorageContext: Sendable {
+    public let configuration: StorageConfiguration
+    public let store: StorePaths
+    public let binlog: BinlogWriter
+    public let logger: Logger
+    public let eventLoopGroup: any EventLoopGroup
+    let threadPool: NIOThreadPool
+    let startTime = Int64(Date().timeIntervalSince1970)
+
+    struct State {
+        var myIP: String?
+        var reserved = ReservedSpace.none
+        var syncFileMaxDelay = 86400
+        var counters = StorageCounters()
+        var countersChanged = true
+        /// Newest source timestamp received from each source storage (for SYNC_REPORT).
+        var syncedFrom: [String: Int64] = [:]
+        var syncedChanged = false
+        var members: [GroupMember] = []
+        var myStatus: UInt8?
+        var initFlag = InitFlag()
+        var negotiating = false
+    }
+    private let state = NIOLockedValueBox(State())
+
+    public init(configuration: StorageConfiguration, logger: Logger, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool) throws(StorageError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
+        self.threadPool = threadPool
+        store = try StorePaths(configuration: configuration)
+        binlog = try BinlogWriter(directory: configuration.syncDirectory)
+        if let bind = configuration.bindAddress, AllowHosts.ipv4(bind) != nil, bind != "0.0.0.0" {
+            state.withLockedValue { $0.myIP = bind }
+        }
+        let path = initFlagPath
+        var flag = InitFlag.load(path: path) ?? InitFlag()
+        if flag.joinTime == 0 {
+            flag.joinTime = startTime
+            do { try flag.write(path: path) } catch { throw StorageError(.EIO, "cannot write \(path): \(error.localizedDescription)") }
+        }
+        state.withLockedValue { $0.initFlag = flag }
+    }
+
+    /// Local address for outgoing connections: bind_addr when it is a specific IPv4 address.
+    var outgoingBindAddress: String? {
+        guard let bind = configuration.bindAddress, bind != "0.0.0.0", AllowHosts.ipv4(bind) != nil else { return nil }
+        return bind
+    }
+
+    var initFlagPath: String { configuration.dataDirectory + "/.data_init_flag" }
+
+    var initFlag: InitFlag { state.withLockedValue { $0.initFlag } }
+
+    func updateInitFlag(_ change: (inout InitFlag) -> Void) {
+        let flag = state.withLockedValue { state -> InitFlag in
+            change(&state.initFlag)
+            return state.initFlag
+        }
+        do { try flag.write(path: initFlagPath) } catch { logger.error("cannot write \(initFlagPath): \(error)") }
+    }
+
+    /// Claims the one-time initial-sync negotiation (SYNC_DEST_REQ); false if another tracker
+    /// connection is doing it or it is done.
+    func claimNegotiation() -> Bool {
+        state.withLockedValue { state in
+            guard !state.initFlag.syncOldDone, !state.negotiating else { return false }
+            state.negotiating = true
+            return true
+        }
+    }
+
+    func endNegotiation() { state.withLockedValue { $0.negotiating = false } }
+
+    /// Runs blocking disk work off the async executors.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await threadPool.runIfActive(body)
+    }
+
+    // MARK: Identity and tracker parameters
+
+    /// The IPv4 address this storage is known by (bind_addr, or what the tracker saw).
+    public var myIP: String? { state.withLockedValue { $0.myIP } }
+    func setMyIP(_ ip: String) { state.withLockedValue { $0.myIP = ip } }
+
+    public var reservedSpace: ReservedSpace {
+        get { state.withLockedValue { $0.reserved } }
+    }
+    func setReservedSpace(_ value: ReservedSpace) { state.withLockedValue { $0.reserved = value } }
+
+    var syncFileMaxDelay: Int { state.withLockedValue { $0.syncFileMaxDelay } }
+    func setSyncFileMaxDelay(_ value: Int) { state.withLockedValue { $0.syncFileMaxDelay = value } }
+
+    var myStatus: UInt8? {
+        get { state.withLockedValue { $0.myStatus } }
+    }
+    func setMyStatus(_ value: UInt8) { state.withLockedValue { $0.myStatus = value } }
+
+    // MARK: Counters
+
+    func count(_ name: String, success: Bool, bytes: Int64? = nil) {
+        state.withLockedValue { state in
+            state.counters.record(name, success: success)
+            if let bytes, let pair = Self.bytePair[name] { state.counters.record(pair, success: success, amount: bytes) }
+            if success && Self.sourceUpdates.contains(name) { state.counters.lastSourceUpdate = Int64(Date().timeIntervalSince1970) }
+            state.countersChanged = true
+        }
+    }
+
+    func countSyncIn(bytes: Int64, success: Bool) {
+        state.withLockedValue { state in
+            state.counters.record("sync_in_bytes", success: success, amount: bytes)
+            state.counters.lastSyncUpdate = Int64(Date().timeIntervalSince1970)
+            state.countersChanged = true
+        }
+    }
+
+    func countSyncOut(bytes: Int64) {
+        state.withLockedValue { state in
+            state.counters.record("sync_out_bytes", success: true, amount: bytes)
+            state.countersChanged = true
+        }
+    }
+
+    func connectionOpened() {
+        state.withLockedValue { state in
+            state.counters.connectionAllocCount += 1
+            state.counters.connectionCurrentCount += 1
+            state.counters.connectionMaxCount = max(state.counters.connectionMaxCount, state.counters.connectionCurrentCount)
+            state.countersChanged = true
+        }
+    }
+
+    func connectionClosed() {
+        state.withLockedValue { state in
+            state.counters.connectionCurrentCount -= 1
+            state.countersChanged = true
+        }
+    }
+
+    /// The counters if they changed since the last call (for BEAT).
+    func takeChangedCounters() -> StorageCounters? {
+        state.withLockedValue { state in
+            guard state.countersChanged else { return nil }
+            state.countersChanged = false
+            var counters = state.counters
+            counters.lastSyncedTimestamp = state.syncedFrom.values.min() ?? 0
+            counters.lastHeartBeatTime = Int64(Date().timeIntervalSince1970)
+            return counters
+        }
+    }
+
+    public var counters: StorageCounters { state.withLockedValue { $0.counters } }
+
+    static let bytePair: [String: String] = ["upload": "upload_bytes", "append": "append_bytes", "modify": "modify_bytes", "download": "download_bytes"]
+    static let sourceUpdates: Set<String> = ["upload", "append", "modify", "truncate", "set_meta", "delete", "create_link"]
+
+    // MARK: Replication state
+
+    /// Records that a replica operation from `source` with source timestamp `timestamp` was applied.
+    func recordSynced(from source: String, timestamp: Int64) {
+        state.withLockedValue { state in
+            if timestamp > state.syncedFrom[source] ?? 0 {
+                state.syncedFrom[source] = timestamp
+                state.syncedChanged = true
+            }
+        }
+    }
+
+    /// The per-source timestamps if they changed since the last call (for SYNC_REPORT).
+    func takeChangedSyncTimestamps() -> [String: Int64]? {
+        state.withLockedValue { state in
+            guard state.syncedChanged else { return nil }
+            state.syncedChanged = false
+            return state.syncedFrom
+        }
+    }
+
+    public var members: [GroupMember] { state.withLockedValue { $0.members } }
+    func setMembers(_ members: [GroupMember]) { state.withLockedValue { $0.members = members } }
+
+    /// The status the tracker holds for a member.
+    func memberStatus(ip: String, port: Int) -> UInt8? {
+        state.withLockedValue { $0.members.first { $0.ip == ip && $0.port == port }?.status }
+    }
+}

@@ -1,0 +1,118 @@
+import FDFSProtocol
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A running storage server: the storage port, tracker reporting, replication and the HTTP
+/// port, wired together and stopped together.
+public final class StorageServer: Sendable {
+    public let context: StorageContext
+    private let group: MultiThreadedEventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let state = NIOLockedValueBox(RunState())
+    private let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
+
+    struct RunState {
+        var listener: (any Channel)?
+        var background: [Task<Void, Never>] = []
+        var stopped = false
+    }
+
+    public init(configuration: StorageConfiguration, logger: Logger) throws(StorageError) {
+        do { try configuration.validate() } catch { throw StorageError.invalid(error.message) }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, System.coreCount))
+        threadPool = NIOThreadPool(numberOfThreads: 4)
+        threadPool.start()
+        do {
+            context = try StorageContext(configuration: configuration, logger: logger, eventLoopGroup: group, threadPool: threadPool)
+        } catch {
+            try? group.syncShutdownGracefully()
+            threadPool.shutdownGracefully { _ in }
+            throw error
+        }
+    }
+
+    /// The bound storage port (useful when configured as 0 in tests).
+    public var port: Int? { state.withLockedValue { $0.listener?.localAddress?.port } }
+
+    /// Binds the storage port and starts the background tasks.
+    public func start() async throws {
+        let configuration = context.configuration
+        let context = self.context
+        let connections = self.connections
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: 1 << 20))
+            .childChannelInitializer { channel in
+                let peer = channel.remoteAddress?.ipAddress ?? ""
+                guard configuration.allowHosts.allows(peer) else {
+                    context.logger.warning("connection from \(peer) refused by allow_hosts")
+                    return channel.close()
+                }
+                let key = ObjectIdentifier(channel)
+                connections.withLockedValue { $0[key] = channel }
+                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
+                return channel.eventLoop.makeCompletedFuture {
+                    let queue = FrameQueue()
+                    let decoder = FDFSFrameDecoder(maxBufferedBody: configuration.buffSize, streamedCommands: StorageServer.streamedCommands)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+                    try channel.pipeline.syncOperations.addHandler(queue)
+                    let session = Session(context: context, channel: channel, queue: queue)
+                    Task { await session.run() }
+                }
+            }
+        let host = configuration.bindAddress ?? "0.0.0.0"
+        let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
+        state.withLockedValue { $0.listener = channel }
+        context.logger.info("storage \(configuration.group) listening on \(host):\(channel.localAddress?.port ?? configuration.port), \(configuration.storePaths.count) store path(s)")
+        if !configuration.trackers.isEmpty {
+            let sync = SyncManager(context: context)
+            for tracker in configuration.trackers {
+                let reporter = TrackerReporter(context: context, tracker: tracker, sync: sync)
+                addBackground(Task { await reporter.run() })
+            }
+            addBackground(Task { await sync.run() })
+        }
+        if configuration.httpPort > 0 {
+            let http = HTTPServer(context: context)
+            try await http.start()
+            addBackground(Task {
+                await withTaskCancellationHandler { try? await Task.sleep(for: .seconds(1 << 40)) } onCancel: { http.stop() }
+            })
+        }
+    }
+
+    private func addBackground(_ task: Task<Void, Never>) {
+        state.withLockedValue { $0.background.append(task) }
+    }
+
+    /// Commands whose bodies are streamed instead of buffered (file content).
+    static let streamedCommands: Set<FDFSCommand> = [
+        .uploadFile, .uploadAppenderFile, .uploadSlaveFile, .appendFile, .modifyFile,
+        .syncCreateFile, .syncUpdateFile, .syncAppendFile, .syncModifyFile,
+    ]
+
+    /// Stops accepting, cancels background work and releases the event loops.
+    public func stop() async {
+        let (listener, tasks, already) = state.withLockedValue { state -> ((any Channel)?, [Task<Void, Never>], Bool) in
+            defer { state.stopped = true }
+            return (state.listener, state.background, state.stopped)
+        }
+        guard !already else { return }
+        try? await listener?.close()
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        for channel in connections.withLockedValue({ Array($0.values) }) {
+            try? await channel.close()
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+        context.binlog.close()
+        try? await group.shutdownGracefully()
+        try? await threadPool.shutdownGracefully()
+        context.logger.info("storage stopped")
+    }
+}

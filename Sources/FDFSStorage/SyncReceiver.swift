@@ -1,0 +1,184 @@
+import FDFSProtocol
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The receiving side of replication (reference §6.3): REPORT_SERVER_ID (9) and the sync
+/// commands 16, 17, 18, 19, 25, 35, 37, 40. Applied changes are logged in lower case with the
+/// source's timestamp.
+extension Session {
+    func reportServerID() async throws -> Reply {
+        let request = try ReportServerIDRequest.decode(try await readBody())
+        guard !request.storageID.isEmpty else { throw StorageError.invalid("empty storage id") }
+        sourceID = request.storageID
+        logger.debug("sync connection from storage \(request.storageID)")
+        return .status(.ok)
+    }
+
+    /// Credits the sender for SYNC_REPORT.
+    private func synced(_ timestamp: UInt32) {
+        context.recordSynced(from: sourceID ?? peer, timestamp: Int64(timestamp))
+    }
+
+    /// Makes sure the `HH/HH` directory of a path exists (a peer may use more subdirs).
+    private func ensureDirectory(of path: String) {
+        let dir = String(path[..<path.lastIndex(of: "/")!])
+        if StorePaths.directoryExists(dir) { return }
+        mkdir(String(dir[..<dir.lastIndex(of: "/")!]), 0o755)
+        mkdir(dir, 0o755)
+    }
+
+    func syncCopyFile() async throws -> Reply {
+        let create = header.command == .syncCreateFile
+        let contentFollows = header.status != FDFSStatus.EEXIST.rawValue
+        var head = try await readExactly(8)
+        guard let nameLength = try SyncFileHead.peekNameLength(head) else { throw StorageError.invalid("short sync head") }
+        var rest = try await readExactly(SyncFileHead.fixedSize - 8 + nameLength)
+        head.writeBuffer(&rest)
+        let request = try SyncFileHead.decode(&head, bodyLength: header.bodyLength, contentFollows: contentFollows)
+        try checkGroup(request.group)
+        let id = try fileID(request.remoteFilename)
+        let path = try store.localPath(id)
+        let operation: BinlogRecord.Operation = create ? .create : .update
+        if !contentFollows {
+            log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+            synced(request.timestamp)
+            return .status(.EEXIST)
+        }
+        if create, let info = try statFile(path, follow: false), isRegular(info), Int64(info.st_size) == request.fileSize {
+            try await drain()
+            log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+            synced(request.timestamp)
+            return .status(.EEXIST)
+        }
+        let received: (path: String, crc: UInt32, mtime: Int64)
+        do {
+            received = try await receiveToTemp(pathIndex: id.storePathIndex, length: request.fileSize, computeCRC: false)
+        } catch {
+            context.countSyncIn(bytes: 0, success: false)
+            throw error
+        }
+        var times = [timespec(tv_sec: Int(request.timestamp), tv_nsec: 0), timespec(tv_sec: Int(request.timestamp), tv_nsec: 0)]
+        utimensat(AT_FDCWD, received.path, &times, 0)
+        ensureDirectory(of: path)
+        guard rename(received.path, path) == 0 else {
+            let failure = StorageError.system("rename into \(id)")
+            unlink(received.path)
+            throw failure
+        }
+        log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+        synced(request.timestamp)
+        context.countSyncIn(bytes: request.fileSize, success: true)
+        return .status(.ok)
+    }
+
+    func syncDeleteFile() async throws -> Reply {
+        let request = try SyncDeleteRequest.decode(try await readBody())
+        try checkGroup(request.group)
+        let id = try fileID(request.remoteFilename)
+        let path = try store.localPath(id)
+        guard unlink(path) == 0 else {
+            let failure = StorageError.system("delete \(id)")
+            if failure.status == .ENOENT { synced(request.timestamp) }
+            throw failure
+        }
+        log(.delete, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+        synced(request.timestamp)
+        return .status(.ok)
+    }
+
+    func syncCreateLink() async throws -> Reply {
+        let request = try SyncLinkRequest.decode(try await readBody())
+        try checkGroup(request.group)
+        let dest = try fileID(request.destFilename)
+        let source = try fileID(request.sourceFilename)
+        let destPath = try store.localPath(dest), sourcePath = try store.localPath(source)
+        guard try statFile(sourcePath) != nil else { throw StorageError.notFound("link target \(source) does not exist") }
+        ensureDirectory(of: destPath)
+        if symlink(sourcePath, destPath) != 0 {
+            let failure = StorageError.system("symlink \(dest)")
+            if failure.status == .EEXIST { synced(request.timestamp) }
+            throw failure
+        }
+        log(.link, source: false, dest.remoteFilename, [source.remoteFilename], timestamp: Int64(request.timestamp))
+        synced(request.timestamp)
+        return .status(.ok)
+    }
+
+    func syncModifyFile() async throws -> Reply {
+        let append = header.command == .syncAppendFile
+        var head = try await readExactly(8)
+        guard let nameLength = try SyncModifyHead.peekNameLength(head) else { throw StorageError.invalid("short sync head") }
+        var rest = try await readExactly(SyncModifyHead.fixedSize - 8 + nameLength)
+        head.writeBuffer(&rest)
+        let request = try SyncModifyHead.decode(&head, bodyLength: header.bodyLength)
+        try checkGroup(request.group)
+        let id = try fileID(request.remoteFilename)
+        let path = try store.localPath(id)
+        let end = request.offset + request.length
+        guard let info = try statFile(path, follow: false), isRegular(info) else {
+            throw StorageError.notFound("\(id) does not exist here; needs a full resync")
+        }
+        let size = Int64(info.st_size)
+        let write = append ? size == request.offset : size >= request.offset
+        guard write else {
+            // Already applied (EEXIST), or this copy is behind and needs the whole file (ENOENT).
+            try await drain()
+            if size >= end { synced(request.timestamp); return .status(.EEXIST) }
+            throw StorageError.notFound("\(id) has \(size) bytes, the change needs \(request.offset)...\(end)")
+        }
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError.system("open \(id)") }
+        do {
+            _ = try await receive(into: fd, offset: request.offset, length: request.length, crc: nil)
+            close(fd)
+        } catch {
+            if append { ftruncate(fd, off_t(size)) }
+            close(fd)
+            context.countSyncIn(bytes: 0, success: false)
+            throw error
+        }
+        var times = [timespec(tv_sec: Int(request.timestamp), tv_nsec: 0), timespec(tv_sec: Int(request.timestamp), tv_nsec: 0)]
+        utimensat(AT_FDCWD, path, &times, 0)
+        log(append ? .append : .modify, source: false, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: Int64(request.timestamp))
+        synced(request.timestamp)
+        context.countSyncIn(bytes: request.length, success: true)
+        return .status(.ok)
+    }
+
+    func syncTruncateFile() async throws -> Reply {
+        let request = try SyncTruncateRequest.decode(try await readBody())
+        try checkGroup(request.group)
+        let id = try fileID(request.remoteFilename)
+        let path = try store.localPath(id)
+        guard let info = try statFile(path, follow: false), isRegular(info) else {
+            throw StorageError.notFound("\(id) does not exist here")
+        }
+        guard Int64(info.st_size) == request.oldSize else {
+            synced(request.timestamp)
+            return .status(.EEXIST)
+        }
+        guard truncate(path, off_t(request.newSize)) == 0 else { throw StorageError.system("truncate \(id)") }
+        log(.truncate, source: false, id.remoteFilename, [String(request.oldSize), String(request.newSize)], timestamp: Int64(request.timestamp))
+        synced(request.timestamp)
+        return .status(.ok)
+    }
+
+    func syncRenameFile() async throws -> Reply {
+        let request = try SyncRenameRequest.decode(try await readBody())
+        try checkGroup(request.group)
+        let newID = try fileID(request.newFilename), oldID = try fileID(request.oldFilename)
+        let newPath = try store.localPath(newID), oldPath = try store.localPath(oldID)
+        if try statFile(newPath, follow: false) != nil {
+            synced(request.timestamp)
+            return .status(.EEXIST)
+        }
+        guard try statFile(oldPath, follow: false) != nil else { throw StorageError.notFound("\(oldID) does not exist here") }
+        ensureDirectory(of: newPath)
+        guard rename(oldPath, newPath) == 0 else { throw StorageError.system("rename \(oldID)") }
+        log(.rename, source: false, newID.remoteFilename, [oldID.remoteFilename], timestamp: Int64(request.timestamp))
+        synced(request.timestamp)
+        return .status(.ok)
+    }
+}

@@ -1,0 +1,277 @@
+import FDFSClient
+import FDFSProtocol
+import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Replays this storage's binlog to one peer (reference §6.2 – §6.5), remembering its place in
+/// `<peer ip>_<port>.mark` after every batch. A restart resumes from the mark; records sent
+/// again are idempotent on the receiver (EEXIST / ENOENT are success), so nothing is lost and
+/// nothing is duplicated.
+final class SyncTask: Sendable {
+    let context: StorageContext
+    let peer: GroupMember
+    let markPath: String
+
+    init(context: StorageContext, peer: GroupMember) {
+        self.context = context
+        self.peer = peer
+        self.markPath = context.configuration.syncDirectory + "/" + SyncMark.fileName(peerIP: peer.ip, port: peer.port)
+    }
+
+    var configuration: StorageConfiguration { context.configuration }
+    var myID: String { context.myIP ?? configuration.bindAddress ?? "" }
+    var peerStatus: StorageStatus? { context.memberStatus(ip: peer.ip, port: peer.port).flatMap(StorageStatus.init(rawValue:)) }
+
+    struct Stop: Error {}
+
+    func run() async {
+        while !Task.isCancelled {
+            do {
+                try await cycle()
+            } catch is CancellationError {
+                return
+            } catch is Stop {
+                return
+            } catch {
+                context.logger.warning("sync to \(peer.ip):\(peer.port): \(error); retrying")
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func sleep(_ milliseconds: Int) async throws {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+    }
+
+    /// One connection's worth of syncing.
+    private func cycle() async throws {
+        // Wait for a status in which the peer can be synced.
+        var status = peerStatus
+        while true {
+            guard let current = status else { throw Stop() }
+            switch current {
+            case .deleted, .ipChanged, StorageStatus.none: throw Stop()
+            case .initial, .offline, .online: try await sleep(500); status = peerStatus; continue
+            default: break
+            }
+            break
+        }
+        var mark = try await loadOrCreateMark(status: status!)
+        if !mark.needSyncOld {
+            while peerStatus != .active {
+                if Self.isGone(peerStatus) { throw Stop() }
+                try await sleep(500)
+            }
+        }
+        let connection = try await FDFSConnection.connect(
+            host: peer.ip, port: peer.port, group: context.eventLoopGroup,
+            connectTimeout: .seconds(Int64(configuration.connectTimeout)), networkTimeout: .seconds(Int64(configuration.networkTimeout)),
+            localAddress: context.outgoingBindAddress)
+        defer { connection.close() }
+        _ = try await connection.call(.reportServerID, body: ReportServerIDRequest(storageID: myID).encoded(), maxResponse: 0)
+        context.logger.info("syncing to \(peer.ip):\(peer.port) from binlog \(mark.binlogIndex) offset \(mark.binlogOffset)\(mark.needSyncOld ? " (full sync until \(mark.untilTimestamp))" : "")")
+
+        if peerStatus == .waitSync {
+            await reportPeer(.syncing)
+        }
+        if peerStatus == .syncing && mark.needSyncOld && mark.syncOldDone {
+            await reportPeer(.offline)
+        }
+        var reader = BinlogReader(directory: configuration.syncDirectory, index: mark.binlogIndex, offset: mark.binlogOffset)
+        var lastTalk = Date()
+        var reportedOffline = false
+        while !Task.isCancelled {
+            let current = peerStatus
+            guard current == .active || current == .syncing || (current == .waitSync && mark.needSyncOld) else {
+                if Self.isGone(current) { throw Stop() }
+                return
+            }
+            let batch = reader.readBatch(limit: 64, writerIndex: context.binlog.currentIndex)
+            if batch.isEmpty {
+                if mark.needSyncOld && !mark.syncOldDone {
+                    mark.syncOldDone = true
+                    try mark.write(path: markPath)
+                    context.logger.info("full sync to \(peer.ip):\(peer.port) done")
+                }
+                if mark.needSyncOld && mark.syncOldDone && !reportedOffline && (current == .syncing || current == .waitSync) {
+                    reportedOffline = true
+                    await reportPeer(.offline)
+                }
+                if Date().timeIntervalSince(lastTalk) >= Double(configuration.heartBeatInterval) {
+                    _ = try await connection.call(.activeTest, maxResponse: 0)
+                    lastTalk = Date()
+                }
+                try await sleep(configuration.syncWaitMsec)
+                continue
+            }
+            for entry in batch {
+                mark.scanRowCount += 1
+                if let record = entry.record, needsSync(record, mark) {
+                    try await send(record, over: connection)
+                    mark.syncRowCount += 1
+                } else if entry.record == nil {
+                    context.logger.warning("skipping a malformed binlog line before binlog \(entry.nextIndex) offset \(entry.nextOffset)")
+                }
+                mark.binlogIndex = entry.nextIndex
+                mark.binlogOffset = entry.nextOffset
+            }
+            try mark.write(path: markPath)
+            lastTalk = Date()
+        }
+    }
+
+    /// The mark file, or a new one set up with the tracker's answer to SYNC_SRC_REQ.
+    private func loadOrCreateMark(status: StorageStatus) async throws -> SyncMark {
+        let existing = status.rawValue <= StorageStatus.waitSync.rawValue ? nil : SyncMark.load(path: markPath)
+        if var mark = existing {
+            if status == .syncing, let source = try await askSource(), source.sourceID == myID, !mark.needSyncOld {
+                // The tracker made us the full-sync source after the mark was written: start over.
+                mark = SyncMark()
+                mark.needSyncOld = true
+                mark.untilTimestamp = source.untilTimestamp
+                try mark.write(path: markPath)
+            }
+            return mark
+        }
+        while !context.initFlag.syncOldDone { try await sleep(200) }
+        var mark = SyncMark()
+        if let source = try await askSource() {
+            mark.needSyncOld = source.sourceID == myID
+            mark.untilTimestamp = source.untilTimestamp
+        }
+        if !mark.needSyncOld && mark.untilTimestamp > 0 {
+            // Records older than `until` reach the peer through its full-sync source.
+            var reader = BinlogReader(directory: configuration.syncDirectory, index: 0, offset: 0)
+            scan: while true {
+                let batch = reader.readBatch(limit: 256, writerIndex: context.binlog.currentIndex)
+                if batch.isEmpty { break }
+                for entry in batch {
+                    if let record = entry.record, Int64(record.timestamp) >= mark.untilTimestamp { break scan }
+                    mark.binlogIndex = entry.nextIndex
+                    mark.binlogOffset = entry.nextOffset
+                }
+            }
+        }
+        try mark.write(path: markPath)
+        return mark
+    }
+
+    private func askSource() async throws -> StorageSyncSource? {
+        let body = try await TrackerCalls.first(context, .storageSyncSourceRequest, StorageSyncSourceRequest(group: configuration.group, destinationID: peer.id).encoded())
+        return try StorageSyncSource.decodeOptional(body)
+    }
+
+    private func reportPeer(_ status: StorageStatus) async {
+        context.logger.info("reporting \(peer.ip):\(peer.port) as \(status.name)")
+        let brief = StorageBrief(status: status.rawValue, port: Int32(peer.port), id: peer.id, ip: peer.ip)
+        await TrackerCalls.all(context, .storageReportStatus, StorageReportStatusRequest(group: configuration.group, storage: brief).encoded())
+    }
+
+    /// Which records go to this peer (reference §6.2).
+    func needsSync(_ record: BinlogRecord, _ mark: SyncMark) -> Bool {
+        if record.isSource { return true }
+        switch record.operation {
+        case .append, .modify, .truncate: return false
+        default: return mark.needSyncOld && !mark.syncOldDone && Int64(record.timestamp) <= mark.untilTimestamp
+        }
+    }
+
+    private func localPath(_ remote: String) -> String? {
+        guard let id = try? FileID(group: configuration.group, remoteFilename: remote) else { return nil }
+        return try? context.store.localPath(id)
+    }
+
+    /// Sends one record; a status that means "already so" counts as success.
+    private func send(_ record: BinlogRecord, over connection: FDFSConnection) async throws {
+        guard let path = localPath(record.filename) else {
+            context.logger.warning("binlog record with an invalid name skipped: \(record)")
+            return
+        }
+        let timestamp = UInt32(truncatingIfNeeded: record.timestamp)
+        let group = configuration.group
+        switch (record.operation, record.isSource) {
+        case (.create, _), (.update, _):
+            try await sendFile(record.filename, path: path, command: record.operation == .create ? .syncCreateFile : .syncUpdateFile, timestamp: timestamp, over: connection)
+        case (.delete, _):
+            if (try? statFile(path, follow: false)) ?? nil != nil { return }
+            try await expect(ok: [.ENOENT]) { try await connection.call(.syncDeleteFile, body: SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: record.filename).encoded(), maxResponse: 0) }
+        case (.append, _), (.modify, _):
+            let (offset, length) = record.numbers
+            guard offset >= 0, length >= 0, offset <= Int64.max - length, let info = try? statFile(path), Int64(info.st_size) >= offset + length else { return }
+            let head = SyncModifyHead(remoteFilename: record.filename, offset: offset, length: length, timestamp: timestamp, group: group)
+            let command: FDFSCommand = record.operation == .append ? .syncAppendFile : .syncModifyFile
+            do {
+                try await withFile(path) { fd in
+                    try await connection.send(FDFSHeader(bodyLength: Int64(head.size) + length, command: command), body: head.encoded())
+                    try await connection.writeFile(descriptor: fd, offset: offset, length: length)
+                    _ = try await connection.readBody(try await connection.readHead(operation: "\(command)"), operation: "\(command)", maxResponse: 0)
+                }
+                context.countSyncOut(bytes: length)
+            } catch let error as FDFSClientError where error.status == .EEXIST {
+            } catch let error as FDFSClientError where error.status == .ENOENT {
+                try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+            }
+        case (.truncate, _):
+            let (oldSize, newSize) = record.numbers
+            let request = SyncTruncateRequest(remoteFilename: record.filename, oldSize: oldSize, newSize: newSize, timestamp: timestamp, group: group)
+            do {
+                try await expect(ok: [.EEXIST]) { try await connection.call(.syncTruncateFile, body: request.encoded(), maxResponse: 0) }
+            } catch let error as FDFSClientError where error.status == .ENOENT {
+                try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+            }
+        case (.link, _):
+            let request = SyncLinkRequest(destFilename: record.filename, sourceFilename: record.arguments.first ?? "", timestamp: timestamp, group: group)
+            try await expect(ok: [.ENOENT, .EEXIST]) { try await connection.call(.syncCreateLink, body: request.encoded(), maxResponse: 0) }
+        case (.rename, true):
+            let request = SyncRenameRequest(newFilename: record.filename, oldFilename: record.arguments.first ?? "", timestamp: timestamp, group: group)
+            do {
+                try await expect(ok: [.EEXIST]) { try await connection.call(.syncRenameFile, body: request.encoded(), maxResponse: 0) }
+            } catch let error as FDFSClientError where error.status == .ENOENT {
+                try await sendFile(record.filename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection)
+            }
+        case (.rename, false):
+            try await sendFile(record.filename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection)
+        }
+    }
+
+    /// Runs a call, treating the listed statuses as success.
+    private func expect(ok: Set<FDFSStatus>, _ call: () async throws -> ByteBuffer) async throws {
+        do { _ = try await call() } catch let error as FDFSClientError where error.status.map(ok.contains) == true {}
+    }
+
+    private func withFile(_ path: String, _ body: (CInt) async throws -> Void) async throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StorageError.system("open \(path)") }
+        defer { close(fd) }
+        try await body(fd)
+    }
+
+    /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE with the file's current content; skipped if the file
+    /// is gone (a later delete record follows).
+    private func sendFile(_ remote: String, path: String, command: FDFSCommand, timestamp: UInt32, over connection: FDFSConnection) async throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var info = stat()
+        fstat(fd, &info)
+        guard isRegular(info) else { return }
+        let size = Int64(info.st_size)
+        let head = SyncFileHead(remoteFilename: remote, fileSize: size, timestamp: timestamp, group: configuration.group)
+        try await connection.send(FDFSHeader(bodyLength: Int64(head.size) + size, command: command), body: head.encoded())
+        try await connection.writeFile(descriptor: fd, offset: 0, length: size)
+        do {
+            _ = try await connection.readBody(try await connection.readHead(operation: "\(command)"), operation: "\(command)", maxResponse: 0)
+            context.countSyncOut(bytes: size)
+        } catch {
+            guard error.status == .EEXIST else { throw error }
+        }
+    }
+
+    static func isGone(_ status: StorageStatus?) -> Bool {
+        guard let status else { return true }
+        return status == .deleted || status == .ipChanged || status == .none
+    }
+}

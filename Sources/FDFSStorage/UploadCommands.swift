@@ -1,0 +1,92 @@
+import FDFSProtocol
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// UPLOAD_FILE (11), UPLOAD_APPENDER_FILE (23) and UPLOAD_SLAVE_FILE (21) (reference §3.2, §3.3).
+extension Session {
+    /// Receives `length` content bytes into a new temp file of store path `index`; returns
+    /// the temp path, the CRC32 and the file's mtime. The temp file is removed on any failure.
+    func receiveToTemp(pathIndex index: Int, length: Int64, computeCRC: Bool) async throws -> (path: String, crc: UInt32, mtime: Int64) {
+        let temp = store.newTempPath(index)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StorageError.system("create \(temp)") }
+        do {
+            let crc = try await receive(into: fd, offset: 0, length: length, crc: computeCRC ? CRC32() : nil)
+            var info = stat()
+            fstat(fd, &info)
+            close(fd)
+            return (temp, crc?.value ?? 0, Int64(info.st_mtim.tv_sec))
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+    }
+
+    func upload(appender: Bool) async throws -> Reply {
+        let command = appender ? "upload_appender" : "upload"
+        let head = try UploadRequestHead.decode(try await readExactly(UploadRequestHead.size), bodyLength: header.bodyLength)
+        let pathIndex = try store.choosePath(requested: head.storePathIndex, size: head.fileSize, reserved: context.reservedSpace)
+        let source = sourceForNames
+        let directory = store.chooseDirectory(name: NameGenerator.temporaryName(source: source, size: head.fileSize))
+        let ext = NameGenerator.formattedExtension(head.fileExtension)
+        let received: (path: String, crc: UInt32, mtime: Int64)
+        do {
+            received = try await receiveToTemp(pathIndex: pathIndex, length: head.fileSize, computeCRC: true)
+        } catch {
+            context.count("upload", success: false)
+            throw error
+        }
+        let id: FileID
+        do {
+            id = try NameGenerator.place(
+                temp: received.path, store: store, group: group, pathIndex: pathIndex, directory: directory,
+                source: source, timestamp: UInt32(truncatingIfNeeded: received.mtime), size: head.fileSize,
+                crc32: received.crc, appender: appender, formattedExtension: ext)
+        } catch {
+            unlink(received.path)
+            context.count("upload", success: false)
+            throw error
+        }
+        log(.create, source: true, id.remoteFilename, timestamp: received.mtime)
+        context.count("upload", success: true, bytes: head.fileSize)
+        logger.debug("\(command) stored \(id) (\(head.fileSize) bytes)")
+        return .status(.ok, UploadResponse(id).encoded())
+    }
+
+    func uploadSlave() async throws -> Reply {
+        var fixed = try await readExactly(8)
+        let masterLength = fixed.getInteger(at: fixed.readerIndex, endianness: .big, as: Int64.self)!
+        guard masterLength > 10, masterLength < 128 else {
+            throw StorageError.invalid("UPLOAD_SLAVE master_filename_len \(masterLength) outside 11...127")
+        }
+        var rest = try await readExactly(UploadSlaveRequestHead.fixedSize - 8 + Int(masterLength))
+        fixed.writeBuffer(&rest)
+        let head = try UploadSlaveRequestHead.decode(&fixed, bodyLength: header.bodyLength)
+        let master = try fileID(head.masterRemoteFilename)
+        let slave: FileID
+        do { slave = try master.slave(prefix: head.prefix, ext: head.fileExtension) } catch {
+            throw StorageError.invalid(error.message)
+        }
+        let masterPath = try store.localPath(master)
+        guard try statFile(masterPath) != nil else { throw StorageError.notFound("master file \(master) does not exist") }
+        let slavePath = try store.localPath(slave)
+        guard try statFile(slavePath, follow: false) == nil else { throw StorageError(.EEXIST, "slave file \(slave) already exists") }
+        guard store.hasSpace(master.storePathIndex, size: head.fileSize, reserved: context.reservedSpace) else {
+            throw StorageError(.ENOSPC, "store path \(master.storePathIndex) has no room for \(head.fileSize) bytes")
+        }
+        let received = try await receiveToTemp(pathIndex: master.storePathIndex, length: head.fileSize, computeCRC: false)
+        guard link(received.path, slavePath) == 0 else {
+            let failure = StorageError.system("link \(slavePath)")
+            unlink(received.path)
+            context.count("upload", success: false)
+            throw failure
+        }
+        unlink(received.path)
+        log(.create, source: true, slave.remoteFilename, timestamp: received.mtime)
+        context.count("upload", success: true, bytes: head.fileSize)
+        return .status(.ok, UploadResponse(slave).encoded())
+    }
+}

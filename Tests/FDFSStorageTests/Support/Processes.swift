@@ -1,0 +1,131 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the built executables are: `FDFS_BIN_DIR`, or the directory of this test binary.
+func binaryDirectory() -> String {
+    if let dir = ProcessInfo.processInfo.environment["FDFS_BIN_DIR"], !dir.isEmpty { return dir }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    if let resolved = realpath("/proc/self/exe", &buffer) {
+        return URL(fileURLWithPath: String(cString: resolved)).deletingLastPathComponent().path
+    }
+    return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+}
+
+/// A fresh temporary directory, removed by ``remove()``.
+final class TempDirectory: @unchecked Sendable {
+    let path: String
+    init(_ prefix: String = "fdfs-storage-test") {
+        let template = NSTemporaryDirectory() + "/\(prefix).XXXXXX"
+        var bytes = Array(template.utf8CString)
+        path = bytes.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+    }
+    func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A free TCP port on `host` (bound once to port 0, then released).
+func freePort(host: String = "127.0.0.1") -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    inet_pton(AF_INET, host, &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Polls `condition` every 50 ms until it holds or `seconds` pass.
+func waitUntil(_ seconds: Double, _ what: String = "condition", _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    if try await condition() { return }
+    throw TestFailure("timed out after \(seconds) s waiting for \(what)")
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// True when something accepts TCP connections on host:port.
+func isListening(host: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
+    let result = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    return result == 0
+}
+
+/// A server process started by a test; stopped (SIGTERM, then SIGKILL) by ``stop()``, and
+/// killed by the registry if a test forgets.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let name: String
+    let logPath: String
+
+    init(executable: String, arguments: [String], name: String, logPath: String) throws {
+        self.name = name
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: binaryDirectory() + "/" + executable)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardError = log
+        process.standardOutput = log
+        try process.run()
+        ProcessRegistry.shared.add(self)
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+
+    /// SIGTERM, wait up to `grace` seconds, then SIGKILL.
+    func stop(grace: Double = 10) {
+        defer { ProcessRegistry.shared.remove(self) }
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGKILL at once.
+    func kill9() {
+        defer { ProcessRegistry.shared.remove(self) }
+        guard process.isRunning else { return }
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+}
+
+/// Every process tests started; killed at exit if still running.
+final class ProcessRegistry: @unchecked Sendable {
+    static let shared = ProcessRegistry()
+    private let lock = NSLock()
+    private var processes: [ObjectIdentifier: ServerProcess] = [:]
+
+    private init() {
+        atexit {
+            for process in ProcessRegistry.shared.all() where process.isRunning { kill(process.pid, SIGKILL) }
+        }
+    }
+
+    func add(_ process: ServerProcess) { lock.withLock { processes[ObjectIdentifier(process)] = process } }
+    func remove(_ process: ServerProcess) { lock.withLock { _ = processes.removeValue(forKey: ObjectIdentifier(process)) } }
+    func all() -> [ServerProcess] { lock.withLock { Array(processes.values) } }
+}
