@@ -70,11 +70,15 @@ if appender_id:
 
 if "--listing" in sys.argv:
     groups = run("list_all_groups", lambda: client.list_all_groups())
-    check("list_all_groups names group1", groups is not None and b"group1" in repr(groups).encode(), repr(groups)[:300])
+    names = [group.group_name for group in (groups or {}).get("Groups", [])]
+    check("list_all_groups names group1", b"group1" in names, repr(names))
     one = run("list_one_group", lambda: client.list_one_group(b"group1"))
-    check("list_one_group answers", one is not None, repr(one)[:300])
-    servers = run("list_servers", lambda: client.list_servers(b"group1"))
-    check("list_servers shows an ACTIVE storage", servers is not None and "ACTIVE" in repr(servers), repr(servers)[:300])
+    check("list_one_group counts ACTIVE storages", one is not None and one.active_count >= 1, repr(one)[:300])
+    # py3Fdfs packs a missing storage id as str (a client bug), so name one: without storage
+    # ids the id is the storage's IP.
+    servers = run("list_servers", lambda: client.list_servers(b"group1", b"127.0.0.2"))
+    statuses = [server.status for server in (servers or {}).get("Servers", [])]
+    check("list_servers shows the storage ACTIVE (7)", statuses == [7], repr(statuses))
 
 if file_id:
     deleted = run("delete_file", lambda: client.delete_file(file_id))
