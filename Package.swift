@@ -7,7 +7,9 @@ let package = Package(
     products: [
         .library(name: "FDFSProtocol", targets: ["FDFSProtocol"]),
         .library(name: "FDFSClient", targets: ["FDFSClient"]),
+        .library(name: "FDFSMount", targets: ["FDFSMount"]),
         .executable(name: "fdfs", targets: ["fdfs"]),
+        .executable(name: "fdfs-mount", targets: ["fdfs-mount"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -42,6 +44,56 @@ let package = Package(
                 "FDFSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .systemLibrary(
+            name: "CFuse3",
+            path: "Sources/CFuse3",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "FDFSMount",
+            dependencies: [
+                "FDFSClient",
+                "FDFSProtocol",
+                "CSQLite",
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "FDFSFuse",
+            dependencies: [
+                "FDFSMount",
+                "CFuse3",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "fdfs-mount",
+            dependencies: [
+                "CFuse3",
+                "FDFSFuse",
+                "FDFSMount",
+                "FDFSClient",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "FDFSMountTests",
+            dependencies: ["FDFSMount", "FDFSProtocol", "FDFSClient"]
+        ),
+        .testTarget(
+            name: "FDFSMountE2ETests",
+            dependencies: ["FDFSClient", "FDFSProtocol", "fdfs-mount"]
         ),
         .testTarget(
             name: "FDFSProtocolTests",
