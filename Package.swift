@@ -57,9 +57,15 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        .systemLibrary(
+            name: "CFastCRC",
+            path: "Sources/CFastCRC",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "FDFSMount",
             dependencies: [
+                "CFastCRC",
                 "FDFSClient",
                 "FDFSProtocol",
                 "CSQLite",

@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <sys/stat.h>
 #include <errno.h>
+#include <malloc.h>
 
 /* fuse_session_new takes sizeof(ops); on libfuse >= 3.17 it is a macro. */
 static inline struct fuse_session *fdfs_fuse_session_new(struct fuse_args *args,
@@ -23,6 +24,10 @@ static inline int fdfs_fuse_session_loop_mt(struct fuse_session *se, struct fuse
 static const unsigned int FDFS_RENAME_NOREPLACE = 1;
 static const unsigned int FDFS_RENAME_EXCHANGE = 2;
 static const int FDFS_MNT_DETACH = MNT_DETACH;
+
+/* Keep large (NIO read) buffers on the heap instead of a fresh mmap each time: first-touch
+   page faults are expensive on this kind of VM. */
+static inline void fdfs_tune_malloc(void) { mallopt(M_MMAP_THRESHOLD, 4 << 20); }
 
 static inline int fdfs_umount2(const char *target, int flags) { return umount2(target, flags); }
 static inline unsigned int fdfs_major(dev_t dev) { return major(dev); }

@@ -26,10 +26,12 @@ public final class FuseAdapter: Sendable {
     let logger: Logger
     public let mountpoint: String
     let xattr: Bool
+    let kernelReadaheadKB: Int
 
-    public init(mountpoint: String, xattr: Bool, logger: Logger) {
+    public init(mountpoint: String, xattr: Bool, kernelReadaheadKB: Int = 4096, logger: Logger) {
         self.mountpoint = mountpoint
         self.xattr = xattr
+        self.kernelReadaheadKB = kernelReadaheadKB
         self.logger = logger
     }
 
@@ -121,6 +123,13 @@ public final class FuseAdapter: Sendable {
             for bit in want where conn.pointee.capable & UInt32(bit) != 0 { conn.pointee.want |= UInt32(bit) }
             // The page cache of immutable files is kept across opens (keep_cache); never let
             // the kernel drop it on its own mtime heuristics for them.
+            // The kernel clamps the bdi read-ahead to what INIT negotiated; raise it once the
+            // INIT reply has been processed.
+            let mountpoint = adapter.mountpoint, kb = adapter.kernelReadaheadKB, logger = adapter.logger
+            Task {
+                try? await Task.sleep(for: .milliseconds(100))
+                FuseSession.setKernelReadahead(mountpoint, kb: kb, logger: logger)
+            }
             adapter.logger.info("FUSE session initialised (protocol \(conn.pointee.proto_major).\(conn.pointee.proto_minor), max_write \(conn.pointee.max_write))")
         }
         ops.lookup = { req, parent, name in
@@ -251,12 +260,12 @@ public final class FuseAdapter: Sendable {
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
             do throws(FSError) {
                 switch try adapter.fs.startRead(fh, offset: Int64(offset), size: size) {
-                case let .done(storage):
-                    fuse_reply_buf(req, storage.pointer.assumingMemoryBound(to: CChar.self), storage.count)
+                case let .done(result):
+                    fuse_reply_buf(req, result.pointer.assumingMemoryBound(to: CChar.self), result.count)
                 case let .pending(pending):
                     adapter.async(r, "read") { () throws(FSError) in
-                        let storage = try await adapter.fs.completeRead(pending)
-                        fuse_reply_buf(r.raw, storage.pointer.assumingMemoryBound(to: CChar.self), storage.count)
+                        let result = try await adapter.fs.completeRead(pending)
+                        fuse_reply_buf(r.raw, result.pointer.assumingMemoryBound(to: CChar.self), result.count)
                     }
                 }
             } catch { adapter.fail(r, error, "read") }

@@ -61,7 +61,6 @@ public enum FuseSession {
             logger.critical("cannot mount on \(config.mountpoint)")
             return 1
         }
-        setKernelReadahead(config.mountpoint, kb: config.kernelReadaheadKB, logger: logger)
         if fuse_daemonize(config.foreground ? 1 : 0) != 0 {
             logger.critical("cannot daemonize")
             fuse_session_unmount(session)

@@ -39,9 +39,7 @@ public final class Block: Sendable {
         var offset = 0
         while offset < storage.count {
             let size = min(chunkSize, storage.count - offset)
-            var crc = CRC32()
-            crc.update(UnsafeRawBufferPointer(start: storage.pointer + offset, count: size))
-            crcs.append(crc.value)
+            crcs.append(FastCRC32.checksum(UnsafeRawBufferPointer(start: storage.pointer + offset, count: size)))
             offset += size
         }
         return crcs
@@ -207,9 +205,7 @@ public final class BlockCache: Sendable {
             var position = 0
             for chunk in firstChunk...lastChunk {
                 let size = min(Block.chunkSize, blockLength - chunk * Block.chunkSize)
-                var crc = CRC32()
-                crc.update(UnsafeRawBufferPointer(start: buffer + position, count: size))
-                guard crc.value == crcs[chunk] else {
+                guard FastCRC32.checksum(UnsafeRawBufferPointer(start: buffer + position, count: size)) == crcs[chunk] else {
                     drop(key, reason: "checksum mismatch in chunk \(chunk)")
                     metrics.add(metrics.cacheCorruptions)
                     return nil

@@ -188,25 +188,41 @@ public final class BlockFetcher: Sendable {
 
     func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int) async throws(FSError) -> Block {
         let storage = ByteStorage(capacity: length)
-        let box = UncheckedBox(storage)
+        let sums = ChunkSums(count: (length + Block.chunkSize - 1) / Block.chunkSize)
+        let box = UncheckedBox((storage, sums))
         try await cluster.read(id, from: endpoint, offset: offset, length: Int64(length)) { chunk in
-            let storage = box.value
+            let (storage, sums) = box.value
             let n = min(chunk.readableBytes, storage.capacity - storage.count)
             guard n > 0 else { return }
+            let start = storage.count
             chunk.withUnsafeReadableBytes { bytes in
-                (storage.pointer + storage.count).copyMemory(from: bytes.baseAddress!, byteCount: n)
+                (storage.pointer + start).copyMemory(from: bytes.baseAddress!, byteCount: n)
+            }
+            // Checksum while the bytes are still in the CPU cache.
+            var position = start
+            while position < start + n {
+                let chunkIndex = position / Block.chunkSize
+                let chunkEnd = min((chunkIndex + 1) * Block.chunkSize, start + n)
+                sums.crcs[chunkIndex] = FastCRC32.update(sums.crcs[chunkIndex], UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
+                position = chunkEnd
             }
             storage.count += n
         }
         guard storage.count == length else {
             throw FSError(.io, "\(endpoint) sent \(storage.count) of \(length) bytes of \(id) at \(offset)")
         }
-        return Block(storage: storage, chunkCRCs: Block.checksums(storage))
+        return Block(storage: storage, chunkCRCs: sums.crcs)
     }
 }
 
 final class Attempts: Sendable {
     let state = Mutex((next: 0, failures: 0, lastError: FSError?.none))
+}
+
+/// Running CRCs of the 64 KiB chunks of a block being received (one writer at a time).
+final class ChunkSums: @unchecked Sendable {
+    var crcs: [UInt32]
+    init(count: Int) { crcs = [UInt32](repeating: 0, count: count) }
 }
 
 struct UncheckedBox<T>: @unchecked Sendable {

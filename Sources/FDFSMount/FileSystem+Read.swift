@@ -146,13 +146,13 @@ extension FDFSFileSystem {
                 storage.count = n
             }
             metrics.add(metrics.bytesFromSpool, Int64(storage.count))
-            return .done(storage)
+            return .done(ReadResult(storage))
         }
         guard let ref = handle.ref else { throw FSError(.badHandle) }
         let length = Int(max(0, min(Int64(size), ref.size - offset)))
         let storage = ByteStorage(capacity: length)
         storage.count = length
-        guard length > 0 else { return .done(storage) }
+        guard length > 0 else { return .done(ReadResult(storage)) }
         // Read-ahead first, so the fetches overlap with this request.
         let ahead = state.withLock { s -> Range<Int> in
             s.handles[fh]?.readAhead.record(offset: offset, length: Int64(length), fileSize: ref.size) ?? 0..<0
@@ -175,7 +175,7 @@ extension FDFSFileSystem {
         let pending = PendingRead(handle: fh, ref: ref, offset: offset, storage: storage, missing: missing, crcs: crcs, started: started)
         if missing.isEmpty {
             try finishRead(pending)
-            return .done(storage)
+            return .done(ReadResult(storage))
         }
         return .pending(pending)
     }
@@ -191,8 +191,9 @@ extension FDFSFileSystem {
     }
 
     /// Fetches the blocks the cache did not have, then finishes the READ.
-    public func completeRead(_ pending: PendingRead) async throws(FSError) -> ByteStorage {
+    public func completeRead(_ pending: PendingRead) async throws(FSError) -> ReadResult {
         var pending = pending
+        var direct: ReadResult?
         for index in pending.missing {
             let (start, count, destination) = slice(index, offset: pending.offset, length: pending.storage.count, storage: pending.storage)
             // A read-ahead fetch may have landed meanwhile.
@@ -205,11 +206,16 @@ extension FDFSFileSystem {
             }
             let block = try await fetcher.fetch(pending.ref, index)
             guard start + count <= block.length else { throw FSError(.io, "short block \(index) of \(pending.ref.id)") }
-            destination.copyMemory(from: block.storage.pointer + start, byteCount: count)
             pending.crcs[index] = block.crc32
+            if count == pending.storage.count {
+                // The whole request lies in this block: reply from the block itself.
+                direct = ReadResult(block.storage, offset: start, count: count)
+            } else {
+                destination.copyMemory(from: block.storage.pointer + start, byteCount: count)
+            }
         }
         try finishRead(pending)
-        return pending.storage
+        return direct ?? ReadResult(pending.storage)
     }
 
     /// Records block CRCs for the whole-file check, and the latency.
@@ -249,7 +255,7 @@ extension FDFSFileSystem {
     }
 
     /// A whole READ (sync part and fetches).
-    public func read(_ fh: UInt64, offset: Int64, size: Int) async throws(FSError) -> ByteStorage {
+    public func read(_ fh: UInt64, offset: Int64, size: Int) async throws(FSError) -> ReadResult {
         switch try startRead(fh, offset: offset, size: size) {
         case let .done(storage): return storage
         case let .pending(pending): return try await completeRead(pending)

@@ -91,10 +91,27 @@ public struct Caller: Sendable {
     public static let root = Caller(uid: 0, gid: 0, pid: 0)
 }
 
+/// The bytes answering a READ: `count` bytes at `offset` in `storage` (which may be a
+/// fetched block, replied from without another copy).
+public struct ReadResult: Sendable {
+    public let storage: ByteStorage
+    public let offset: Int
+    public let count: Int
+
+    public init(_ storage: ByteStorage, offset: Int = 0, count: Int? = nil) {
+        self.storage = storage
+        self.offset = offset
+        self.count = count ?? storage.count
+    }
+
+    public var pointer: UnsafeMutableRawPointer { storage.pointer + offset }
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }
+}
+
 /// Result of the synchronous part of a READ.
 public enum ReadProgress: Sendable {
     /// Every byte came from the cache or the spool.
-    case done(ByteStorage)
+    case done(ReadResult)
     /// Some blocks must be fetched: finish with ``FDFSFileSystem/completeRead(_:)``.
     case pending(PendingRead)
 }

@@ -2,4 +2,7 @@
 import Glibc
 #endif
 
+import CFuse3
+
+fdfs_tune_malloc()
 exit(MountCommand.main(CommandLine.arguments))
