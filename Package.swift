@@ -95,11 +95,11 @@ let package = Package(
         ),
         .testTarget(
             name: "FDFSMountTests",
-            dependencies: ["FDFSMount", "FDFSProtocol", "FDFSClient"]
+            dependencies: ["FDFSMount", "FDFSProtocol", "FDFSClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FDFSMountE2ETests",
-            dependencies: ["FDFSClient", "FDFSProtocol", "fdfs-mount"]
+            dependencies: ["FDFSClient", "FDFSProtocol", "fdfs-mount", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "FDFSProtocolTests",

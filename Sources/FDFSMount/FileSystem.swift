@@ -461,7 +461,7 @@ public final class FDFSFileSystem: Sendable {
 
     public func listxattr(_ ino: UInt64) async throws(FSError) -> [String] {
         let entry = try entry(ino)
-        if entry.kind == .root { return ["user.fdfs.state_dir"] }
+        if entry.kind == .root { return ["user.fdfs.state_dir", "user.fdfs.metrics"] }
         guard let text = entry.fileID, entry.kind == .file || entry.kind == .generated, let id = try? FileID(text) else { return [] }
         var names = Self.xattrNames
         if let meta = try? await cluster.getMetadata(id) {
@@ -474,6 +474,7 @@ public final class FDFSFileSystem: Sendable {
         guard name.hasPrefix("user.fdfs.") else { throw FSError(.noData) }
         let entry = try entry(ino)
         if entry.kind == .root, name == "user.fdfs.state_dir" { return Array(stateDir.utf8) }
+        if entry.kind == .root, name == "user.fdfs.metrics" { return Array(renderMetrics().utf8) }
         guard let text = entry.fileID, entry.kind == .file || entry.kind == .generated, let id = try? FileID(text) else {
             throw FSError(.noData)
         }
