@@ -69,7 +69,7 @@ public final class BlockCache: Sendable {
     }
 
     /// Bytes in the cache (block files, headers included).
-    public var usedBytes: Int64 { lru.withLock { $0.used } }
+    public var usedBytes: Int64 { lru.withLock { $0.used + $0.pending } }
     public var blockCount: Int { lru.withLock { $0.count } }
 
     public func contains(_ key: String) -> Bool { lru.withLock { $0.contains(key) } }
@@ -114,15 +114,19 @@ public final class BlockCache: Sendable {
         let headerSize = 16 + 4 * block.chunkCRCs.count
         let total = Int64(headerSize + block.length)
         var evicted: [String] = []
-        let admitted = lru.withLock { lru -> Bool in
-            guard total <= capacity, !lru.contains(key) else { return false }
-            while lru.used + total > capacity, let victim = lru.removeOldest() { evicted.append(victim) }
-            lru.insert(key, size: total)
+        // Room is reserved first (evicting as needed), the file written, and only then the
+        // block indexed: a reader never finds an indexed block whose file is not complete.
+        let reserved = lru.withLock { lru -> Bool in
+            guard total <= capacity, !lru.contains(key), !lru.pendingKeys.contains(key) else { return false }
+            while lru.used + lru.pending + total > capacity, let victim = lru.removeOldest() { evicted.append(victim) }
+            guard lru.used + lru.pending + total <= capacity else { return false }
+            lru.pending += total
+            lru.pendingKeys.insert(key)
             return true
         }
         for victim in evicted { unlink(path(victim)) }
         metrics.add(metrics.cacheEvictions, Int64(evicted.count))
-        guard admitted else { return false }
+        guard reserved else { return false }
         var header = [UInt32](repeating: 0, count: 4 + block.chunkCRCs.count)
         header[0] = Self.magic
         header[1] = UInt32(block.length)
@@ -147,7 +151,11 @@ public final class BlockCache: Sendable {
         if !ok {
             logger.warning("block cache: cannot write \(final): \(String(cString: strerror(errno)))")
             unlink(temp)
-            lru.withLock { _ = $0.remove(key) }
+        }
+        lru.withLock { lru in
+            lru.pending -= total
+            lru.pendingKeys.remove(key)
+            if ok { lru.insert(key, size: total) }
         }
         return ok
     }
@@ -246,6 +254,9 @@ struct LRU {
     private var head = -1 // most recent
     private var tail = -1 // least recent
     private(set) var used: Int64 = 0
+    /// Bytes reserved for blocks being written (not indexed yet).
+    var pending: Int64 = 0
+    var pendingKeys: Set<String> = []
 
     var count: Int { index.count }
     var keys: Dictionary<String, Int>.Keys { index.keys }

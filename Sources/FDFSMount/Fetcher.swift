@@ -113,6 +113,7 @@ public final class BlockFetcher: Sendable {
         if !prefetch { await budget.acquire(Int64(length)) }
         defer { if !prefetch { budget.release(Int64(length)) } }
         let block = try await download(ref, index: index, offset: offset, length: length)
+        logger.debug("fetched \(ref.id) block \(index) (\(length) bytes, \(prefetch ? "read-ahead" : "demand"))")
         metrics.add(metrics.bytesFromCluster, Int64(length))
         metrics.add(prefetch ? metrics.prefetches : metrics.cacheMisses)
         cache.admit(key, block)

@@ -223,7 +223,8 @@ extension FDFSFileSystem {
             metrics.add(metrics.uploadFailures)
             state.withLock { _ in write.failed = true }
             logger.error("upload of \(path) failed: \(error); spooled data kept for a retry")
-            throw error
+            // ENOENT here means "no storage for the group" (the name itself exists): EIO.
+            throw error.code == .notFound ? FSError(.io, error.message) : error
         }
         try store.uploaded(pending: pendingID, fileID: newID.description)
         let generatedParent = try? materializeDirectory(of: newID)

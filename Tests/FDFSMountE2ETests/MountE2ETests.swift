@@ -9,7 +9,11 @@ import Glibc
 #endif
 
 /// End-to-end tests: the real `fdfs-mount` binary, a real kernel mount in a temp dir, the
-/// cluster from FDFS_TEST_CLIENT_CONF, and shell tools.
+/// cluster from FDFS_TEST_CLIENT_CONF, and shell tools. One suite at a time: the failure tests
+/// stop servers the others need.
+@Suite(.serialized) enum MountE2E {}
+
+extension MountE2E {
 @Suite(.serialized) struct ReadSideE2ETests {
     @Test func uploadedFilesAppearAtTheirPaths() async throws {
         let client = try TestCluster.client()
@@ -140,6 +144,9 @@ import Glibc
     }
 }
 
+}
+
+extension MountE2E {
 @Suite(.serialized) struct WriteSideE2ETests {
     /// A fresh directory under the first group, and its path in the mount.
     func workdir(_ mount: TestMount) -> String {
@@ -252,8 +259,8 @@ import Glibc
             Shell.ok("cp '\(local.path)' '\(work)/f\(i)'")
             files.append((work + "/f\(i)", sha256(local.path)))
         }
-        // A writer still busy when the process dies.
-        let busy = Child(["/bin/bash", "-c", "exec 3>'\(work)/open'; while true; do echo data >&3; sleep 0.01; done"], stdout: "/dev/null", stderr: "/dev/null")
+        // A writer still busy when the process dies (one open, never closed: no dup, no flush).
+        let busy = Child(["/usr/bin/python3", "-c", "import time\nf = open('\(work)/open', 'wb', buffering=0)\nwhile True:\n    f.write(b'data\\n'); time.sleep(0.01)"], stdout: "/dev/null", stderr: "/dev/null")
         usleep(300_000)
         mount.crash()
         busy?.signal(SIGKILL)
@@ -272,6 +279,9 @@ import Glibc
     }
 }
 
+}
+
+extension MountE2E {
 /// Tests that stop and start cluster servers (FDFS_TEST_CLUSTER_DIR + Scripts/cluster, or
 /// FDFS_TEST_CLUSTER_CTL).
 @Suite(.serialized) struct FailureE2ETests {
@@ -321,6 +331,8 @@ import Glibc
         try? await client.delete(id)
         await client.shutdown()
     }
+}
+
 }
 
 func blockingFetchAll(_ client: FDFSClient, _ id: FileID) throws -> [StorageEndpoint] {
