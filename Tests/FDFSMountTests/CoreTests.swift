@@ -247,6 +247,21 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(fs.cache.usedBytes <= 1 << 20)
     }
 
+    @Test(arguments: [false, true]) func aFailingOrStallingReplicaIsReplaced(stall: Bool) async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(600_000)
+        let id = cluster.put(content)
+        cluster.state.withLock { s in
+            if stall { s.stallFirstReplica = true } else { s.failFirstReplica = true }
+        }
+        let fs = try await makeFS(dir, cluster) { $0.stallTimeout = 0.2 }
+        let ino = try await resolve(fs, id.description).attributes.ino
+        let started = ContinuousClock.now
+        #expect(try await readAll(fs, ino) == content)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(fs.metrics.failovers.load() > 0)
+    }
+
     @Test func wholeFileCRCMismatchIsEIO() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let id = cluster.put(randomBytes(300_000))

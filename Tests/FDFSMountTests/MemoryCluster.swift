@@ -14,6 +14,9 @@ final class MemoryCluster: ClusterBackend {
         var calls: [String: Int] = [:]
         var failUploads: FSError?
         var corruptReads = false
+        /// Reads from 127.0.0.1 fail at once / hang for 30 s (127.0.0.2 keeps working).
+        var failFirstReplica = false
+        var stallFirstReplica = false
         var counter: UInt32 = 0
     }
 
@@ -67,6 +70,13 @@ final class MemoryCluster: ClusterBackend {
 
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {
         note("read")
+        if endpoint.ip == "127.0.0.1" {
+            if state.withLock({ $0.failFirstReplica }) { throw FSError(.unreachable, "replica down") }
+            if state.withLock({ $0.stallFirstReplica }) {
+                try? await Task.sleep(for: .seconds(30))
+                throw FSError(.timeout, "stalled")
+            }
+        }
         guard var bytes = state.withLock({ $0.files[id.description] }) else { throw FSError(.notFound) }
         if state.withLock({ $0.corruptReads }), !bytes.isEmpty { bytes[bytes.count / 2] ^= 0xFF }
         let start = Int(offset), end = length == 0 ? bytes.count : min(bytes.count, Int(offset + length))
