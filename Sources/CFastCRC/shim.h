@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <zlib.h>
+#include <malloc.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define FDFS_HAVE_CLMUL 1
@@ -105,4 +106,6 @@ static inline uint32_t fdfs_crc32_update(uint32_t crc, const unsigned char *buf,
 #endif
     return len ? (uint32_t)crc32(crc, buf, (uInt)len) : crc;
 }
+/* Not CRC, but the one other libc helper the core needs: give free heap pages back. */
+static inline void fdfs_malloc_trim(void) { malloc_trim(0); }
 #endif

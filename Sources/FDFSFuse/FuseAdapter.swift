@@ -136,6 +136,15 @@ public final class FuseAdapter: Sendable {
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             let bytes = FuseAdapter.name(name)
+            do throws(FSError) {
+                if let reply = try adapter.fs.lookupNow(parent: parent, name: try FDFSFileSystem.validName(bytes)) {
+                    FuseAdapter.replyEntry(r, reply)
+                    return
+                }
+            } catch {
+                adapter.fail(r, error, "lookup")
+                return
+            }
             adapter.async(r, "lookup") { () throws(FSError) in
                 let name = try FDFSFileSystem.validName(bytes)
                 FuseAdapter.replyEntry(r, try await adapter.fs.lookup(parent: parent, name: name))
@@ -146,11 +155,11 @@ public final class FuseAdapter: Sendable {
         ops.getattr = { req, ino, _ in
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
-            adapter.async(r, "getattr") { () throws(FSError) in
-                let reply = try await adapter.fs.getattr(ino)
+            do throws(FSError) {
+                let reply = try adapter.fs.getattrNow(ino)
                 var st = FuseAdapter.stat(reply.attributes)
                 fuse_reply_attr(r.raw, &st, reply.timeout)
-            }
+            } catch { adapter.fail(r, error, "getattr") }
         }
         ops.setattr = { req, ino, attr, toSet, _ in
             let r = Request(raw: req!)
@@ -169,6 +178,16 @@ public final class FuseAdapter: Sendable {
                 changes.mtime = .at(Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
             }
             let request = changes
+            do throws(FSError) {
+                if let reply = try adapter.fs.setattrNow(ino, changes: request) {
+                    var st = FuseAdapter.stat(reply.attributes)
+                    fuse_reply_attr(r.raw, &st, reply.timeout)
+                    return
+                }
+            } catch {
+                adapter.fail(r, error, "setattr")
+                return
+            }
             adapter.async(r, "setattr") { () throws(FSError) in
                 let reply = try await adapter.fs.setattr(ino, changes: request)
                 var st = FuseAdapter.stat(reply.attributes)
@@ -191,6 +210,15 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             let caller = FuseAdapter.caller(req)
             let bytes = FuseAdapter.name(name)
+            do throws(FSError) {
+                if let reply = try adapter.fs.mkdirNow(parent: parent, name: try FuseAdapter.newName(bytes), mode: mode, caller: caller) {
+                    FuseAdapter.replyEntry(r, reply)
+                    return
+                }
+            } catch {
+                adapter.fail(r, error, "mkdir")
+                return
+            }
             adapter.async(r, "mkdir") { () throws(FSError) in
                 let name = try FuseAdapter.newName(bytes)
                 FuseAdapter.replyEntry(r, try await adapter.fs.mkdir(parent: parent, name: name, mode: mode, caller: caller))
@@ -282,9 +310,16 @@ public final class FuseAdapter: Sendable {
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
+            if adapter.fs.flushIsNoop(fh) {
+                fuse_reply_err(req, 0)
+                return
+            }
+            let received = ContinuousClock.now
             adapter.async(r, "flush") { () throws(FSError) in
+                let started = ContinuousClock.now
                 try await adapter.fs.flush(ino, handle: fh)
                 fuse_reply_err(r.raw, 0)
+                adapter.logger.debug("flush of \(ino): task started after \(started - received), done after \(ContinuousClock.now - received)")
             }
         }
         ops.fsync = { req, ino, _, fi in
@@ -300,6 +335,10 @@ public final class FuseAdapter: Sendable {
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, 0); return }
+            if adapter.fs.releaseNow(ino, handle: fh) {
+                fuse_reply_err(req, 0)
+                return
+            }
             Task {
                 await adapter.fs.release(ino, handle: fh)
                 fuse_reply_err(r.raw, 0)
@@ -310,6 +349,17 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             guard let fi else { fuse_reply_err(req, EINVAL); return }
             let info = UncheckedFileInfo(fi.pointee)
+            do throws(FSError) {
+                if let fh = try adapter.fs.opendirNow(ino) {
+                    var out = info.value
+                    out.fh = fh
+                    if fuse_reply_open(r.raw, &out) != 0 { adapter.fs.releasedir(fh) }
+                    return
+                }
+            } catch {
+                adapter.fail(r, error, "opendir")
+                return
+            }
             adapter.async(r, "opendir") { () throws(FSError) in
                 var out = info.value
                 out.fh = try await adapter.fs.opendir(ino)
@@ -367,6 +417,19 @@ public final class FuseAdapter: Sendable {
             let info = UncheckedFileInfo(fi.pointee)
             let caller = FuseAdapter.caller(req)
             let bytes = FuseAdapter.name(name)
+            do throws(FSError) {
+                if let (entry, open) = try adapter.fs.createNow(parent: parent, name: try FuseAdapter.newName(bytes), mode: mode, flags: info.value.flags, caller: caller) {
+                    var e = FuseAdapter.entryParam(entry)
+                    var out = info.value
+                    out.fh = open.handle
+                    out.keep_cache = 0
+                    if fuse_reply_create(r.raw, &e, &out) != 0 { _ = adapter.fs.releaseNow(entry.attributes.ino, handle: open.handle) }
+                    return
+                }
+            } catch {
+                adapter.fail(r, error, "create")
+                return
+            }
             adapter.async(r, "create") { () throws(FSError) in
                 let name = try FuseAdapter.newName(bytes)
                 let (entry, open) = try await adapter.fs.create(parent: parent, name: name, mode: mode, flags: info.value.flags, caller: caller)

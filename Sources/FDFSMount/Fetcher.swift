@@ -1,6 +1,7 @@
 import FDFSProtocol
 import Logging
 import NIOCore
+import CFastCRC
 import Synchronization
 
 /// A cluster file as the reader sees it: its ID, the size to read, and the key its blocks
@@ -51,6 +52,7 @@ public final class BlockFetcher: Sendable {
     }
 
     private let state = Mutex(State())
+    private let fetchedSinceTrim = Atomic<Int>(0)
 
     public init(cluster: any ClusterBackend, cache: BlockCache, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, stallTimeout: Double) {
         self.cluster = cluster
@@ -116,6 +118,12 @@ public final class BlockFetcher: Sendable {
         logger.debug("fetched \(ref.id) block \(index) (\(length) bytes, \(prefetch ? "read-ahead" : "demand"))")
         metrics.add(metrics.bytesFromCluster, Int64(length))
         metrics.add(prefetch ? metrics.prefetches : metrics.cacheMisses)
+        // Socket buffers are freed across thread arenas; hand the pages back regularly so
+        // a long read does not grow the RSS (fdfs_malloc_trim, about every 32 MiB).
+        if fetchedSinceTrim.wrappingAdd(length, ordering: .relaxed).newValue >= 32 << 20 {
+            fetchedSinceTrim.store(0, ordering: .relaxed)
+            fdfs_malloc_trim()
+        }
         cache.admit(key, block)
         return block
     }

@@ -202,21 +202,23 @@ extension FDFSFileSystem {
             entry.mtime = snap.mtime
             try store.update(entry)
         }
-        let metadata = uploadMetadata(path: path, entry: entry, mtime: snap.mtime)
         var inPlace = false
         if options.appendable, let base = snap.base, base == entry.fileID, let baseID = try? FileID(base), baseID.kind == .appender {
             inPlace = true
         }
+        let t0 = ContinuousClock.now
         let pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
+        let t1 = ContinuousClock.now
         let newID: FileID
         do throws(FSError) {
             if inPlace, let base = snap.base, let baseID = try? FileID(base) {
                 try await updateInPlace(baseID, write: write, size: snap.size, baseSize: snap.baseSize, written: snap.written, truncatedTo: snap.truncatedTo)
-                try? await cluster.setMetadata(baseID, metadata, merge: false)
                 newID = baseID
             } else {
+                // Metadata is written shortly after the commit (off close()'s path, and after
+                // rsync's rename, so it carries the final name).
                 let upload = UploadOptions(group: groupRow.name, storePathIndex: storePathIndex, fileExtension: Self.fileExtension(entry.name),
-                                           appender: options.appendable, metadata: metadata)
+                                           appender: options.appendable)
                 newID = try await cluster.upload(filePath: write.path, options: upload)
             }
         } catch {
@@ -226,8 +228,10 @@ extension FDFSFileSystem {
             // ENOENT here means "no storage for the group" (the name itself exists): EIO.
             throw error.code == .notFound ? FSError(.io, error.message) : error
         }
+        let t2 = ContinuousClock.now
         try store.uploaded(pending: pendingID, fileID: newID.description)
         let generatedParent = try? materializeDirectory(of: newID)
+        let t3 = ContinuousClock.now
         let generated = generatedParent.map { generatedEntry(parent: $0, id: newID, size: snap.size, time: snap.mtime / 1_000_000_000) }
         let orphan: String?
         do {
@@ -257,7 +261,8 @@ extension FDFSFileSystem {
         }
         metrics.add(metrics.uploads)
         metrics.add(metrics.uploadedBytes, snap.size)
-        logger.debug("committed \(path) -> \(newID) (\(snap.size) bytes)")
+        scheduleMetadata(newID.description, ino: write.ino)
+        logger.debug("committed \(path) -> \(newID) (\(snap.size) bytes): journal \(t1 - t0), upload \(t2 - t1), materialize \(t3 - t2), commit \(ContinuousClock.now - t3)")
         if let orphan { await deleteFromCluster(orphan) }
     }
 
@@ -306,6 +311,34 @@ extension FDFSFileSystem {
             }
         }
         return result
+    }
+
+    // MARK: Cluster metadata
+
+    func scheduleMetadata(_ fileID: String?, ino: UInt64) {
+        guard let fileID else { return }
+        state.withLock { $0.metadataDue[fileID] = ino }
+    }
+
+    /// Writes the metadata (path, mode, mtime) of recently committed, renamed or changed
+    /// files; changes within one pass are coalesced into one SET_METADATA per file.
+    public func writeMetadata() async {
+        let due = state.withLock { s -> [String: UInt64] in
+            defer { s.metadataDue.removeAll() }
+            return s.metadataDue
+        }
+        for (text, ino) in due {
+            guard let entry = try? store.entry(ino), entry.kind == .file, entry.fileID == text, let id = try? FileID(text),
+                  let path = try? store.path(ino) else { continue }
+            do {
+                try await cluster.setMetadata(id, uploadMetadata(path: path, entry: entry, mtime: entry.mtime), merge: false)
+            } catch {
+                if error.code != .notFound {
+                    logger.warning("cannot write the metadata of \(id): \(error); will retry")
+                    state.withLock { s in if s.metadataDue[text] == nil { s.metadataDue[text] = ino } }
+                }
+            }
+        }
     }
 
     // MARK: Cluster deletions
@@ -373,14 +406,7 @@ extension FDFSFileSystem {
     public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) async throws(FSError) -> (EntryReply, OpenReply) {
         let dir = try entry(parent)
         try await checkCreatable(dir, name)
-        let row = try store.insert(newEntry(parent: parent, name: name, kind: .file, mode: mode, caller: caller))
-        let write: WriteState
-        do { write = try writeStateEmpty(ino: row.ino, dirty: true, mtime: row.mtime) } catch {
-            _ = try? store.remove(row.ino, queueDeletion: false)
-            throw error
-        }
-        let open = register(Handle(ino: row.ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false)
-        return (reply(row), open)
+        return try createChecked(parent: parent, name: name, mode: mode, caller: caller)
     }
 
     public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) async throws(FSError) -> EntryReply {
@@ -473,6 +499,7 @@ extension FDFSFileSystem {
             }
         }
         let orphan = try store.rename(source.ino, to: newParent, newName, replacing: existing?.ino, queueDeletion: !options.keepReplaced)
+        if source.kind == .file { scheduleMetadata(source.fileID, ino: source.ino) }
         if let existing { orphanWrite(existing.ino) }
         if let orphan { await deleteFromCluster(orphan) }
     }
@@ -491,7 +518,6 @@ extension FDFSFileSystem {
             throw FSError(.notPermitted, "generated names and cluster directories cannot be changed")
         }
         try checkWritable()
-        let now = POSIX.nowNanoseconds()
         if let size = changes.size {
             guard entry.kind == .file else { throw FSError(entry.kind == .directory ? .isDirectory : .invalid) }
             guard size >= 0 else { throw FSError(.invalid) }
@@ -513,28 +539,7 @@ extension FDFSFileSystem {
             }
             entry = try self.entry(ino)
         }
-        if let mode = changes.mode { entry.mode = mode & 0o7777 }
-        if let uid = changes.uid { entry.uid = uid }
-        if let gid = changes.gid { entry.gid = gid }
-        switch changes.atime {
-        case .now: entry.atime = now
-        case let .at(t): entry.atime = t
-        case nil: break
-        }
-        switch changes.mtime {
-        case .now: entry.mtime = now
-        case let .at(t): entry.mtime = t
-        case nil: break
-        }
-        entry.ctime = now
-        if let mtime = changes.mtime {
-            let value = entry.mtime
-            _ = mtime
-            state.withLock { s in s.writes[ino]?.mtime = value }
-        } else if let write = state.withLock({ $0.writes[ino] }) {
-            entry.mtime = state.withLock { _ in write.mtime }
-        }
-        try store.update(entry)
+        try applyAttributes(&entry, changes)
         return reply(entry)
     }
 

@@ -2,6 +2,7 @@ import FDFSClient
 import FDFSProtocol
 import Logging
 import NIOCore
+import CFastCRC
 import Synchronization
 
 #if canImport(Glibc)
@@ -94,6 +95,8 @@ public final class FDFSFileSystem: Sendable {
         /// Appender versions seen (size-mtime) per file ID.
         var appenderVersions: [String: String] = [:]
         var stopped = false
+        /// Files whose FastDFS metadata (path, mode, mtime) must be (re)written, by file ID.
+        var metadataDue: [String: UInt64] = [:]
     }
 
     let state = Mutex(State())
@@ -127,6 +130,12 @@ public final class FDFSFileSystem: Sendable {
                 await self.background()
             }
         }
+        Task { [weak self] in
+            while let self, !self.isStopped {
+                try? await Task.sleep(for: .milliseconds(500))
+                await self.writeMetadata()
+            }
+        }
     }
 
     var isStopped: Bool { state.withLock { $0.stopped } }
@@ -148,6 +157,9 @@ public final class FDFSFileSystem: Sendable {
             }
         }
         await processDeletions()
+        // Give freed heap pages back: NIO's socket buffers are freed in many thread arenas,
+        // which glibc otherwise keeps (measured: ~200 MiB RSS after a 1 GiB read, ~30 MiB with this).
+        fdfs_malloc_trim()
     }
 
     // MARK: Attributes

@@ -65,6 +65,7 @@ extension FDFSFileSystem {
             ("fdfs_mount_cache_blocks", "Blocks in the block cache.", Int64(cache.blockCount)),
             ("fdfs_mount_spool_bytes", "Bytes reserved in the write spool.", spool.usedBytes),
             ("fdfs_mount_fetch_memory_bytes", "Memory taken by block fetches in flight.", budget.used),
+            ("fdfs_mount_buffers_live", "Block and reply buffers alive.", ByteStorage.live.load()),
         ])
     }
 }

@@ -13,7 +13,7 @@ public struct MountOptions: Sendable {
     /// Largest read-ahead window per open file, bytes.
     public var readahead: Int64 = 8 << 20
     /// Global memory budget for blocks being fetched, bytes.
-    public var memoryBudget: Int64 = 48 << 20
+    public var memoryBudget: Int64 = 32 << 20
     /// Kernel attribute/entry timeout for names users created (seconds).
     public var attrTimeout: Double = 1
     /// Timeout for immutable generated names and synthetic directories.

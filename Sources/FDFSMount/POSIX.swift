@@ -80,7 +80,10 @@ public final class ByteStorage: @unchecked Sendable {
     public var count: Int
     private let pooled: Bool
 
+    public static let live = Counter()
+
     public init(capacity: Int) {
+        Self.live.add(1)
         if capacity <= BufferPool.size {
             self.pointer = BufferPool.shared.take()
             self.capacity = capacity
@@ -94,6 +97,7 @@ public final class ByteStorage: @unchecked Sendable {
     }
 
     deinit {
+        Self.live.add(-1)
         if pooled { BufferPool.shared.give(pointer) } else { pointer.deallocate() }
     }
 
@@ -103,7 +107,7 @@ public final class ByteStorage: @unchecked Sendable {
 /// Reusable 1 MiB-class buffers (at most ``limit`` kept idle).
 final class BufferPool: @unchecked Sendable {
     static let size = 1 << 20
-    static let limit = 24
+    static let limit = 16
     static let shared = BufferPool()
     private var free: [UnsafeMutableRawPointer] = []
     private var lock = pthread_mutex_t()

@@ -175,7 +175,10 @@ enum MountCommand {
             holder.client = client
             return true
         }
-        holder.fs?.stop()
+        if let fs = holder.fs {
+            fs.stop()
+            blocking { await fs.writeMetadata() }
+        }
         if let server = holder.server { blocking { await server.stop() } }
         if let client = holder.client { blocking { await client.shutdown() } }
         return rc

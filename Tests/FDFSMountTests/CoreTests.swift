@@ -285,6 +285,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let idText = String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self)
         let id = try FileID(idText)
         #expect(cluster.bytes(id) == content)
+        await fs.writeMetadata()
         #expect(cluster.meta(id)?["path"] == "group1/photos/a.jpg")
         #expect(cluster.meta(id)?["mode"] == "644")
         #expect(id.fileExtension == "jpg")
@@ -306,6 +307,10 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         try await fs.rename(parent: group, name: ".target.AbC123", newParent: group, newName: "target", flags: 0)
         #expect(cluster.count("upload") == 2)
         #expect(cluster.bytes(oldID) == nil)
+        // Metadata is written after the rename, with the final name.
+        await fs.writeMetadata()
+        let newID = try FileID(String(decoding: try await fs.getxattr(try await resolve(fs, "group1/target").attributes.ino, name: "user.fdfs.file_id"), as: UTF8.self))
+        #expect(cluster.meta(newID)?["path"] == "group1/target")
         let now = try await resolve(fs, "group1/target")
         #expect(try await readAll(fs, now.attributes.ino) == [4, 5, 6, 7])
         #expect(await errno { try await fs.rename(parent: group, name: "target", newParent: MappingStore.rootIno, newName: "x", flags: 0) } == EPERM)
