@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "FDFSProtocol", targets: ["FDFSProtocol"]),
         .library(name: "FDFSClient", targets: ["FDFSClient"]),
         .executable(name: "fdfs", targets: ["fdfs"]),
+        .executable(name: "fdfs-mount", targets: ["fdfs-mount"]),
         .library(name: "FDFSTracker", targets: ["FDFSTracker"]),
         .executable(name: "fdfs-trackerd", targets: ["fdfs-trackerd"]),
     ],
@@ -129,6 +130,62 @@ let package = Package(
         .testTarget(
             name: "FDFSIntegrationTests",
             dependencies: ["FDFSTestSupport", "FDFSClient", "fdfs", "fdfs-trackerd"]
+        ),
+        .systemLibrary(
+            name: "CFuse3",
+            path: "Sources/CFuse3",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CFastCRC",
+            path: "Sources/CFastCRC",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "FDFSMount",
+            dependencies: [
+                "CFastCRC",
+                "FDFSClient",
+                "FDFSProtocol",
+                "CSQLite",
+                "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "FDFSFuse",
+            dependencies: [
+                "FDFSMount",
+                "CFuse3",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "fdfs-mount",
+            dependencies: [
+                "CFuse3",
+                "FDFSFuse",
+                "FDFSMount",
+                "FDFSClient",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "FDFSMountTests",
+            dependencies: ["FDFSMount", "FDFSProtocol", "FDFSClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "FDFSMountE2ETests",
+            dependencies: ["FDFSClient", "FDFSProtocol", "fdfs-mount", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "FDFSProtocolTests",

@@ -1,0 +1,98 @@
+import FDFSClient
+import FDFSProtocol
+import NIOCore
+
+/// What the mount needs to know about a group.
+public struct GroupInfo: Sendable, Hashable {
+    public var name: String
+    public var storePathCount: Int
+    public var subdirCount: Int
+    public var totalMB: Int64
+    public var freeMB: Int64
+
+    public init(name: String, storePathCount: Int, subdirCount: Int, totalMB: Int64 = 0, freeMB: Int64 = 0) {
+        self.name = name
+        self.storePathCount = storePathCount
+        self.subdirCount = subdirCount
+        self.totalMB = totalMB
+        self.freeMB = freeMB
+    }
+}
+
+/// Everything the mount core asks of a FastDFS cluster. ``FDFSClusterBackend`` talks to a real
+/// cluster through ``FDFSClient``; tests substitute an in-memory cluster.
+public protocol ClusterBackend: Sendable {
+    func listGroups() async throws(FSError) -> [GroupInfo]
+    /// QUERY_FILE_INFO without the CRC computation.
+    func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo
+    /// Storages that can serve `id` now (QUERY_FETCH_ALL).
+    func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint]
+    /// One ranged download from one storage; chunks go to `sink` in order.
+    func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError)
+    func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
+    func delete(_ id: FileID) async throws(FSError)
+    func getMetadata(_ id: FileID) async throws(FSError) -> FDFSMetadata
+    func setMetadata(_ id: FileID, _ metadata: FDFSMetadata, merge: Bool) async throws(FSError)
+    func append(_ id: FileID, _ bytes: ByteBuffer) async throws(FSError)
+    func modify(_ id: FileID, offset: Int64, _ bytes: ByteBuffer) async throws(FSError)
+    func truncate(_ id: FileID, size: Int64) async throws(FSError)
+}
+
+/// The cluster as reached by ``FDFSClient``.
+public struct FDFSClusterBackend: ClusterBackend {
+    public let client: FDFSClient
+
+    public init(client: FDFSClient) {
+        self.client = client
+    }
+
+    public func listGroups() async throws(FSError) -> [GroupInfo] {
+        do {
+            return try await client.tracker.listGroups().map {
+                GroupInfo(name: $0.name, storePathCount: Int($0.storePathCount), subdirCount: Int($0.subdirCountPerPath), totalMB: $0.totalMB, freeMB: $0.freeMB)
+            }
+        } catch { throw FSError(error, "list groups") }
+    }
+
+    public func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo {
+        do { return try await client.fileInfo(id, computeCRC32: false) } catch { throw FSError(error, "file info \(id)") }
+    }
+
+    public func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint] {
+        do { return try await client.tracker.queryFetchAll(id) } catch { throw FSError(error, "query fetch all \(id)") }
+    }
+
+    public func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {
+        do {
+            try await client.downloadOnce(id, from: endpoint, offset: offset, length: length) { chunk throws(FDFSClientError) in sink(chunk) }
+        } catch { throw FSError(error, "download \(id) [\(offset)+\(length)] from \(endpoint)") }
+    }
+
+    public func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {
+        do { return try await client.upload(filePath: filePath, options: options) } catch { throw FSError(error, "upload") }
+    }
+
+    public func delete(_ id: FileID) async throws(FSError) {
+        do { try await client.delete(id) } catch { throw FSError(error, "delete \(id)") }
+    }
+
+    public func getMetadata(_ id: FileID) async throws(FSError) -> FDFSMetadata {
+        do { return try await client.getMetadata(id, missingIsEmpty: true) } catch { throw FSError(error, "get metadata \(id)") }
+    }
+
+    public func setMetadata(_ id: FileID, _ metadata: FDFSMetadata, merge: Bool) async throws(FSError) {
+        do { try await client.setMetadata(id, metadata, operation: merge ? .merge : .overwrite) } catch { throw FSError(error, "set metadata \(id)") }
+    }
+
+    public func append(_ id: FileID, _ bytes: ByteBuffer) async throws(FSError) {
+        do { try await client.append(id, bytes) } catch { throw FSError(error, "append \(id)") }
+    }
+
+    public func modify(_ id: FileID, offset: Int64, _ bytes: ByteBuffer) async throws(FSError) {
+        do { try await client.modify(id, offset: offset, bytes) } catch { throw FSError(error, "modify \(id)") }
+    }
+
+    public func truncate(_ id: FileID, size: Int64) async throws(FSError) {
+        do { try await client.truncate(id, size: size) } catch { throw FSError(error, "truncate \(id)") }
+    }
+}

@@ -1,0 +1,277 @@
+import FDFSProtocol
+import Logging
+import NIOCore
+import CFastCRC
+import Synchronization
+
+/// A cluster file as the reader sees it: its ID, the size to read, and the key its blocks
+/// are cached under (appender files carry their version so stale blocks are never used).
+public struct FileRef: Sendable, Hashable {
+    public var id: FileID
+    public var size: Int64
+    public var cacheKey: String
+    /// Check a whole-file read against the CRC32 in the name (normal files).
+    public var checkCRC: Bool
+
+    public init(id: FileID, size: Int64, version: String = "0") {
+        self.id = id
+        self.size = size
+        self.cacheKey = id.description.replacingOccurrences(of: "/", with: "+") + "@" + version
+        self.checkCRC = id.kind == .normal
+    }
+
+    public func blockKey(_ index: Int) -> String { "\(cacheKey)#\(index)" }
+
+    /// The prefix shared by the cached blocks of every version of `id`.
+    public static func keyPrefix(_ id: FileID) -> String {
+        id.description.replacingOccurrences(of: "/", with: "+") + "@"
+    }
+}
+
+extension String {
+    func replacingOccurrences(of a: String, with b: String) -> String {
+        split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b)
+    }
+}
+
+/// Fetches blocks from the cluster: one fetch per block at a time, spread over the replicas,
+/// with failover to another storage on errors and a hedged second request when a storage
+/// stalls. Fetched blocks are admitted into the block cache.
+public final class BlockFetcher: Sendable {
+    let cluster: any ClusterBackend
+    let cache: BlockCache
+    let budget: MemoryBudget
+    let metrics: MountMetrics
+    let logger: Logger
+    let blockSize: Int
+    let stallTimeout: Duration
+
+    private struct State {
+        var inflight: [String: Task<Block, any Error>] = [:]
+        var replicas: [String: (list: [StorageEndpoint], at: ContinuousClock.Instant)] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let fetchedSinceTrim = Atomic<Int>(0)
+
+    public init(cluster: any ClusterBackend, cache: BlockCache, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, stallTimeout: Double) {
+        self.cluster = cluster
+        self.cache = cache
+        self.budget = budget
+        self.metrics = metrics
+        self.logger = logger
+        self.blockSize = blockSize
+        self.stallTimeout = .milliseconds(Int64(stallTimeout * 1000))
+    }
+
+    func range(_ ref: FileRef, _ index: Int) -> (offset: Int64, length: Int) {
+        let offset = Int64(index) * Int64(blockSize)
+        return (offset, Int(min(Int64(blockSize), ref.size - offset)))
+    }
+
+    /// The block, from an in-flight fetch or a new one (the caller already missed the cache).
+    public func fetch(_ ref: FileRef, _ index: Int) async throws(FSError) -> Block {
+        let task = state.withLock { s -> Task<Block, any Error> in
+            let key = ref.blockKey(index)
+            if let existing = s.inflight[key] { return existing }
+            let task = Task<Block, any Error> { try await self.load(ref, index, prefetch: false) }
+            s.inflight[key] = task
+            return task
+        }
+        do {
+            return try await task.value
+        } catch let error as FSError {
+            throw error
+        } catch {
+            throw FSError(.io, "\(error)")
+        }
+    }
+
+    public func isInflight(_ key: String) -> Bool { state.withLock { $0.inflight[key] != nil } }
+
+    /// Starts a read-ahead fetch if the block is neither cached nor in flight and the memory
+    /// budget allows it now.
+    public func prefetch(_ ref: FileRef, _ index: Int) {
+        let key = ref.blockKey(index)
+        guard !cache.contains(key) else { return }
+        let amount = Int64(range(ref, index).length)
+        state.withLock { s in
+            guard s.inflight[key] == nil, budget.tryAcquire(amount) else { return }
+            s.inflight[key] = Task<Block, any Error> {
+                defer { self.budget.release(amount) }
+                return try await self.load(ref, index, prefetch: true)
+            }
+        }
+    }
+
+    private func finish(_ key: String) {
+        _ = state.withLock { $0.inflight.removeValue(forKey: key) }
+    }
+
+    private func load(_ ref: FileRef, _ index: Int, prefetch: Bool) async throws -> Block {
+        let key = ref.blockKey(index)
+        defer { finish(key) }
+        let (offset, length) = range(ref, index)
+        if !prefetch { await budget.acquire(Int64(length)) }
+        defer { if !prefetch { budget.release(Int64(length)) } }
+        let block = try await download(ref, index: index, offset: offset, length: length)
+        logger.debug("fetched \(ref.id) block \(index) (\(length) bytes, \(prefetch ? "read-ahead" : "demand"))")
+        metrics.add(metrics.bytesFromCluster, Int64(length))
+        metrics.add(prefetch ? metrics.prefetches : metrics.cacheMisses)
+        // Socket buffers are freed across thread arenas; hand the pages back regularly so
+        // a long read does not grow the RSS (fdfs_malloc_trim, about every 32 MiB).
+        if fetchedSinceTrim.wrappingAdd(length, ordering: .relaxed).newValue >= 32 << 20 {
+            fetchedSinceTrim.store(0, ordering: .relaxed)
+            fdfs_malloc_trim()
+        }
+        cache.admit(key, block)
+        return block
+    }
+
+    /// Storages holding the file (cached for a few seconds).
+    func replicas(_ id: FileID, refresh: Bool = false) async throws(FSError) -> [StorageEndpoint] {
+        let key = id.description
+        if !refresh, let cached = state.withLock({ $0.replicas[key] }), ContinuousClock.now - cached.at < .seconds(10) {
+            return cached.list
+        }
+        let list = try await cluster.replicas(id)
+        state.withLock { s in
+            if s.replicas.count > 10_000 { s.replicas.removeAll() }
+            s.replicas[key] = (list, .now)
+        }
+        return list
+    }
+
+    /// Downloads one block, starting with replica `index % n`; on failure moves on to the
+    /// next replica; when the current one stalls for `stallTimeout`, races another.
+    func download(_ ref: FileRef, index: Int, offset: Int64, length: Int) async throws(FSError) -> Block {
+        var list = try await replicas(ref.id)
+        if list.isEmpty { list = try await replicas(ref.id, refresh: true) }
+        guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
+        let order = (0..<list.count).map { list[($0 + index) % list.count] }
+        let race = Race<Block>()
+        let attempts = Attempts()
+
+        @Sendable func start() {
+            let position = attempts.state.withLock { a -> Int? in
+                guard a.next < order.count else { return nil }
+                a.next += 1
+                return a.next - 1
+            }
+            guard let position else { return }
+            let endpoint = order[position]
+            if position > 0 { metrics.add(metrics.failovers) }
+            // Watchdog: if this attempt has not finished within the stall timeout, hedge.
+            let watchdog = Task {
+                try await Task.sleep(for: stallTimeout)
+                if !race.isDone {
+                    logger.warning("fetch of \(ref.id) block \(index) from \(endpoint) stalls; trying another storage")
+                    start()
+                }
+            }
+            Task {
+                do throws(FSError) {
+                    let block = try await fetchOnce(ref.id, from: endpoint, offset: offset, length: length)
+                    watchdog.cancel()
+                    race.succeed(block)
+                } catch {
+                    watchdog.cancel()
+                    logger.warning("fetch of \(ref.id) block \(index) from \(endpoint) failed: \(error)")
+                    let (more, allFailed, last) = attempts.state.withLock { a -> (Bool, Bool, FSError?) in
+                        a.failures += 1
+                        if a.lastError == nil || error.code != .notFound { a.lastError = error }
+                        return (a.next < order.count, a.failures == order.count, a.lastError)
+                    }
+                    if more {
+                        start()
+                    } else if allFailed, let last {
+                        race.fail(last)
+                    }
+                }
+            }
+        }
+
+        start()
+        return try await race.value()
+    }
+
+    func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int) async throws(FSError) -> Block {
+        let storage = ByteStorage(capacity: length)
+        let sums = ChunkSums(count: (length + Block.chunkSize - 1) / Block.chunkSize)
+        let box = UncheckedBox((storage, sums))
+        try await cluster.read(id, from: endpoint, offset: offset, length: Int64(length)) { chunk in
+            let (storage, sums) = box.value
+            let n = min(chunk.readableBytes, storage.capacity - storage.count)
+            guard n > 0 else { return }
+            let start = storage.count
+            chunk.withUnsafeReadableBytes { bytes in
+                (storage.pointer + start).copyMemory(from: bytes.baseAddress!, byteCount: n)
+            }
+            // Checksum while the bytes are still in the CPU cache.
+            var position = start
+            while position < start + n {
+                let chunkIndex = position / Block.chunkSize
+                let chunkEnd = min((chunkIndex + 1) * Block.chunkSize, start + n)
+                sums.crcs[chunkIndex] = FastCRC32.update(sums.crcs[chunkIndex], UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
+                position = chunkEnd
+            }
+            storage.count += n
+        }
+        guard storage.count == length else {
+            throw FSError(.io, "\(endpoint) sent \(storage.count) of \(length) bytes of \(id) at \(offset)")
+        }
+        return Block(storage: storage, chunkCRCs: sums.crcs)
+    }
+}
+
+final class Attempts: Sendable {
+    let state = Mutex((next: 0, failures: 0, lastError: FSError?.none))
+}
+
+/// Running CRCs of the 64 KiB chunks of a block being received (one writer at a time).
+final class ChunkSums: @unchecked Sendable {
+    var crcs: [UInt32]
+    init(count: Int) { crcs = [UInt32](repeating: 0, count: count) }
+}
+
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// The first success (or the final failure) of several concurrent attempts.
+final class Race<T: Sendable>: Sendable {
+    private struct State {
+        var result: Result<T, FSError>?
+        var waiters: [CheckedContinuation<Result<T, FSError>, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    var isDone: Bool { state.withLock { $0.result != nil } }
+
+    func succeed(_ value: T) { complete(.success(value)) }
+    func fail(_ error: FSError) { complete(.failure(error)) }
+
+    private func complete(_ result: Result<T, FSError>) {
+        let waiters = state.withLock { s -> [CheckedContinuation<Result<T, FSError>, Never>] in
+            guard s.result == nil else { return [] }
+            s.result = result
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: result) }
+    }
+
+    func value() async throws(FSError) -> T {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, FSError>, Never>) in
+            let ready = state.withLock { s -> Result<T, FSError>? in
+                if let r = s.result { return r }
+                s.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+        return try result.get()
+    }
+}

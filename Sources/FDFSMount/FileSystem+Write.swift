@@ -1,0 +1,590 @@
+import FDFSClient
+import FDFSProtocol
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension FDFSFileSystem {
+    // MARK: Write states
+
+    /// Installs a write state (or returns the one another request installed first).
+    func install(_ write: WriteState, addHandle: Bool) -> WriteState {
+        let (result, duplicate) = state.withLock { s -> (WriteState, Bool) in
+            if let existing = s.writes[write.ino] {
+                if addHandle { existing.handles += 1 }
+                return (existing, true)
+            }
+            s.writes[write.ino] = write
+            if addHandle { write.handles += 1 }
+            return (write, false)
+        }
+        if duplicate {
+            close(write.fd)
+            Glibc.unlink(write.path)
+            spool.release(write.reserved)
+        }
+        return result
+    }
+
+    func writeStateEmpty(ino: UInt64, dirty: Bool, mtime: Int64) throws(FSError) -> WriteState {
+        let (path, fd) = try spool.create(ino: ino)
+        return install(WriteState(ino: ino, path: path, fd: fd, size: 0, dirty: dirty, mtime: mtime), addHandle: true)
+    }
+
+    /// A write state over an existing spool file (a pending upload found after a restart).
+    func adoptSpool(ino: UInt64, path: String, dirty: Bool, mtime: Int64, addHandle: Bool = true) throws(FSError) -> WriteState {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw FSError.posix("open spool \(path)") }
+        var info = stat()
+        fstat(fd, &info)
+        let size = Int64(info.st_size)
+        spool.adopt(bytes: size)
+        return install(WriteState(ino: ino, path: path, fd: fd, size: size, dirty: dirty, mtime: mtime), addHandle: addHandle)
+    }
+
+    /// The write state for opening `entry` for writing: the current one, an empty spool
+    /// (O_TRUNC, or nothing committed yet), or a copy of the committed content.
+    func writeState(for entry: Entry, truncate: Bool) async throws(FSError) -> WriteState {
+        let ino = entry.ino
+        if let existing = state.withLock({ s -> WriteState? in
+            guard let w = s.writes[ino] else { return nil }
+            w.handles += 1
+            return w
+        }) {
+            if truncate { try resize(existing, to: 0) }
+            return existing
+        }
+        if truncate || entry.fileID == nil {
+            if !truncate, let pending = try store.pendingUploads().last(where: { $0.ino == ino }) {
+                return try adoptSpool(ino: ino, path: pending.spool, dirty: true, mtime: entry.mtime)
+            }
+            let write = try writeStateEmpty(ino: ino, dirty: truncate || entry.state == Entry.provisional, mtime: truncate ? POSIX.nowNanoseconds() : entry.mtime)
+            return write
+        }
+        // Copy-on-write: the spool starts as the committed content.
+        let ref = try await fileRef(entry)
+        try spool.reserve(ref.size)
+        let created: (path: String, fd: Int32)
+        do { created = try spool.create(ino: ino) } catch {
+            spool.release(ref.size)
+            throw error
+        }
+        do {
+            try await copy(ref, to: created.fd)
+        } catch {
+            close(created.fd)
+            Glibc.unlink(created.path)
+            spool.release(ref.size)
+            throw error
+        }
+        let write = WriteState(ino: ino, path: created.path, fd: created.fd, size: ref.size, dirty: false, mtime: entry.mtime)
+        write.reserved = ref.size
+        write.baseFileID = entry.fileID
+        write.baseSize = ref.size
+        return install(write, addHandle: true)
+    }
+
+    /// Sets the spool size (truncate or extend), with the spool cap checked first.
+    func resize(_ write: WriteState, to size: Int64) throws(FSError) {
+        let growth = state.withLock { _ in max(0, size - write.reserved) }
+        try spool.reserve(growth)
+        guard ftruncate(write.fd, off_t(size)) == 0 else {
+            spool.release(growth)
+            throw FSError.posix("truncate spool")
+        }
+        state.withLock { _ in
+            write.reserved += growth
+            write.size = size
+            write.dirty = true
+            write.generation += 1
+            write.mtime = POSIX.nowNanoseconds()
+            write.truncatedTo = min(write.truncatedTo, size)
+        }
+    }
+
+    // MARK: Write
+
+    /// WRITE: lands in the spool (synchronous, local disk only). The spool cap is checked
+    /// before the bytes are written: ENOSPC when it would be exceeded.
+    public func write(_ fh: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        guard let handle = state.withLock({ $0.handles[fh] }) else { throw FSError(.badHandle) }
+        guard handle.writable, let write = handle.spool else { throw FSError(.badHandle, "not open for writing") }
+        let end = offset + Int64(bytes.count)
+        let growth = state.withLock { _ -> Int64 in
+            let g = max(0, end - write.reserved)
+            write.reserved += g // taken now; given back below if the cap refuses
+            return g
+        }
+        do { try spool.reserve(growth) } catch {
+            state.withLock { _ in write.reserved -= growth }
+            throw error
+        }
+        guard bytes.count == 0 || POSIX.pwriteAll(write.fd, bytes.baseAddress!, bytes.count, offset) else {
+            throw FSError.posix("write spool")
+        }
+        state.withLock { _ in
+            write.size = max(write.size, end)
+            write.dirty = true
+            write.generation += 1
+            write.mtime = POSIX.nowNanoseconds()
+            if write.baseFileID != nil {
+                if write.written.count < 4096 { write.written.append(offset..<end) } else { write.written = [0..<Int64.max] }
+            }
+        }
+        return bytes.count
+    }
+
+    /// FLUSH (every close of a descriptor) and FSYNC: uploads what was written and commits
+    /// the name; the caller's close() gets the result.
+    public func flush(_ ino: UInt64, handle fh: UInt64) async throws(FSError) {
+        guard let handle = state.withLock({ $0.handles[fh] }), handle.writable, let write = handle.spool else { return }
+        try await commit(write)
+    }
+
+    // MARK: Upload and commit
+
+    /// The extension recorded in the generated name: the name's own (1–6 characters of
+    /// [A-Za-z0-9_-]); for rsync's temporary names `.NAME.XXXXXX`, the extension of NAME.
+    static func fileExtension(_ name: String) -> String {
+        var base = Substring(name)
+        if base.hasPrefix("."), let dot = base.lastIndex(of: "."), dot != base.startIndex,
+           base.distance(from: dot, to: base.endIndex) == 7 {
+            base = base[base.index(after: base.startIndex)..<dot]
+        }
+        guard let dot = base.lastIndex(of: "."), dot != base.startIndex else { return "" }
+        let ext = base[base.index(after: dot)...]
+        guard (1...6).contains(ext.count), ext.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else { return "" }
+        return String(ext)
+    }
+
+    /// Metadata carried by each uploaded file: its path, mode and mtime.
+    func uploadMetadata(path: String, entry: Entry, mtime: Int64) -> FDFSMetadata {
+        var metadata = FDFSMetadata()
+        var clean = String(path.unicodeScalars.map { $0.value < 3 ? "?" : Character($0) })
+        while clean.utf8.count > FDFSMetadata.maxValueLength { clean.removeFirst() }
+        try? metadata.set("path", clean)
+        try? metadata.set("mode", String(entry.mode & 0o7777, radix: 8))
+        try? metadata.set("mtime", "\(mtime / 1_000_000_000).\(String(format9(mtime % 1_000_000_000)))")
+        return metadata
+    }
+
+    func format9(_ value: Int64) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, 9 - text.count)) + text
+    }
+
+    /// Uploads the spool (or, for appender files in appendable mode, sends the changes in
+    /// place), then commits the name in the mapping store. Serialised per file.
+    func commit(_ write: WriteState) async throws(FSError) {
+        await write.lock.lock()
+        defer { write.lock.unlock() }
+        let snap = state.withLock { _ in
+            (dirty: write.dirty, failed: write.failed, generation: write.generation, size: write.size, orphaned: write.orphaned,
+             base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime)
+        }
+        guard !snap.orphaned, snap.dirty || snap.failed else { return }
+        guard var entry = try store.entry(write.ino), entry.kind == .file else {
+            state.withLock { _ in write.orphaned = true }
+            return
+        }
+        let chain = try store.ancestry(write.ino)
+        guard let groupRow = chain.first, groupRow.kind == .group else { throw FSError(.io, "inode \(write.ino) is not under a group") }
+        var storePathIndex: Int8?
+        if chain.count > 2, chain[1].kind == .storePath, let index = Int(chain[1].name.dropFirst(), radix: 16), index < 128 {
+            storePathIndex = Int8(index)
+        }
+        let path = chain.map(\.name).joined(separator: "/")
+        if entry.mtime != snap.mtime {
+            entry.mtime = snap.mtime
+            try store.update(entry)
+        }
+        var inPlace = false
+        if options.appendable, let base = snap.base, base == entry.fileID, let baseID = try? FileID(base), baseID.kind == .appender {
+            inPlace = true
+        }
+        let t0 = ContinuousClock.now
+        let pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
+        let t1 = ContinuousClock.now
+        let newID: FileID
+        do throws(FSError) {
+            if inPlace, let base = snap.base, let baseID = try? FileID(base) {
+                try await updateInPlace(baseID, write: write, size: snap.size, baseSize: snap.baseSize, written: snap.written, truncatedTo: snap.truncatedTo)
+                newID = baseID
+            } else {
+                // Metadata is written shortly after the commit (off close()'s path, and after
+                // rsync's rename, so it carries the final name).
+                let upload = UploadOptions(group: groupRow.name, storePathIndex: storePathIndex, fileExtension: Self.fileExtension(entry.name),
+                                           appender: options.appendable)
+                newID = try await cluster.upload(filePath: write.path, options: upload)
+            }
+        } catch {
+            metrics.add(metrics.uploadFailures)
+            state.withLock { _ in write.failed = true }
+            logger.error("upload of \(path) failed: \(error); spooled data kept for a retry")
+            // ENOENT here means "no storage for the group" (the name itself exists): EIO.
+            throw error.code == .notFound ? FSError(.io, error.message) : error
+        }
+        let t2 = ContinuousClock.now
+        try store.uploaded(pending: pendingID, fileID: newID.description)
+        let generatedParent = try? materializeDirectory(of: newID)
+        let t3 = ContinuousClock.now
+        let generated = generatedParent.map { generatedEntry(parent: $0, id: newID, size: snap.size, time: snap.mtime / 1_000_000_000) }
+        let orphan: String?
+        do {
+            (_, orphan) = try store.commitUpload(pending: pendingID, ino: write.ino, newID: newID.description, size: snap.size,
+                                                 generatedParent: generatedParent, generated: generated, queueDeletion: !options.keepReplaced)
+        } catch {
+            if error.code == .notFound {
+                // The name went away during the upload: the new file belongs to nobody.
+                state.withLock { _ in write.orphaned = true }
+                if !inPlace { try? await cluster.delete(newID) }
+                return
+            }
+            throw error
+        }
+        if inPlace { cache.dropAll(prefix: FileRef.keyPrefix(newID)) }
+        state.withLock { _ in
+            if write.generation == snap.generation { write.dirty = false }
+            write.failed = false
+            write.written = []
+            write.truncatedTo = .max
+            if options.appendable, newID.kind == .appender {
+                write.baseFileID = newID.description
+                write.baseSize = snap.size
+            } else {
+                write.baseFileID = nil
+            }
+        }
+        metrics.add(metrics.uploads)
+        metrics.add(metrics.uploadedBytes, snap.size)
+        scheduleMetadata(newID.description, ino: write.ino)
+        logger.debug("committed \(path) -> \(newID) (\(snap.size) bytes): journal \(t1 - t0), upload \(t2 - t1), materialize \(t3 - t2), commit \(ContinuousClock.now - t3)")
+        if let orphan { await deleteFromCluster(orphan) }
+    }
+
+    /// Appendable mode: brings an appender file to the spool's content with TRUNCATE, MODIFY
+    /// of the ranges written below the old end, and APPEND of what lies beyond it.
+    func updateInPlace(_ id: FileID, write: WriteState, size: Int64, baseSize: Int64, written: [Range<Int64>], truncatedTo: Int64) async throws(FSError) {
+        var base = baseSize
+        if size < base || truncatedTo < base {
+            base = min(size, truncatedTo)
+            try await cluster.truncate(id, size: base)
+        }
+        let step: Int64 = 4 << 20
+        func bytes(_ offset: Int64, _ length: Int64) throws(FSError) -> ByteBuffer {
+            var buffer = ByteBuffer()
+            buffer.reserveCapacity(Int(length))
+            let n = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(length)) { pointer in
+                max(0, POSIX.preadAll(write.fd, pointer.baseAddress!, Int(length), offset))
+            }
+            guard n == Int(length) else { throw FSError(.io, "short spool read") }
+            return buffer
+        }
+        for range in Self.merge(written) {
+            let lower = max(0, range.lowerBound), upper = min(range.upperBound, base)
+            var offset = lower
+            while offset < upper {
+                let length = min(step, upper - offset)
+                try await cluster.modify(id, offset: offset, try bytes(offset, length))
+                offset += length
+            }
+        }
+        var offset = base
+        while offset < size {
+            let length = min(step, size - offset)
+            try await cluster.append(id, try bytes(offset, length))
+            offset += length
+        }
+    }
+
+    static func merge(_ ranges: [Range<Int64>]) -> [Range<Int64>] {
+        var result: [Range<Int64>] = []
+        for range in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = result.last, range.lowerBound <= last.upperBound {
+                result[result.count - 1] = last.lowerBound..<max(last.upperBound, range.upperBound)
+            } else {
+                result.append(range)
+            }
+        }
+        return result
+    }
+
+    // MARK: Cluster metadata
+
+    func scheduleMetadata(_ fileID: String?, ino: UInt64) {
+        guard let fileID else { return }
+        state.withLock { $0.metadataDue[fileID] = ino }
+    }
+
+    /// Writes the metadata (path, mode, mtime) of recently committed, renamed or changed
+    /// files; changes within one pass are coalesced into one SET_METADATA per file.
+    public func writeMetadata() async {
+        let due = state.withLock { s -> [String: UInt64] in
+            defer { s.metadataDue.removeAll() }
+            return s.metadataDue
+        }
+        for (text, ino) in due {
+            guard let entry = try? store.entry(ino), entry.kind == .file, entry.fileID == text, let id = try? FileID(text),
+                  let path = try? store.path(ino) else { continue }
+            do {
+                try await cluster.setMetadata(id, uploadMetadata(path: path, entry: entry, mtime: entry.mtime), merge: false)
+            } catch {
+                if error.code != .notFound {
+                    logger.warning("cannot write the metadata of \(id): \(error); will retry")
+                    state.withLock { s in if s.metadataDue[text] == nil { s.metadataDue[text] = ino } }
+                }
+            }
+        }
+    }
+
+    // MARK: Cluster deletions
+
+    /// Deletes a file no name refers to any more (after the commit that orphaned it). Waits
+    /// for open handles on it; failures stay in the journal and are retried.
+    func deleteFromCluster(_ text: String) async {
+        let deferred = state.withLock { s -> Bool in
+            guard (s.openIDs[text] ?? 0) > 0 else { return false }
+            s.deferredDeletes.insert(text)
+            return true
+        }
+        if deferred { return }
+        guard let id = try? FileID(text) else {
+            try? store.deleted(text)
+            return
+        }
+        do {
+            try await cluster.delete(id)
+            metrics.add(metrics.clusterDeletes)
+        } catch {
+            if error.code != .notFound {
+                logger.warning("cannot delete \(id) from the cluster (\(error)); will retry")
+                return
+            }
+        }
+        try? store.deleted(text)
+        cache.dropAll(prefix: FileRef.keyPrefix(id))
+    }
+
+    func processDeletions() async {
+        guard let list = try? store.deletions() else { return }
+        for id in list { await deleteFromCluster(id) }
+    }
+
+    // MARK: Namespace changes
+
+    func checkWritable() throws(FSError) {
+        if options.readOnly { throw FSError(.readOnly) }
+    }
+
+    /// Can users create `name` in `dir`?
+    func checkCreatable(_ dir: Entry, _ name: String) async throws(FSError) {
+        try checkWritable()
+        guard name.utf8.count <= 255 else { throw FSError(.nameTooLong) }
+        guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
+        if dir.kind == .root { throw FSError(.notPermitted, "groups come from the tracker") }
+        if try store.child(dir.ino, name) != nil { throw FSError(.exists) }
+        if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.exists) }
+        if dir.kind == .subdirLow, let path = dir.fileID, let slash = path.firstIndex(of: "/"),
+           (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + name)) != nil {
+            throw FSError(.notPermitted, "generated names are reserved")
+        }
+    }
+
+    func newEntry(parent: UInt64, name: String, kind: EntryKind, mode: UInt32, caller: Caller) -> Entry {
+        let now = POSIX.nowNanoseconds()
+        return Entry(ino: 0, parent: parent, name: name, kind: kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid,
+                     atime: now, mtime: now, ctime: now, size: 0, fileID: nil, target: nil,
+                     state: kind == .file ? Entry.provisional : Entry.committed)
+    }
+
+    /// CREATE: a provisional name (visible at once) and an empty spool; the upload happens at
+    /// close.
+    public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) async throws(FSError) -> (EntryReply, OpenReply) {
+        let dir = try entry(parent)
+        try await checkCreatable(dir, name)
+        return try createChecked(parent: parent, name: name, mode: mode, caller: caller)
+    }
+
+    public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) async throws(FSError) -> EntryReply {
+        let dir = try entry(parent)
+        try await checkCreatable(dir, name)
+        return reply(try store.insert(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+    }
+
+    public func symlink(parent: UInt64, name: String, target: String, caller: Caller) async throws(FSError) -> EntryReply {
+        let dir = try entry(parent)
+        try await checkCreatable(dir, name)
+        var row = newEntry(parent: parent, name: name, kind: .symlink, mode: 0o777, caller: caller)
+        row.target = target
+        row.size = Int64(target.utf8.count)
+        return reply(try store.insert(row))
+    }
+
+    /// The user entry `name` in `parent`, or the right error for what stands there instead.
+    func userChild(_ parent: UInt64, _ name: String) async throws(FSError) -> Entry {
+        let dir = try entry(parent)
+        guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
+        if let row = try store.child(parent, name) {
+            guard row.kind.isUser else { throw FSError(.notPermitted, "\(name) is not a user entry") }
+            return row
+        }
+        if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.notPermitted) }
+        throw FSError(.notFound)
+    }
+
+    public func unlink(parent: UInt64, name: String) async throws(FSError) {
+        try checkWritable()
+        let row = try await userChild(parent, name)
+        if row.kind == .directory { throw FSError(.isDirectory) }
+        let orphan = try store.remove(row.ino, queueDeletion: true)
+        orphanWrite(row.ino)
+        if let orphan { await deleteFromCluster(orphan) }
+    }
+
+    /// The name of a file being written went away: nothing to commit any more.
+    func orphanWrite(_ ino: UInt64) {
+        guard let write = state.withLock({ s -> WriteState? in
+            guard let w = s.writes[ino] else { return nil }
+            w.orphaned = true
+            return w
+        }) else { return }
+        releaseIfIdle(write)
+    }
+
+    public func rmdir(parent: UInt64, name: String) async throws(FSError) {
+        try checkWritable()
+        let row = try await userChild(parent, name)
+        guard row.kind == .directory else { throw FSError(.notDirectory) }
+        if try store.hasChildren(row.ino) { throw FSError(.notEmpty) }
+        _ = try store.remove(row.ino, queueDeletion: false)
+    }
+
+    static let renameNoReplace: UInt32 = 1
+    static let renameExchange: UInt32 = 2
+
+    /// RENAME: metadata only (the file ID does not change), atomic in one transaction. A
+    /// replaced file is deleted from the cluster after the commit unless keep_replaced.
+    public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) async throws(FSError) {
+        try checkWritable()
+        guard newName.utf8.count <= 255 else { throw FSError(.nameTooLong) }
+        if flags & Self.renameExchange != 0 { throw FSError(.invalid, "RENAME_EXCHANGE is not supported") }
+        let source = try await userChild(parent, name)
+        let target = try entry(newParent)
+        guard target.kind.isDirectory else { throw FSError(.notDirectory) }
+        if target.kind == .root { throw FSError(.notPermitted) }
+        let sourceChain = try store.ancestry(parent), targetChain = try store.ancestry(newParent)
+        guard sourceChain.first?.ino == targetChain.first?.ino else { throw FSError(.crossDevice, "rename between groups") }
+        if source.kind == .directory, newParent == source.ino || targetChain.contains(where: { $0.ino == source.ino }) {
+            throw FSError(.invalid, "cannot move a directory into itself")
+        }
+        let existing = try store.child(newParent, newName)
+        if existing == nil, target.kind.isSynthetic, await syntheticChild(target, newName) != nil { throw FSError(.notPermitted) }
+        if existing == nil, target.kind == .subdirLow, let path = target.fileID, let slash = path.firstIndex(of: "/"),
+           (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + newName)) != nil {
+            throw FSError(.notPermitted, "generated names are reserved")
+        }
+        if let existing {
+            if existing.ino == source.ino { return }
+            if flags & Self.renameNoReplace != 0 { throw FSError(.exists) }
+            guard existing.kind.isUser else { throw FSError(.notPermitted) }
+            if existing.kind == .directory {
+                guard source.kind == .directory else { throw FSError(.isDirectory) }
+                if try store.hasChildren(existing.ino) { throw FSError(.notEmpty) }
+            } else if source.kind == .directory {
+                throw FSError(.notDirectory)
+            }
+        }
+        let orphan = try store.rename(source.ino, to: newParent, newName, replacing: existing?.ino, queueDeletion: !options.keepReplaced)
+        if source.kind == .file { scheduleMetadata(source.fileID, ino: source.ino) }
+        if let existing { orphanWrite(existing.ino) }
+        if let orphan { await deleteFromCluster(orphan) }
+    }
+
+    public func link(_ ino: UInt64, newParent: UInt64, newName: String) throws(FSError) -> EntryReply {
+        try checkWritable()
+        throw FSError(.notPermitted, "hard links are not supported")
+    }
+
+    /// SETATTR: mode, owner and times change the mapping only; a size change goes through
+    /// the spool (and is uploaded at once when no descriptor is open).
+    public func setattr(_ ino: UInt64, changes: AttributeChanges) async throws(FSError) -> EntryReply {
+        var entry = try entry(ino)
+        guard entry.kind.isUser else {
+            if options.readOnly { throw FSError(.readOnly) }
+            throw FSError(.notPermitted, "generated names and cluster directories cannot be changed")
+        }
+        try checkWritable()
+        if let size = changes.size {
+            guard entry.kind == .file else { throw FSError(entry.kind == .directory ? .isDirectory : .invalid) }
+            guard size >= 0 else { throw FSError(.invalid) }
+            let write = try await writeState(for: entry, truncate: size == 0)
+            do throws(FSError) {
+                try resize(write, to: size)
+            } catch {
+                state.withLock { _ in write.handles -= 1 }
+                releaseIfIdle(write)
+                throw error
+            }
+            let idle = state.withLock { _ -> Bool in
+                write.handles -= 1
+                return write.handles == 0
+            }
+            if idle {
+                defer { releaseIfIdle(write) }
+                try await commit(write)
+            }
+            entry = try self.entry(ino)
+        }
+        try applyAttributes(&entry, changes)
+        return reply(entry)
+    }
+
+    // MARK: Recovery
+
+    /// After a crash: finish (or adopt) pending uploads, drop names that were never
+    /// acknowledged, remove stray spool files.
+    func recover() async {
+        do {
+            for pending in try store.pendingUploads() {
+                let entry = try store.entry(pending.ino)
+                guard let entry, entry.kind == .file else {
+                    try store.dropPending(pending.id)
+                    if let new = pending.newFileID, !pending.inPlace, let id = try? FileID(new) {
+                        logger.notice("recovery: deleting uncommitted upload \(id) (its name is gone)")
+                        try? await cluster.delete(id)
+                    }
+                    Glibc.unlink(pending.spool)
+                    continue
+                }
+                if let new = pending.newFileID, !pending.inPlace, let id = try? FileID(new) {
+                    let parent = try? materializeDirectory(of: id)
+                    let generated = parent.map { generatedEntry(parent: $0, id: id, size: pending.size, time: Int64(id.generated.timestamp)) }
+                    let (_, orphan) = try store.commitUpload(pending: pending.id, ino: pending.ino, newID: new, size: pending.size,
+                                                             generatedParent: parent, generated: generated, queueDeletion: !options.keepReplaced)
+                    logger.notice("recovery: adopted uploaded \(id) for inode \(pending.ino)")
+                    Glibc.unlink(pending.spool)
+                    if let orphan { await deleteFromCluster(orphan) }
+                } else if POSIX.fileSize(pending.spool) != nil {
+                    _ = try adoptSpool(ino: pending.ino, path: pending.spool, dirty: true, mtime: entry.mtime, addHandle: false)
+                    logger.notice("recovery: resuming the upload of inode \(pending.ino) from \(pending.spool)")
+                } else {
+                    logger.error("recovery: the pending upload of inode \(pending.ino) is lost (spool file \(pending.spool) missing)")
+                    try store.dropPending(pending.id)
+                    if entry.state == Entry.provisional { _ = try store.remove(entry.ino, queueDeletion: false) }
+                }
+            }
+            for entry in try store.abandonedProvisional() {
+                logger.notice("recovery: removing '\(entry.name)' (inode \(entry.ino)), created but never closed before the crash")
+                _ = try store.remove(entry.ino, queueDeletion: false)
+            }
+        } catch {
+            logger.error("recovery failed: \(error)")
+        }
+        let kept = Set(state.withLock { $0.writes.values.map(\.path) })
+        for file in spool.files() where !kept.contains(file) { Glibc.unlink(file) }
+    }
+}

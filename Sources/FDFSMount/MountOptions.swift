@@ -1,0 +1,123 @@
+/// Everything `-o` can say, parsed and validated in one place.
+public struct MountOptions: Sendable {
+    public var readOnly = false
+    public var allowOther = false
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var umask: UInt32 = 0o022
+    public var stateDir: String?
+    public var cacheDir: String?
+    /// Hard cap of the block cache on disk, bytes.
+    public var cacheSize: Int64 = 1 << 30
+    public var blockSize: Int = 1 << 20
+    /// Largest read-ahead window per open file, bytes.
+    public var readahead: Int64 = 8 << 20
+    /// Global memory budget for blocks being fetched, bytes.
+    public var memoryBudget: Int64 = 32 << 20
+    /// Kernel attribute/entry timeout for names users created (seconds).
+    public var attrTimeout: Double = 1
+    /// Timeout for immutable generated names and synthetic directories.
+    public var immutableTimeout: Double = 3600
+    public var autoUnmount = false
+    public var metrics: String?
+    public var appendable = false
+    public var keepReplaced = false
+    public var spoolDir: String?
+    public var spoolSize: Int64 = 4 << 30
+    /// Seconds a lookup miss of a generated name is remembered.
+    public var negativeTimeout: Double = 2
+    /// A storage that sends nothing for this long during a block fetch is hedged by another.
+    public var stallTimeout: Double = 3
+    /// Kernel read-ahead (bdi read_ahead_kb) set after mounting.
+    public var kernelReadaheadKB: Int = 4096
+    /// Serve xattrs (getxattr & co). Off saves one GETXATTR round trip per write(2).
+    public var xattr = true
+    /// Extra options passed to the kernel / libfuse as they are (fsname etc.).
+    public var passthrough: [String] = []
+    public var debug = false
+
+    public init() {}
+
+    /// Options that mount(8) passes and that mean nothing (or are handled by the kernel) here.
+    static let ignored: Set<String> = [
+        "rw", "defaults", "auto", "noauto", "user", "users", "nouser", "_netdev", "nofail", "exec", "noexec",
+        "suid", "nosuid", "dev", "nodev", "atime", "noatime", "relatime", "strictatime", "nodiratime", "async", "sync",
+        "default_permissions", "x-systemd.automount", "comment",
+    ]
+
+    /// Parses a comma-separated `-o` string (may be called repeatedly).
+    public mutating func parse(_ text: String) throws(FSError) {
+        for item in text.split(separator: ",") where !item.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            let key = String(parts[0])
+            let value = parts.count > 1 ? String(parts[1]) : nil
+            func need() throws(FSError) -> String {
+                guard let value, !value.isEmpty else { throw FSError(.invalid, "option \(key) needs a value") }
+                return value
+            }
+            switch key {
+            case "ro": readOnly = true
+            case "rw": readOnly = false
+            case "allow_other": allowOther = true
+            case "uid": uid = try Self.number(need(), key)
+            case "gid": gid = try Self.number(need(), key)
+            case "umask":
+                guard let v = UInt32(try need(), radix: 8), v <= 0o777 else { throw FSError(.invalid, "umask must be octal") }
+                umask = v
+            case "state_dir": stateDir = try need()
+            case "cache_dir": cacheDir = try need()
+            case "cache_size": cacheSize = try Self.size(need(), key)
+            case "block_size":
+                let v = try Self.size(need(), key)
+                guard v >= 64 << 10, v <= 16 << 20, v & (v - 1) == 0 else {
+                    throw FSError(.invalid, "block_size must be a power of two between 64K and 16M")
+                }
+                blockSize = Int(v)
+            case "readahead": readahead = try Self.size(need(), key)
+            case "memory": memoryBudget = try Self.size(need(), key)
+            case "attr_timeout":
+                guard let v = Double(try need()), v >= 0 else { throw FSError(.invalid, "attr_timeout must be seconds") }
+                attrTimeout = v
+            case "stall_timeout":
+                guard let v = Double(try need()), v > 0 else { throw FSError(.invalid, "stall_timeout must be seconds") }
+                stallTimeout = v
+            case "kernel_readahead_kb": kernelReadaheadKB = Int(try Self.number(need(), key))
+            case "auto_unmount": autoUnmount = true
+            case "metrics": metrics = try need()
+            case "appendable": appendable = true
+            case "keep_replaced": keepReplaced = true
+            case "spool_dir": spoolDir = try need()
+            case "spool_size": spoolSize = try Self.size(need(), key)
+            case "noxattr": xattr = false
+            case "debug": debug = true
+            case "fsname", "subtype", "max_read": passthrough.append(String(item))
+            default:
+                if Self.ignored.contains(key) || key.hasPrefix("x-") { continue }
+                throw FSError(.invalid, "unknown option '\(key)'")
+            }
+        }
+    }
+
+    static func number(_ text: String, _ key: String) throws(FSError) -> UInt32 {
+        guard let v = UInt32(text) else { throw FSError(.invalid, "option \(key) needs a number") }
+        return v
+    }
+
+    /// `123`, `64K`, `16M`, `2G`, `1T` (binary units).
+    public static func size(_ text: String, _ key: String) throws(FSError) -> Int64 {
+        var digits = text.uppercased()
+        var multiplier: Int64 = 1
+        if digits.hasSuffix("B") { digits.removeLast() }
+        if digits.hasSuffix("I") { digits.removeLast() }
+        switch digits.last {
+        case "K": multiplier = 1 << 10
+        case "M": multiplier = 1 << 20
+        case "G": multiplier = 1 << 30
+        case "T": multiplier = 1 << 40
+        default: break
+        }
+        if multiplier != 1 { digits.removeLast() }
+        guard let v = Int64(digits), v >= 0 else { throw FSError(.invalid, "option \(key): '\(text)' is not a size") }
+        return v * multiplier
+    }
+}

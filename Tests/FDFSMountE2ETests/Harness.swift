@@ -1,0 +1,307 @@
+import FDFSClient
+import FDFSProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why an end-to-end test cannot run. Thrown (never skipped) so a missing cluster is loud.
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The cluster named by FDFS_TEST_CLIENT_CONF.
+enum TestCluster {
+    static func clientConf() throws -> String {
+        guard let path = ProcessInfo.processInfo.environment["FDFS_TEST_CLIENT_CONF"], !path.isEmpty else {
+            throw HarnessError("FDFS_TEST_CLIENT_CONF is not set: the end-to-end tests need a running cluster (start one with `Scripts/cluster start DIR` and point FDFS_TEST_CLIENT_CONF at DIR/client.conf)")
+        }
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw HarnessError("FDFS_TEST_CLIENT_CONF=\(path) does not exist: is the cluster running?")
+        }
+        return path
+    }
+
+    static func client() throws -> FDFSClient {
+        FDFSClient(configuration: try ClientConfiguration.load(path: clientConf()))
+    }
+
+    /// Runs a cluster control command (`stop-tracker`, `start-tracker`, `stop-storage N`,
+    /// `start-storage N`) through FDFS_TEST_CLUSTER_CTL, or `Scripts/cluster CMD $FDFS_TEST_CLUSTER_DIR`.
+    static func control(_ command: String) throws {
+        let env = ProcessInfo.processInfo.environment
+        var line: String
+        if let ctl = env["FDFS_TEST_CLUSTER_CTL"], !ctl.isEmpty {
+            line = "\(ctl) \(command)"
+        } else if let dir = env["FDFS_TEST_CLUSTER_DIR"], !dir.isEmpty {
+            let script = packageRoot() + "/Scripts/cluster"
+            guard FileManager.default.isExecutableFile(atPath: script) else {
+                throw HarnessError("\(script) is missing: this test needs the cluster script to stop and start servers")
+            }
+            let parts = command.split(separator: " ")
+            line = "'\(script)' \(parts[0]) '\(dir)' \(parts.dropFirst().joined(separator: " "))"
+        } else {
+            throw HarnessError("this test stops and starts cluster servers: set FDFS_TEST_CLUSTER_DIR (with Scripts/cluster) or FDFS_TEST_CLUSTER_CTL")
+        }
+        let result = Shell.run(line, timeout: 60)
+        guard result.status == 0 else { throw HarnessError("cluster control '\(line)' failed (\(result.status)): \(result.stderr)") }
+    }
+
+    static func packageRoot() -> String {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while dir.path != "/" {
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) { return dir.path }
+            dir = dir.deletingLastPathComponent()
+        }
+        return FileManager.default.currentDirectoryPath
+    }
+}
+
+/// A child process started with posix_spawn and reaped with waitpid (Foundation's Process
+/// can miss a child's exit when waited for from a test's async context).
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    private var status: Int32?
+
+    init?(_ argv: [String], stdout: String, stderr: String) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { for arg in cArgs { free(arg) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, argv[0], &actions, &attributes, &cArgs, environ) == 0 else { return nil }
+        self.pid = pid
+    }
+
+    var isRunning: Bool {
+        if status != nil { return false }
+        var raw: Int32 = 0
+        let r = waitpid(pid, &raw, WNOHANG)
+        if r == pid {
+            status = Self.decode(raw)
+            return false
+        }
+        return r == 0
+    }
+
+    func signal(_ sig: Int32) {
+        if status == nil { kill(pid, sig) }
+    }
+
+    /// Waits for the exit; the exit code (128 + signal when killed).
+    @discardableResult
+    func wait() -> Int32 {
+        if let status { return status }
+        var raw: Int32 = 0
+        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+        status = Self.decode(raw)
+        return status!
+    }
+
+    static func decode(_ raw: Int32) -> Int32 {
+        let signal = raw & 0x7F
+        return signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
+    }
+}
+
+struct ShellResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+enum Shell {
+    /// Runs `/bin/bash -c line`, killing it after `timeout` seconds. Output goes through temp
+    /// files, so a daemon started by the command cannot hold the test up by keeping a pipe open.
+    @discardableResult
+    static func run(_ line: String, timeout: Double = 120) -> ShellResult {
+        let base = NSTemporaryDirectory() + "fdfs-e2e-sh-" + UUID().uuidString.prefix(8)
+        let outPath = base + ".out", errPath = base + ".err"
+        defer {
+            unlink(outPath)
+            unlink(errPath)
+        }
+        guard let child = Child(["/bin/bash", "-c", line], stdout: outPath, stderr: errPath) else {
+            return ShellResult(status: -1, stdout: "", stderr: "cannot spawn bash")
+        }
+        var timedOut = false
+        if !waitUntil(timeout, { !child.isRunning }) {
+            timedOut = true
+            child.signal(SIGKILL)
+        }
+        let status = child.wait()
+        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        var stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        if timedOut { stderr += "\n(killed after \(timeout) s)" }
+        return ShellResult(status: status, stdout: stdout, stderr: stderr)
+    }
+
+    /// Runs and requires success.
+    @discardableResult
+    static func ok(_ line: String, timeout: Double = 120, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+        let result = run(line, timeout: timeout)
+        #expect(result.status == 0, "`\(line)` failed (\(result.status)): \(result.stderr)", sourceLocation: sourceLocation)
+        return result.stdout
+    }
+}
+
+/// Polls `condition` until it holds or `seconds` pass.
+func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+func isMounted(_ path: String) -> Bool {
+    guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return false }
+    return text.split(separator: "\n").contains { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 4 && fields[4] == path
+    }
+}
+
+/// One fdfs-mount process on a temporary mount point. `stop()` (or deinit) unmounts and ends
+/// it whatever happened.
+final class TestMount {
+    let root: String
+    let mountpoint: String
+    let stateDir: String
+    let options: String
+    private(set) var process: Child?
+    let logPath: String
+
+    static func binary() throws -> String {
+        let env = ProcessInfo.processInfo.environment
+        var dirs: [String] = []
+        if let dir = env["FDFS_BIN_DIR"] { dirs.append(dir) }
+        if let exe = realpath("/proc/self/exe", nil) {
+            dirs.append(URL(fileURLWithPath: String(cString: exe)).deletingLastPathComponent().path)
+            free(exe)
+        }
+        for dir in dirs where FileManager.default.isExecutableFile(atPath: dir + "/fdfs-mount") { return dir + "/fdfs-mount" }
+        throw HarnessError("fdfs-mount not found in \(dirs) (build it, or set FDFS_BIN_DIR)")
+    }
+
+    init(options: String = "", stateDir: String? = nil) throws {
+        root = NSTemporaryDirectory() + "fdfs-e2e-" + UUID().uuidString.prefix(8)
+        mountpoint = root + "/mnt"
+        self.stateDir = stateDir ?? root + "/state"
+        self.options = options
+        logPath = root + "/mount.log"
+        try FileManager.default.createDirectory(atPath: mountpoint, withIntermediateDirectories: true)
+        try start()
+    }
+
+    func start() throws {
+        let binary = try Self.binary()
+        let conf = try TestCluster.clientConf()
+        var opts = "state_dir=\(stateDir)"
+        if !options.isEmpty { opts += "," + options }
+        guard let child = Child([binary, mountpoint, "-c", conf, "-f", "-o", opts], stdout: logPath, stderr: logPath) else {
+            throw HarnessError("cannot start \(binary)")
+        }
+        process = child
+        guard waitUntil(20, { isMounted(mountpoint) || !child.isRunning }), isMounted(mountpoint) else {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            stop()
+            throw HarnessError("fdfs-mount did not mount \(mountpoint) within 20 s:\n\(log)")
+        }
+    }
+
+    var pid: Int32 { process?.pid ?? 0 }
+
+    func path(_ relative: String) -> String { mountpoint + "/" + relative }
+
+    /// SIGTERM and wait; returns the exit status (nil if it had to be killed).
+    @discardableResult
+    func stop() -> Int32? {
+        var status: Int32?
+        if let process {
+            if process.isRunning {
+                process.signal(SIGTERM)
+                if waitUntil(20, { !process.isRunning }) { status = process.wait() }
+            } else {
+                status = process.wait()
+            }
+        }
+        cleanup()
+        return status
+    }
+
+    /// kill -9 (a crash): the kernel mount stays until cleaned up.
+    func crash() {
+        guard let process else { return }
+        process.signal(SIGKILL)
+        process.wait()
+        _ = Shell.run("fusermount3 -u '\(mountpoint)' 2>/dev/null || umount -l '\(mountpoint)' 2>/dev/null", timeout: 20)
+        self.process = nil
+    }
+
+    /// Unmounts and ends the process, whatever state they are in.
+    func cleanup() {
+        if let process, process.isRunning {
+            process.signal(SIGKILL)
+            process.wait()
+        }
+        if isMounted(mountpoint) {
+            _ = Shell.run("fusermount3 -u '\(mountpoint)' 2>/dev/null || umount -l '\(mountpoint)'", timeout: 20)
+        }
+        process = nil
+    }
+
+    /// The mount's counters (Prometheus text from the root's user.fdfs.metrics xattr).
+    func metric(_ name: String) -> Int64 {
+        let text = Shell.run("getfattr --only-values -n user.fdfs.metrics '\(mountpoint)'").stdout
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Int64(line.split(separator: " ").last ?? "") ?? -1
+        }
+        return -1
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    deinit {
+        cleanup()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+/// Random bytes written to a local temp file.
+func localFile(_ size: Int, in dir: String) -> (path: String, bytes: [UInt8]) {
+    var bytes = [UInt8](repeating: 0, count: size)
+    var generator = SystemRandomNumberGenerator()
+    for i in stride(from: 0, to: size, by: 8) {
+        var value = generator.next()
+        withUnsafeBytes(of: &value) { raw in
+            for j in 0..<min(8, size - i) { bytes[i + j] = raw[j] }
+        }
+    }
+    let path = dir + "/local-" + UUID().uuidString.prefix(8)
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    return (path, bytes)
+}
+
+func sha256(_ path: String) -> String {
+    String(Shell.run("sha256sum '\(path)' | cut -d' ' -f1").stdout.prefix(64))
+}

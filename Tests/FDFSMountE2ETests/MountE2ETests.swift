@@ -1,0 +1,351 @@
+import FDFSClient
+import FDFSProtocol
+import Foundation
+import NIOCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// End-to-end tests: the real `fdfs-mount` binary, a real kernel mount in a temp dir, the
+/// cluster from FDFS_TEST_CLIENT_CONF, and shell tools. One suite at a time: the failure tests
+/// stop servers the others need.
+@Suite(.serialized) enum MountE2E {}
+
+extension MountE2E {
+@Suite(.serialized) struct ReadSideE2ETests {
+    @Test func uploadedFilesAppearAtTheirPaths() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let small = localFile(10_000, in: mount.root)
+        let large = localFile(3_500_000, in: mount.root)
+        let smallID = try await client.upload(filePath: small.path)
+        let largeID = try await client.upload(filePath: large.path)
+        let empty = try await client.upload([UInt8]())
+        for (id, bytes) in [(smallID, small.bytes), (largeID, large.bytes), (empty, [])] {
+            let path = mount.path(id.description)
+            let attrs = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attrs[.size] as? Int) == bytes.count)
+            let mtime = (attrs[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            #expect(Int64(mtime) == Int64(id.generated.timestamp))
+            #expect(FileManager.default.contents(atPath: path) == Data(bytes))
+        }
+        #expect(sha256(mount.path(largeID.description)) == sha256(large.path))
+        #expect(Shell.ok("cat '\(mount.path(largeID.description))' | sha256sum | cut -c1-64").prefix(64) == sha256(large.path))
+        for (skip, count) in [(0, 1), (100, 7), (3000, 500), (854, 1)] {
+            let a = Shell.ok("dd if='\(mount.path(largeID.description))' bs=4096 skip=\(skip) count=\(count) 2>/dev/null | sha256sum")
+            let b = Shell.ok("dd if='\(large.path)' bs=4096 skip=\(skip) count=\(count) 2>/dev/null | sha256sum")
+            #expect(a == b, "dd skip=\(skip) count=\(count)")
+        }
+        // Listed in its HH/HH directory once known, with its xattrs.
+        let dir = (mount.path(smallID.description) as NSString).deletingLastPathComponent
+        #expect(Shell.ok("ls '\(dir)'").contains(smallID.name))
+        #expect(Shell.ok("getfattr --only-values -n user.fdfs.file_id '\(mount.path(smallID.description))'") == smallID.description)
+        #expect(Shell.ok("getfattr --only-values -n user.fdfs.crc32 '\(mount.path(smallID.description))'") == String(format: "%08x", smallID.generated.crc32))
+        // The root lists groups, a group lists store paths.
+        #expect(Shell.ok("ls '\(mount.mountpoint)'").contains(smallID.group))
+        #expect(Shell.ok("ls '\(mount.path(smallID.group))'").contains("M00"))
+        for id in [smallID, largeID, empty] { try? await client.delete(id) }
+        await client.shutdown()
+    }
+
+    @Test func secondReadComesFromTheCacheAndSurvivesRemount() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let file = localFile(5_000_000, in: mount.root)
+        let id = try await client.upload(filePath: file.path)
+        let path = mount.path(id.description)
+        #expect(sha256(path) == sha256(file.path))
+        let fromCluster = mount.metric("fdfs_mount_bytes_from_cluster_total")
+        #expect(fromCluster >= 5_000_000)
+        Shell.run("echo 3 > /proc/sys/vm/drop_caches")
+        let hits = mount.metric("fdfs_mount_cache_hits_total")
+        #expect(sha256(path) == sha256(file.path))
+        #expect(mount.metric("fdfs_mount_bytes_from_cluster_total") == fromCluster)
+        #expect(mount.metric("fdfs_mount_cache_hits_total") > hits)
+        // Remount on the same state directory: still cached.
+        mount.stop()
+        try mount.start()
+        #expect(sha256(path) == sha256(file.path))
+        #expect(mount.metric("fdfs_mount_bytes_from_cluster_total") == 0)
+        try? await client.delete(id)
+        await client.shutdown()
+    }
+
+    @Test func filesLargerThanTheCacheNeverOverflowIt() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount(options: "cache_size=3M,block_size=256K,readahead=1M")
+        defer { mount.stop() }
+        let file = localFile(12_000_000, in: mount.root)
+        let id = try await client.upload(filePath: file.path)
+        #expect(sha256(mount.path(id.description)) == sha256(file.path))
+        let used = Int64(Shell.ok("du -sb '\(mount.stateDir)/cache' | cut -f1").trimmingCharacters(in: .whitespacesAndNewlines)) ?? .max
+        #expect(used <= 3 << 20 + 300_000, "cache dir holds \(used) bytes")
+        #expect(mount.metric("fdfs_mount_cache_bytes") <= 3 << 20)
+        #expect(mount.metric("fdfs_mount_cache_evictions_total") > 0)
+        try? await client.delete(id)
+        await client.shutdown()
+    }
+
+    @Test func corruptCachedBlockStillReadsCorrectly() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount(options: "block_size=256K")
+        defer { mount.stop() }
+        let file = localFile(1_000_000, in: mount.root)
+        let id = try await client.upload(filePath: file.path)
+        #expect(sha256(mount.path(id.description)) == sha256(file.path))
+        let blocks = Shell.ok("find '\(mount.stateDir)/cache' -name '*.blk' | sort").split(separator: "\n")
+        #expect(blocks.count == 4)
+        for block in blocks {
+            // Overwrite 100 bytes in the middle of the data.
+            Shell.ok("printf '%0100d' 0 | dd of='\(block)' bs=1 seek=150000 conv=notrunc 2>/dev/null")
+        }
+        Shell.run("echo 3 > /proc/sys/vm/drop_caches")
+        #expect(sha256(mount.path(id.description)) == sha256(file.path))
+        #expect(mount.metric("fdfs_mount_cache_corruptions_total") >= 1)
+        try? await client.delete(id)
+        await client.shutdown()
+    }
+
+    @Test func readOnlyRefusesWritesAndHostileNamesAreENOENT() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount(options: "ro")
+        defer { mount.stop() }
+        let group = Shell.ok("ls '\(mount.mountpoint)' | head -1").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(!group.isEmpty)
+        let touch = Shell.run("touch '\(mount.path(group))/x'")
+        #expect(touch.status != 0 && touch.stderr.contains("Read-only file system"), "\(touch.stderr)")
+        #expect(Shell.run("mkdir '\(mount.path(group))/d'").stderr.contains("Read-only file system"))
+        for name in ["..%2f..%2fetc", "wKgz6lnduTeAMdrcAAEoRmXZPp870.jpeg", "fwAAAWsBfiSAPlHxAAGGoNxKx20300.bin.x", "a\\nb", "AAAAAAAAAAAAAAAAAAAAAAAAAAA0000000", String(repeating: "z", count: 200)] {
+            let result = Shell.run("stat '\(mount.path(group))/M00/00/00/\(name)'")
+            #expect(result.status != 0 && result.stderr.contains("No such file or directory"), "\(name): \(result.stderr)")
+        }
+        #expect(Shell.run("stat '\(mount.path(group))/M00/zz'").stderr.contains("No such file"))
+        #expect(Shell.run("stat '\(mount.mountpoint)/nogroup'").stderr.contains("No such file"))
+    }
+
+    @Test func sigtermLeavesNoStaleMount() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount()
+        defer { mount.cleanup() }
+        #expect(isMounted(mount.mountpoint))
+        let status = mount.stop()
+        #expect(status == 0)
+        #expect(!isMounted(mount.mountpoint))
+        // fusermount3 -u ends it cleanly as well.
+        try mount.start()
+        Shell.ok("fusermount3 -u '\(mount.mountpoint)'")
+        #expect(waitUntil(10) { !(mount.process?.isRunning ?? false) })
+        #expect(mount.process?.wait() == 0)
+        #expect(!isMounted(mount.mountpoint))
+    }
+}
+
+}
+
+extension MountE2E {
+@Suite(.serialized) struct WriteSideE2ETests {
+    /// A fresh directory under the first group, and its path in the mount.
+    func workdir(_ mount: TestMount) -> String {
+        let group = Shell.ok("ls '\(mount.mountpoint)' | head -1").trimmingCharacters(in: .whitespacesAndNewlines)
+        let dir = mount.path(group) + "/e2e-" + UUID().uuidString.prefix(8)
+        Shell.ok("mkdir '\(dir)'")
+        return dir
+    }
+
+    func fileID(_ path: String) throws -> FileID {
+        try FileID(Shell.ok("getfattr --only-values -n user.fdfs.file_id '\(path)'"))
+    }
+
+    func makeTree(_ dir: String) {
+        Shell.ok("""
+            mkdir -p '\(dir)/sub/deeper' && head -c 10000 /dev/urandom > '\(dir)/a.txt' && chmod 640 '\(dir)/a.txt' && : > '\(dir)/empty' \
+            && head -c 300000 /dev/urandom > '\(dir)/sub/b.bin' && ln -s a.txt '\(dir)/link' && echo x > '\(dir)/sub/deeper/c' \
+            && chmod 700 '\(dir)/sub/deeper' && touch -h -d '2024-01-02 03:04:05' '\(dir)/a.txt' '\(dir)/sub/b.bin' '\(dir)/link' '\(dir)/sub'
+            """)
+    }
+
+    @Test func cpRsyncTarMvRm() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let work = workdir(mount)
+        let src = mount.root + "/src"
+        makeTree(src)
+        // cp and cp -a
+        Shell.ok("cp '\(src)/sub/b.bin' '\(work)/plain.bin'")
+        #expect(sha256(work + "/plain.bin") == sha256(src + "/sub/b.bin"))
+        Shell.ok("cp -a '\(src)' '\(work)/cpa'")
+        Shell.ok("diff -r '\(src)' '\(work)/cpa'")
+        #expect(Shell.ok("stat -c '%a %Y' '\(work)/cpa/a.txt'") == Shell.ok("stat -c '%a %Y' '\(src)/a.txt'"))
+        #expect(Shell.ok("stat -c '%a' '\(work)/cpa/sub/deeper'") == "700\n")
+        // rsync -a: one upload per file, a second run transfers nothing.
+        let uploads = mount.metric("fdfs_mount_uploads_total")
+        Shell.ok("rsync -a '\(src)/' '\(work)/rs/'")
+        #expect(mount.metric("fdfs_mount_uploads_total") - uploads == 4, "a.txt, empty, b.bin, c")
+        #expect(Shell.ok("rsync -a --itemize-changes '\(src)/' '\(work)/rs/'") == "")
+        Shell.ok("diff -r '\(src)' '\(work)/rs'")
+        #expect(Shell.ok("find '\(work)/rs' -name '.*'") == "")
+        // tar -x
+        Shell.ok("tar -C '\(src)' -cf '\(mount.root)/t.tar' . && mkdir '\(work)/tar' && tar -C '\(work)/tar' -xf '\(mount.root)/t.tar'")
+        Shell.ok("diff -r '\(src)' '\(work)/tar'")
+        // mv is a rename: same file ID, no upload.
+        let before = try fileID(work + "/plain.bin")
+        let count = mount.metric("fdfs_mount_uploads_total")
+        Shell.ok("mv '\(work)/plain.bin' '\(work)/moved.bin' && mv '\(work)/cpa' '\(work)/cpa2'")
+        #expect(try fileID(work + "/moved.bin") == before)
+        #expect(mount.metric("fdfs_mount_uploads_total") == count)
+        // O_TRUNC overwrite: new ID, old one deleted.
+        Shell.ok("cp '\(src)/a.txt' '\(work)/moved.bin'")
+        let after = try fileID(work + "/moved.bin")
+        #expect(after != before)
+        await #expect(throws: FDFSClientError.self) { _ = try await client.download(before, maxSize: 1 << 20) }
+        // rm -rf removes every file from the cluster.
+        var ids: [FileID] = []
+        for line in Shell.ok("find '\(work)' -type f").split(separator: "\n") { ids.append(try fileID(String(line))) }
+        #expect(ids.count > 10)
+        Shell.ok("rm -rf '\(work)'")
+        #expect(!FileManager.default.fileExists(atPath: work))
+        for id in ids {
+            await #expect(throws: FDFSClientError.self) { _ = try await client.fileInfo(id) }
+        }
+        await client.shutdown()
+    }
+
+    @Test func parallelWriters() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let work = workdir(mount)
+        let script = (0..<8).map { w in
+            "(mkdir '\(work)/w\(w)' && for i in $(seq 1 200); do printf 'writer \(w) file %s\\n' $i > '\(work)/w\(w)/f'$i || exit 1; done) &"
+        }.joined(separator: " ") + " wait"
+        Shell.ok(script, timeout: 600)
+        #expect(Shell.ok("find '\(work)' -type f | wc -l").trimmingCharacters(in: .whitespacesAndNewlines) == "1600")
+        Shell.run("echo 3 > /proc/sys/vm/drop_caches")
+        #expect(Shell.ok("cat '\(work)/w7/f200'") == "writer 7 file 200\n")
+        #expect(Shell.ok("cat '\(work)/w0/f1'") == "writer 0 file 1\n")
+        let exported = Shell.ok("'\(try TestMount.binary())' export '\(mount.mountpoint)' | grep -c '/e2e-'")
+        #expect(exported.trimmingCharacters(in: .whitespacesAndNewlines) == "1600")
+        Shell.ok("rm -rf '\(work)'", timeout: 600)
+    }
+
+    @Test func spoolFullIsENOSPCAndNothingIsLost() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount(options: "spool_size=4M")
+        defer { mount.stop() }
+        let work = workdir(mount)
+        let small = localFile(1_000_000, in: mount.root)
+        Shell.ok("cp '\(small.path)' '\(work)/kept'")
+        let big = Shell.run("dd if=/dev/urandom of='\(work)/big' bs=1M count=8 2>&1")
+        #expect(big.status != 0 && big.stdout.contains("No space left on device"), "\(big.stdout)")
+        #expect(sha256(work + "/kept") == sha256(small.path))
+        Shell.ok("cp '\(small.path)' '\(work)/after'")
+        #expect(sha256(work + "/after") == sha256(small.path))
+        Shell.ok("rm -rf '\(work)'")
+    }
+
+    @Test func killDashNineThenRemountLosesNothingAcknowledged() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let work = workdir(mount)
+        var files: [(String, String)] = []
+        for i in 0..<20 {
+            let local = localFile(50_000 + i, in: mount.root)
+            Shell.ok("cp '\(local.path)' '\(work)/f\(i)'")
+            files.append((work + "/f\(i)", sha256(local.path)))
+        }
+        // A writer still busy when the process dies (one open, never closed: no dup, no flush).
+        let busy = Child(["/usr/bin/python3", "-c", "import time\nf = open('\(work)/open', 'wb', buffering=0)\nwhile True:\n    f.write(b'data\\n'); time.sleep(0.01)"], stdout: "/dev/null", stderr: "/dev/null")
+        usleep(300_000)
+        mount.crash()
+        busy?.signal(SIGKILL)
+        busy?.wait()
+        #expect(!isMounted(mount.mountpoint))
+        try mount.start()
+        for (path, hash) in files { #expect(sha256(path) == hash, "\(path)") }
+        // The never-closed file is gone (not a dangling name) and the mount works on.
+        #expect(!FileManager.default.fileExists(atPath: work + "/open"))
+        Shell.ok("echo again > '\(work)/again'")
+        #expect(Shell.ok("cat '\(work)/again'") == "again\n")
+        let ids = try files.map { try fileID($0.0) }
+        Shell.ok("rm -rf '\(work)'")
+        for id in ids { await #expect(throws: FDFSClientError.self) { _ = try await client.fileInfo(id) } }
+        await client.shutdown()
+    }
+}
+
+}
+
+extension MountE2E {
+/// Tests that stop and start cluster servers (FDFS_TEST_CLUSTER_DIR + Scripts/cluster, or
+/// FDFS_TEST_CLUSTER_CTL).
+@Suite(.serialized) struct FailureE2ETests {
+    @Test func trackerDownDuringClose() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount()
+        defer {
+            try? TestCluster.control("start-tracker")
+            mount.stop()
+        }
+        let group = Shell.ok("ls '\(mount.mountpoint)' | head -1").trimmingCharacters(in: .whitespacesAndNewlines)
+        let file = mount.path(group) + "/tracker-down-" + UUID().uuidString.prefix(6)
+        let local = mount.root + "/local"
+        FileManager.default.createFile(atPath: local, contents: Data("written while the tracker was down\n".utf8))
+        try TestCluster.control("stop-tracker")
+        // cp checks close() (a shell redirection would not).
+        let result = Shell.run("cp '\(local)' '\(file)'")
+        #expect(result.status != 0 && result.stderr.contains("Input/output error"), "\(result.stderr)")
+        // The data is kept and still readable; once the tracker is back it is uploaded.
+        #expect(Shell.ok("cat '\(file)'") == "written while the tracker was down\n")
+        try TestCluster.control("start-tracker")
+        #expect(waitUntil(60) { Shell.run("getfattr --only-values -n user.fdfs.file_id '\(file)'").status == 0 }, "\(mount.log)")
+        Shell.ok("rm -f '\(file)'")
+    }
+
+    @Test func storageStoppedMidReadFailsOver() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1")
+        defer {
+            try? TestCluster.control("start-storage 2")
+            mount.stop()
+        }
+        let file = localFile(40_000_000, in: mount.root)
+        let id = try await client.upload(filePath: file.path)
+        // Wait until a second storage holds the file (replication is asynchronous).
+        var replicas: [StorageEndpoint] = []
+        _ = waitUntil(60) {
+            replicas = (try? blockingFetchAll(client, id)) ?? []
+            return replicas.count >= 2
+        }
+        guard replicas.count >= 2 else { throw HarnessError("the cluster needs two storages in \(id.group) for the failover test") }
+        let reader = Child(["/bin/bash", "-c", "cat '\(mount.path(id.description))' | sha256sum > '\(mount.root)/sum'"], stdout: "/dev/null", stderr: "/dev/null")!
+        usleep(300_000)
+        try TestCluster.control("stop-storage 2")
+        #expect(waitUntil(120) { !reader.isRunning })
+        #expect(String((try? String(contentsOfFile: mount.root + "/sum", encoding: .utf8))?.prefix(64) ?? "") == sha256(file.path))
+        try? await client.delete(id)
+        await client.shutdown()
+    }
+}
+
+}
+
+func blockingFetchAll(_ client: FDFSClient, _ id: FileID) throws -> [StorageEndpoint] {
+    let box = ResultBox()
+    let semaphore = DispatchSemaphore(value: 0)
+    Task {
+        box.endpoints = try? await client.tracker.queryFetchAll(id)
+        semaphore.signal()
+    }
+    semaphore.wait()
+    return box.endpoints ?? []
+}
+
+final class ResultBox: @unchecked Sendable {
+    var endpoints: [StorageEndpoint]?
+}

@@ -1,0 +1,161 @@
+import FDFSClient
+import FDFSMount
+import FDFSProtocol
+import Foundation
+import NIOCore
+import Synchronization
+
+/// An in-memory FastDFS cluster for driving the mount core without network or kernel.
+final class MemoryCluster: ClusterBackend {
+    struct State {
+        var files: [String: [UInt8]] = [:]
+        var metadata: [String: FDFSMetadata] = [:]
+        var mtimes: [String: Int64] = [:]
+        var calls: [String: Int] = [:]
+        var failUploads: FSError?
+        var corruptReads = false
+        /// Reads from 127.0.0.1 fail at once / hang for 30 s (127.0.0.2 keeps working).
+        var failFirstReplica = false
+        var stallFirstReplica = false
+        var counter: UInt32 = 0
+    }
+
+    let state = Mutex(State())
+    let groups: [GroupInfo]
+
+    init(groups: [GroupInfo] = [GroupInfo(name: "group1", storePathCount: 2, subdirCount: 256, totalMB: 1000, freeMB: 500)]) {
+        self.groups = groups
+    }
+
+    func count(_ call: String) -> Int { state.withLock { $0.calls[call] ?? 0 } }
+    private func note(_ call: String) { state.withLock { $0.calls[call, default: 0] += 1 } }
+    func bytes(_ id: FileID) -> [UInt8]? { state.withLock { $0.files[id.description] } }
+    func meta(_ id: FileID) -> FDFSMetadata? { state.withLock { $0.metadata[id.description] } }
+    var fileCount: Int { state.withLock { $0.files.count } }
+
+    /// Stores bytes as the cluster would, under a fresh generated name.
+    func put(_ bytes: [UInt8], ext: String = "bin", appender: Bool = false, storePath: Int = 0) -> FileID {
+        let n = state.withLock { s -> UInt32 in
+            s.counter += 1
+            return s.counter
+        }
+        let generated = GeneratedName(source: .ipv4(127, 0, 0, 1), timestamp: 1_700_000_000 + n, size: Int64(bytes.count),
+                                      crc32: CRC32.checksum(bytes), appender: appender, randomBits: n)
+        let digits = (0..<7).map { _ in UInt8.random(in: 0...9) }
+        let remote = "M" + FileID.hex(UInt8(storePath)) + "/0A/" + FileID.hex(UInt8(n & 0xFF)) + "/" + generated.encoded + GeneratedName.formattedExtension(ext, digits: digits)
+        let id = try! FileID(group: "group1", remoteFilename: remote)
+        state.withLock { s in
+            s.files[id.description] = bytes
+            s.mtimes[id.description] = Int64(generated.timestamp)
+        }
+        return id
+    }
+
+    func listGroups() async throws(FSError) -> [GroupInfo] {
+        note("listGroups")
+        return groups
+    }
+
+    func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo {
+        note("fileInfo")
+        guard let (bytes, mtime) = state.withLock({ s in s.files[id.description].map { ($0, s.mtimes[id.description] ?? 0) } }) else {
+            throw FSError(.notFound, "no \(id)")
+        }
+        return FileInfo(size: Int64(bytes.count), createTimestamp: mtime, crc32: 0, sourceIP: "127.0.0.1")
+    }
+
+    func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint] {
+        [StorageEndpoint(ip: "127.0.0.1", port: 1), StorageEndpoint(ip: "127.0.0.2", port: 1)]
+    }
+
+    func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {
+        note("read")
+        if endpoint.ip == "127.0.0.1" {
+            if state.withLock({ $0.failFirstReplica }) { throw FSError(.unreachable, "replica down") }
+            if state.withLock({ $0.stallFirstReplica }) {
+                try? await Task.sleep(for: .seconds(30))
+                throw FSError(.timeout, "stalled")
+            }
+        }
+        guard var bytes = state.withLock({ $0.files[id.description] }) else { throw FSError(.notFound) }
+        if state.withLock({ $0.corruptReads }), !bytes.isEmpty { bytes[bytes.count / 2] ^= 0xFF }
+        let start = Int(offset), end = length == 0 ? bytes.count : min(bytes.count, Int(offset + length))
+        guard start <= end else { throw FSError(.invalid) }
+        var index = start
+        while index < end {
+            let stop = min(end, index + 65536)
+            sink(ByteBuffer(bytes: bytes[index..<stop]))
+            index = stop
+        }
+    }
+
+    func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {
+        note("upload")
+        if let failure = state.withLock({ $0.failUploads }) { throw failure }
+        guard let data = FileManager.default.contents(atPath: filePath) else { throw FSError(.io, "cannot read \(filePath)") }
+        let id = put([UInt8](data), ext: options.fileExtension, appender: options.appender, storePath: Int(options.storePathIndex ?? 0))
+        state.withLock { $0.metadata[id.description] = options.metadata }
+        return id
+    }
+
+    func delete(_ id: FileID) async throws(FSError) {
+        note("delete")
+        guard state.withLock({ $0.files.removeValue(forKey: id.description) }) != nil else { throw FSError(.notFound) }
+    }
+
+    func getMetadata(_ id: FileID) async throws(FSError) -> FDFSMetadata {
+        state.withLock { $0.metadata[id.description] } ?? FDFSMetadata()
+    }
+
+    func setMetadata(_ id: FileID, _ metadata: FDFSMetadata, merge: Bool) async throws(FSError) {
+        state.withLock { s in s.metadata[id.description] = merge ? (s.metadata[id.description] ?? FDFSMetadata()).merging(metadata) : metadata }
+    }
+
+    func append(_ id: FileID, _ bytes: ByteBuffer) async throws(FSError) {
+        note("append")
+        state.withLock { s in
+            s.files[id.description, default: []] += Array(bytes.readableBytesView)
+            s.mtimes[id.description, default: 0] += 1
+        }
+    }
+
+    func modify(_ id: FileID, offset: Int64, _ bytes: ByteBuffer) async throws(FSError) {
+        note("modify")
+        state.withLock { s in
+            var content = s.files[id.description] ?? []
+            let new = Array(bytes.readableBytesView)
+            let end = Int(offset) + new.count
+            if content.count < end { content += [UInt8](repeating: 0, count: end - content.count) }
+            content.replaceSubrange(Int(offset)..<end, with: new)
+            s.files[id.description] = content
+            s.mtimes[id.description, default: 0] += 1
+        }
+    }
+
+    func truncate(_ id: FileID, size: Int64) async throws(FSError) {
+        note("truncate")
+        state.withLock { s in
+            var content = s.files[id.description] ?? []
+            if content.count > Int(size) { content.removeLast(content.count - Int(size)) } else { content += [UInt8](repeating: 0, count: Int(size) - content.count) }
+            s.files[id.description] = content
+            s.mtimes[id.description, default: 0] += 1
+        }
+    }
+}
+
+/// A temporary directory removed at the end of a test.
+final class TempDir {
+    let path: String
+
+    init() {
+        path = NSTemporaryDirectory() + "fdfs-mount-test-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+}
