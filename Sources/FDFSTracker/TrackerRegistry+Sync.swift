@@ -111,7 +111,11 @@ extension TrackerRegistry {
         for brief in briefs {
             guard let reported = StorageStatus(rawValue: brief.status), reported != .none else { continue }
             if let current = group.storages[brief.id]?.status {
-                if current == reported || [.initial, .online, .active, .recovery].contains(current) { continue }
+                if current == reported || [.online, .active, .recovery].contains(current) { continue }
+                // With several trackers a source may report its destination SYNCING or OFFLINE
+                // here before the destination's own SYNC_NOTIFY has moved it out of INIT; the
+                // report is newer news, and ignoring it would leave the storage waiting forever.
+                if current == .initial, ![.waitSync, .syncing, .offline].contains(reported) { continue }
                 if reported == .deleted || reported == .ipChanged || reported.rawValue > current.rawValue {
                     group.setStatus(reported, of: brief.id)
                     needsSave = true

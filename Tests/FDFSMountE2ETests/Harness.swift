@@ -30,7 +30,8 @@ enum TestCluster {
     }
 
     /// Runs a cluster control command (`stop-tracker`, `start-tracker`, `stop-storage N`,
-    /// `start-storage N`) through FDFS_TEST_CLUSTER_CTL, or `Scripts/cluster CMD $FDFS_TEST_CLUSTER_DIR`.
+    /// `start-storage N`) through FDFS_TEST_CLUSTER_CTL, or as `Scripts/cluster node-stop|node-start
+    /// NODE $FDFS_TEST_CLUSTER_DIR` (storage N is node sN).
     static func control(_ command: String) throws {
         let env = ProcessInfo.processInfo.environment
         var line: String
@@ -41,8 +42,10 @@ enum TestCluster {
             guard FileManager.default.isExecutableFile(atPath: script) else {
                 throw HarnessError("\(script) is missing: this test needs the cluster script to stop and start servers")
             }
-            let parts = command.split(separator: " ")
-            line = "'\(script)' \(parts[0]) '\(dir)' \(parts.dropFirst().joined(separator: " "))"
+            let parts = command.split(separator: " ").map(String.init)
+            let action = parts[0].hasPrefix("stop") ? "node-stop" : "node-start"
+            let node = parts[0].hasSuffix("tracker") ? "tracker" : "s\(parts.count > 1 ? parts[1] : "1")"
+            line = "'\(script)' \(action) \(node) '\(dir)'"
         } else {
             throw HarnessError("this test stops and starts cluster servers: set FDFS_TEST_CLUSTER_DIR (with Scripts/cluster) or FDFS_TEST_CLUSTER_CTL")
         }

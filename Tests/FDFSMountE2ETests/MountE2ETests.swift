@@ -310,22 +310,32 @@ extension MountE2E {
     @Test func storageStoppedMidReadFailsOver() async throws {
         let client = try TestCluster.client()
         let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1")
+        var stopped = "2"
         defer {
-            try? TestCluster.control("start-storage 2")
+            try? TestCluster.control("start-storage \(stopped)")
             mount.stop()
         }
         let file = localFile(40_000_000, in: mount.root)
-        let id = try await client.upload(filePath: file.path)
+        // group1 of Scripts/cluster has two storages (127.0.0.2 = s1, 127.0.0.3 = s2).
+        let id = try await client.upload(filePath: file.path, options: UploadOptions(group: "group1"))
         // Wait until a second storage holds the file (replication is asynchronous).
+        // The tracker names a replica only once that replica reports having synced something
+        // newer than the file (reference §2.3), so keep uploading small files to the group.
         var replicas: [StorageEndpoint] = []
-        _ = waitUntil(60) {
+        var nudges: [FileID] = []
+        for _ in 0..<60 {
             replicas = (try? blockingFetchAll(client, id)) ?? []
-            return replicas.count >= 2
+            if replicas.count >= 2 { break }
+            try await Task.sleep(for: .milliseconds(500))
+            nudges.append(try await client.upload(Array("nudge".utf8), options: UploadOptions(group: "group1")))
         }
+        for nudge in nudges { try? await client.delete(nudge) }
         guard replicas.count >= 2 else { throw HarnessError("the cluster needs two storages in \(id.group) for the failover test") }
         let reader = Child(["/bin/bash", "-c", "cat '\(mount.path(id.description))' | sha256sum > '\(mount.root)/sum'"], stdout: "/dev/null", stderr: "/dev/null")!
         usleep(300_000)
-        try TestCluster.control("stop-storage 2")
+        // Stop the storage the tracker sends readers to first.
+        if let first = try? await client.tracker.queryFetch(id), first.ip == "127.0.0.2" { stopped = "1" }
+        try TestCluster.control("stop-storage \(stopped)")
         #expect(waitUntil(120) { !reader.isRunning })
         #expect(String((try? String(contentsOfFile: mount.root + "/sum", encoding: .utf8))?.prefix(64) ?? "") == sha256(file.path))
         try? await client.delete(id)

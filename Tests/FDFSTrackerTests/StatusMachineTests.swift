@@ -74,6 +74,26 @@ struct StatusMachineTests {
         #expect(new.send(.storageSyncNotify, source!.encoded()).status == 0)
     }
 
+    @Test("a source's report that arrives before the newcomer's SYNC_NOTIFY still counts (several trackers)")
+    func reportBeforeNotify() throws {
+        let (service, _) = makeService()
+        var source = Peer(service, ip: "127.0.0.3")
+        source.joinActive()
+        var newcomer = Peer(service, ip: "127.0.0.2")
+        newcomer.send(.storageJoin, Peer.join(initFlag: true))
+        #expect(status(service, "127.0.0.2") == .initial)
+        // The newcomer asked another tracker for its source; the source already finished.
+        for reported in [StorageStatus.syncing, .offline] {
+            let brief = StorageBrief(status: reported.rawValue, port: 23000, id: "127.0.0.2", ip: "127.0.0.2")
+            #expect(source.send(.storageReportStatus, StorageReportStatusRequest(group: "group1", storage: brief).encoded()).status == 0)
+        }
+        #expect(status(service, "127.0.0.2") == .offline)
+        #expect(newcomer.send(.storageSyncNotify, StorageSyncSource(sourceID: "127.0.0.3", untilTimestamp: 5).encoded()).status == 0)
+        #expect(status(service, "127.0.0.2") == .offline)
+        newcomer.send(.storageBeat)
+        #expect(status(service, "127.0.0.2") == .active)
+    }
+
     @Test("SYNC_NOTIFY: empty source → ONLINE; unknown source → ENOENT")
     func syncNotify() throws {
         let (service, _) = makeService()
