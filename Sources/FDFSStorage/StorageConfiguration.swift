@@ -16,7 +16,7 @@ public struct StorageConfiguration: Sendable {
     public var statReportInterval = 300
     public var syncWaitMsec = 100
     public var buffSize = 256 * 1024
-    public var allowHosts = AllowHosts.all
+    public var allowHosts = AllowHosts.everyone
     /// 0 round robin, 1 random hash (reference §4.5).
     public var fileDistributePathMode = 0
     public var fileDistributeRotateCount = 100
@@ -120,10 +120,14 @@ public struct StorageConfiguration: Sendable {
         buffSize = Int(buff)
         var hostPatterns: [String] = []
         for entry in config.entries where entry.key == "allow_hosts" {
-            do { _ = try AllowHosts(patterns: [entry.value]) } catch { throw config.bad(entry, "a host pattern (*, IP, CIDR or 10.0.1.[1-15,20])") }
+            do { _ = try AllowHosts(values: [entry.value]) } catch { throw config.bad(entry, "a host pattern (*, IP, CIDR or 10.0.1.[1-15,20])") }
             hostPatterns.append(entry.value)
         }
-        if !hostPatterns.isEmpty { allowHosts = try AllowHosts(patterns: hostPatterns) }
+        if !hostPatterns.isEmpty {
+            do { allowHosts = try AllowHosts(values: hostPatterns) } catch {
+                throw FDFSProtocolError(.invalidConfig, "allow_hosts: \(error)")
+            }
+        }
         fileDistributePathMode = try positive("file_distribute_path_mode", 0, 0...1)
         fileDistributeRotateCount = try positive("file_distribute_rotate_count", 100, 1...100_000_000)
         httpPort = try positive("http.server_port", 8888, 0...65535)

@@ -55,7 +55,7 @@ public final class StorageContext: Sendable {
         self.threadPool = threadPool
         store = try StorePaths(configuration: configuration)
         binlog = try BinlogWriter(directory: configuration.syncDirectory)
-        if let bind = configuration.bindAddress, AllowHosts.ipv4(bind) != nil, bind != "0.0.0.0" {
+        if let bind = configuration.bindAddress, GeneratedName.Source(ipv4: bind) != nil, bind != "0.0.0.0" {
             state.withLockedValue { $0.myIP = bind }
         }
         let path = initFlagPath
@@ -69,7 +69,7 @@ public final class StorageContext: Sendable {
 
     /// Local address for outgoing connections: bind_addr when it is a specific IPv4 address.
     var outgoingBindAddress: String? {
-        guard let bind = configuration.bindAddress, bind != "0.0.0.0", AllowHosts.ipv4(bind) != nil else { return nil }
+        guard let bind = configuration.bindAddress, bind != "0.0.0.0", GeneratedName.Source(ipv4: bind) != nil else { return nil }
         return bind
     }
 

@@ -56,7 +56,7 @@ final class TrackerReporter: Sendable {
         let myIPText = try await connection.call(.storageGetMyIP, body: StorageGetMyIPRequest(group: configuration.group, port: Int32(configuration.port)).encoded(), maxResponse: 256)
         if context.myIP == nil {
             let ip = String(decoding: myIPText.readableBytesView, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines.union(CharacterSet(charactersIn: "\0")))
-            if AllowHosts.ipv4(ip) != nil {
+            if GeneratedName.Source(ipv4: ip) != nil {
                 context.setMyIP(ip)
                 context.logger.info("tracker \(tracker) sees this storage as \(ip)")
             }
