@@ -46,6 +46,23 @@ struct Info: AsyncParsableCommand {
     }
 }
 
+struct Locate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the storages the tracker would serve a file from now (QUERY_FETCH_ALL).")
+
+    @OptionGroup var cluster: ClusterOptions
+    @Argument(help: "File ID.") var fileID: String
+
+    func run() async throws {
+        let id = try parseFileID(fileID)
+        let storages = try await cluster.run { client in try await client.tracker.queryFetchAll(id) }
+        if cluster.json {
+            printJSON(storages.map { ["ip": $0.ip, "port": $0.port] as [String: Any] })
+        } else {
+            for storage in storages { print(storage.description) }
+        }
+    }
+}
+
 struct Meta: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Get or set a file's metadata.", subcommands: [Get.self, Set.self])
 

@@ -220,9 +220,9 @@ import FDFSTestSupport
         for _ in 0..<5 { _ = try await client.tracker.queryStore() }
         #expect(tracker.connections.load(ordering: .relaxed) == 1)
         await client.shutdown()
-        // QUIT is sent on shutdown.
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(tracker.requests.last?.header.command == .quit)
+        // QUIT is sent on shutdown (wait for it to arrive, up to 5 s).
+        let quitArrived = Processes.wait(for: 5) { tracker.requests.last?.header.command == .quit }
+        #expect(quitArrived)
         await tracker.stop()
     }
 

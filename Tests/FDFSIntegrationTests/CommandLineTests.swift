@@ -45,6 +45,9 @@ import Testing
         let meta = try cli("meta", "get", id)
         #expect(meta.stdout == "kind=test\nowner=ann\n" || meta.stdout == "owner=ann\nkind=test\n")
 
+        let located = try cli("locate", id)
+        #expect(located.status == 0 && located.stdout.hasPrefix("127.0.0."), "\(located.stdout) \(located.stderr)")
+
         let info = try cli("info", id, "--json")
         let json = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
         #expect(json?["size"] as? Int == 5_000_000)
