@@ -261,7 +261,9 @@ extension MountE2E {
         }
         // A writer still busy when the process dies (one open, never closed: no dup, no flush).
         let busy = Child(["/usr/bin/python3", "-c", "import time\nf = open('\(work)/open', 'wb', buffering=0)\nwhile True:\n    f.write(b'data\\n'); time.sleep(0.01)"], stdout: "/dev/null", stderr: "/dev/null")
-        usleep(300_000)
+        // Crash only once the writer has written something.
+        let writing = waitUntil(10) { ((try? FileManager.default.attributesOfItem(atPath: work + "/open")[.size] as? Int) ?? 0) > 0 }
+        #expect(writing, "the busy writer never wrote")
         mount.crash()
         busy?.signal(SIGKILL)
         busy?.wait()
