@@ -209,8 +209,15 @@ extension MountE2E {
         #expect(ids.count > 10)
         Shell.ok("rm -rf '\(work)'")
         #expect(!FileManager.default.fileExists(atPath: work))
+        // Deletes reach the other group members by asynchronous replication, and the tracker
+        // may send the query to one of them: wait (up to 20 s) until no storage has the file.
         for id in ids {
-            await #expect(throws: FDFSClientError.self) { _ = try await client.fileInfo(id) }
+            var gone = false
+            for _ in 0..<100 where !gone {
+                do { _ = try await client.fileInfo(id) } catch { gone = true; break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(gone, "\(id) is still in the cluster after rm -rf")
         }
         await client.shutdown()
     }
@@ -325,7 +332,7 @@ extension MountE2E {
         // newer than the file (reference §2.3), so keep uploading small files to the group.
         var replicas: [StorageEndpoint] = []
         var nudges: [FileID] = []
-        for _ in 0..<60 {
+        for _ in 0..<180 {
             replicas = (try? blockingFetchAll(client, id)) ?? []
             if replicas.count >= 2 { break }
             try await Task.sleep(for: .milliseconds(500))
@@ -334,7 +341,12 @@ extension MountE2E {
         for nudge in nudges { try? await client.delete(nudge) }
         guard replicas.count >= 2 else { throw HarnessError("the cluster needs two storages in \(id.group) for the failover test") }
         let reader = Child(["/bin/bash", "-c", "cat '\(mount.path(id.description))' | sha256sum > '\(mount.root)/sum'"], stdout: "/dev/null", stderr: "/dev/null")!
-        usleep(300_000)
+        // Stop a storage only once the read is under way (the first block is in the cache).
+        let started = waitUntil(30) {
+            let cache = mount.stateDir + "/cache"
+            return (FileManager.default.enumerator(atPath: cache)?.allObjects.count ?? 0) > 1
+        }
+        #expect(started, "the read never started")
         // Stop the storage the tracker sends readers to first.
         if let first = try? await client.tracker.queryFetch(id), first.ip == "127.0.0.2" { stopped = "1" }
         try TestCluster.control("stop-storage \(stopped)")
