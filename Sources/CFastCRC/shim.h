@@ -106,6 +106,16 @@ static inline uint32_t fdfs_crc32_update(uint32_t crc, const unsigned char *buf,
 #endif
     return len ? (uint32_t)crc32(crc, buf, (uInt)len) : crc;
 }
-/* Not CRC, but the one other libc helper the core needs: give free heap pages back. */
+/* Not CRC, but the libc bits the core needs that Swift's Glibc module lacks: give free heap
+   pages back, and O_DIRECT (a _GNU_SOURCE constant) for block cache writes. */
 static inline void fdfs_malloc_trim(void) { malloc_trim(0); }
+static inline int fdfs_o_direct(void) {
+#if defined(__aarch64__) || defined(__arm__)
+    return 0200000;
+#elif defined(__powerpc__)
+    return 0400000;
+#else
+    return 040000; /* x86-64 and the asm-generic value (fcntl.h would clash with Glibc's module) */
+#endif
+}
 #endif

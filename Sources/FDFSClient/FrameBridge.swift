@@ -21,7 +21,7 @@ final class FrameBridge: ChannelInboundHandler, @unchecked Sendable {
     private var readOutstanding = false
     private var operation = "request"
 
-    init(timeout: TimeAmount, highWater: Int = 4 << 20, endpoint: String) {
+    init(timeout: TimeAmount, highWater: Int = 1 << 20, endpoint: String) {
         self.timeout = timeout
         self.highWater = highWater
         self.describe = endpoint

@@ -1,6 +1,8 @@
 import FDFSProtocol
 import Logging
+import Dispatch
 import Synchronization
+import CFastCRC
 
 #if canImport(Glibc)
 import Glibc
@@ -46,21 +48,37 @@ public final class Block: Sendable {
     }
 }
 
-/// The on-disk block cache: one file per block under `dir/XX/`, a header with the chunk CRCs,
-/// a hard byte cap enforced when a block is admitted (LRU eviction makes room first), and an
-/// index rebuilt from the directory at start, so the cache survives a remount.
+/// The on-disk block cache: one file per block under `dir/XX/`, a hard byte cap enforced when a
+/// block is admitted (LRU eviction makes room first), and an index rebuilt from the directory
+/// at start, so the cache survives a remount.
+///
+/// A block file is a 4 KiB header page (magic, length, chunk size, chunk count, one CRC32 per
+/// 64 KiB chunk) followed by the data padded to whole pages. Admission is write-behind: the
+/// block is served from memory until a writer thread has put it on disk with `O_DIRECT`
+/// (measured here: buffered writes of fresh page-cache pages ran at 0.3–0.7 GB/s and were the
+/// largest CPU cost of a cold read; `O_DIRECT` writes at ~2 GB/s and costs the reader nothing).
 public final class BlockCache: Sendable {
-    static let magic: UInt32 = 0x3142_4446 // "FDB1"
+    static let magic: UInt32 = 0x3242_4446 // "FDB2"
+    /// Offset of the data in a block file (one page, so `O_DIRECT` I/O stays aligned).
+    static let dataOffset = 4096
+    /// Most bytes waiting for the writer; beyond it, blocks are not admitted (the read still
+    /// succeeds, the block is just not cached). The fetcher keeps blocks waiting for the disk
+    /// within its memory budget, so this only guards other callers.
+    static let maxBacklog = 256 << 20
 
     public let dir: String
     public let capacity: Int64
     let metrics: MountMetrics
     let logger: Logger
     private let lru: Mutex<LRU>
+    private let writer = DispatchQueue(label: "fdfs.block-cache.writer")
+    private let directIO: Atomic<Bool>
 
-    public init(dir: String, capacity: Int64, metrics: MountMetrics, logger: Logger) throws(FSError) {
+    /// `directIO: false` writes block files through the page cache (`-o buffered_cache`).
+    public init(dir: String, capacity: Int64, directIO: Bool = true, metrics: MountMetrics, logger: Logger) throws(FSError) {
         self.dir = dir
         self.capacity = capacity
+        self.directIO = Atomic(directIO)
         self.metrics = metrics
         self.logger = logger
         self.lru = Mutex(LRU())
@@ -68,11 +86,32 @@ public final class BlockCache: Sendable {
         rebuild()
     }
 
-    /// Bytes in the cache (block files, headers included).
+    /// Bytes in the cache (block files, headers included), counting blocks being written.
     public var usedBytes: Int64 { lru.withLock { $0.used + $0.pending } }
     public var blockCount: Int { lru.withLock { $0.count } }
 
-    public func contains(_ key: String) -> Bool { lru.withLock { $0.contains(key) } }
+    public func contains(_ key: String) -> Bool { lru.withLock { $0.contains(key) || $0.writing[key] != nil } }
+
+    /// Whether the block is cached; when it is on disk, asks the kernel to start reading it
+    /// (block files are written with O_DIRECT, so they are usually not in the page cache).
+    public func readAhead(_ key: String) -> Bool {
+        let where_ = lru.withLock { lru -> (cached: Bool, onDisk: Bool) in
+            if lru.writing[key] != nil { return (true, false) }
+            let onDisk = lru.contains(key)
+            return (onDisk, onDisk)
+        }
+        if where_.onDisk {
+            let fd = open(path(key), O_RDONLY | O_CLOEXEC)
+            if fd >= 0 {
+                _ = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
+                close(fd)
+            }
+        }
+        return where_.cached
+    }
+
+    /// Waits until every admitted block is on disk (tests, and before unmounting).
+    public func flush() { writer.sync {} }
 
     static func subdir(_ key: String) -> String {
         var hash: UInt32 = 2_166_136_261
@@ -81,6 +120,8 @@ public final class BlockCache: Sendable {
     }
 
     func path(_ key: String) -> String { "\(dir)/\(Self.subdir(key))/\(key).blk" }
+
+    static func fileSize(dataLength: Int) -> Int64 { Int64(dataOffset + ((dataLength + 4095) & ~4095)) }
 
     private func rebuild() {
         var found: [(key: String, size: Int64, mtime: Int64)] = []
@@ -107,44 +148,77 @@ public final class BlockCache: Sendable {
         }
     }
 
-    /// Stores a block, evicting least recently used blocks first so that the cap is never
-    /// exceeded. A block larger than the whole cache is not stored.
+    /// Accepts a block, evicting least recently used blocks first so that the cap is never
+    /// exceeded; it is written to disk in the background and served from memory until then.
+    /// A block larger than the whole cache, or one arriving while the writer is too far
+    /// behind, is not stored.
+    /// `written` runs once the block is on disk or was not admitted.
     @discardableResult
-    public func admit(_ key: String, _ block: Block) -> Bool {
-        let headerSize = 16 + 4 * block.chunkCRCs.count
-        let total = Int64(headerSize + block.length)
+    public func admit(_ key: String, _ block: Block, written: @escaping @Sendable () -> Void = {}) -> Bool {
+        let total = Self.fileSize(dataLength: block.length)
         var evicted: [String] = []
-        // Room is reserved first (evicting as needed), the file written, and only then the
-        // block indexed: a reader never finds an indexed block whose file is not complete.
+        // Room is reserved first (evicting as needed); the block is indexed only once its file
+        // is complete, so a reader never finds an indexed block whose file is partial.
         let reserved = lru.withLock { lru -> Bool in
-            guard total <= capacity, !lru.contains(key), !lru.pendingKeys.contains(key) else { return false }
+            guard total <= capacity, !lru.contains(key), lru.writing[key] == nil,
+                  lru.backlog + block.length <= Self.maxBacklog else { return false }
             while lru.used + lru.pending + total > capacity, let victim = lru.removeOldest() { evicted.append(victim) }
             guard lru.used + lru.pending + total <= capacity else { return false }
             lru.pending += total
-            lru.pendingKeys.insert(key)
+            lru.backlog += block.length
+            lru.writing[key] = block
             return true
         }
         for victim in evicted { unlink(path(victim)) }
         metrics.add(metrics.cacheEvictions, Int64(evicted.count))
-        guard reserved else { return false }
-        var header = [UInt32](repeating: 0, count: 4 + block.chunkCRCs.count)
-        header[0] = Self.magic
-        header[1] = UInt32(block.length)
-        header[2] = UInt32(Block.chunkSize)
-        header[3] = UInt32(block.chunkCRCs.count)
-        for (index, crc) in block.chunkCRCs.enumerated() { header[4 + index] = crc }
+        guard reserved else {
+            written()
+            return false
+        }
+        writer.async {
+            self.write(key, block, total: total)
+            written()
+        }
+        return true
+    }
+
+    /// Runs on the writer queue: writes the block file, then indexes it (unless it was dropped
+    /// meanwhile).
+    private func write(_ key: String, _ block: Block, total: Int64) {
+        let ok = writeFile(key, block)
+        let keep = lru.withLock { lru -> Bool in
+            lru.pending -= total
+            lru.backlog -= block.length
+            guard lru.writing[key] === block else { return false }
+            lru.writing[key] = nil
+            if ok { lru.insert(key, size: total) }
+            return ok
+        }
+        if ok && !keep { unlink(path(key)) }
+    }
+
+    private func writeFile(_ key: String, _ block: Block) -> Bool {
+        let header = UnsafeMutableRawPointer.allocate(byteCount: Self.dataOffset, alignment: 4096)
+        defer { header.deallocate() }
+        header.initializeMemory(as: UInt8.self, repeating: 0, count: Self.dataOffset)
+        let words = header.assumingMemoryBound(to: UInt32.self)
+        words[0] = Self.magic
+        words[1] = UInt32(block.length)
+        words[2] = UInt32(Block.chunkSize)
+        words[3] = UInt32(block.chunkCRCs.count)
+        for (index, crc) in block.chunkCRCs.enumerated() { words[4 + index] = crc }
+        // Zero the padding of the last page (the buffer may hold another file's bytes there).
+        let padded = (block.length + 4095) & ~4095
+        guard padded <= block.storage.pageAlignedCapacity else { return false }
+        (block.storage.pointer + block.length).initializeMemory(as: UInt8.self, repeating: 0, count: padded - block.length)
+
         let final = path(key)
         let temp = final + ".tmp"
+        let fd = openForWrite(temp, sub: "\(dir)/\(Self.subdir(key))")
         var ok = false
-        let sub = "\(dir)/\(Self.subdir(key))"
-        var fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        if fd < 0 && errno == ENOENT {
-            mkdir(sub, 0o700)
-            fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        }
         if fd >= 0 {
-            ok = header.withUnsafeBytes { POSIX.pwriteAll(fd, $0.baseAddress!, $0.count, 0) }
-                && POSIX.pwriteAll(fd, block.storage.pointer, block.length, Int64(headerSize))
+            ok = POSIX.pwriteAll(fd, header, Self.dataOffset, 0)
+                && POSIX.pwriteAll(fd, block.storage.pointer, padded, Int64(Self.dataOffset))
             close(fd)
             ok = ok && rename(temp, final) == 0
         }
@@ -152,12 +226,27 @@ public final class BlockCache: Sendable {
             logger.warning("block cache: cannot write \(final): \(String(cString: strerror(errno)))")
             unlink(temp)
         }
-        lru.withLock { lru in
-            lru.pending -= total
-            lru.pendingKeys.remove(key)
-            if ok { lru.insert(key, size: total) }
-        }
         return ok
+    }
+
+    /// Opens a temp block file, with O_DIRECT when the file system takes it.
+    private func openForWrite(_ path: String, sub: String) -> Int32 {
+        func attempt() -> Int32 {
+            let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+            if directIO.load(ordering: .relaxed) {
+                let fd = open(path, flags | fdfs_o_direct(), 0o600)
+                if fd >= 0 || errno != EINVAL { return fd }
+                logger.info("block cache: \(dir) does not take O_DIRECT; using buffered writes")
+                directIO.store(false, ordering: .relaxed)
+            }
+            return open(path, flags, 0o600)
+        }
+        let fd = attempt()
+        if fd < 0 && errno == ENOENT {
+            mkdir(sub, 0o700)
+            return attempt()
+        }
+        return fd
     }
 
     public struct Hit: Sendable {
@@ -171,9 +260,24 @@ public final class BlockCache: Sendable {
     /// the CRC of every chunk they touch. A missing block gives nil; a corrupt one is dropped
     /// (and counted) and gives nil, so the caller fetches it again.
     public func read(_ key: String, offset: Int, length: Int, into destination: UnsafeMutableRawPointer) -> Hit? {
-        guard lru.withLock({ $0.touch(key) }) else { return nil }
-        let file = path(key)
-        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        let found = lru.withLock { lru -> (indexed: Bool, inMemory: Block?) in
+            if let block = lru.writing[key] { return (false, block) }
+            return (lru.touch(key), nil)
+        }
+        if let block = found.inMemory {
+            guard offset >= 0, length >= 0, offset + length <= block.length else { return nil }
+            destination.copyMemory(from: block.storage.pointer + offset, byteCount: length)
+            return Hit(blockLength: block.length, blockCRC: block.crc32)
+        }
+        guard found.indexed else { return nil }
+        return readFile(key, offset: offset, length: length, into: destination)
+    }
+
+    /// Reads a block file: its header, then the 64 KiB chunks the request touches, each one
+    /// checked against its CRC. Buffered reads: with the read-ahead above they measured faster
+    /// than O_DIRECT here (1 GiB warm from disk: 0.95–1.29 s against 1.56–1.84 s).
+    private func readFile(_ key: String, offset: Int, length: Int, into destination: UnsafeMutableRawPointer) -> Hit? {
+        let fd = open(path(key), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             lru.withLock { _ = $0.remove(key) }
             return nil
@@ -181,7 +285,9 @@ public final class BlockCache: Sendable {
         defer { close(fd) }
         var head = [UInt32](repeating: 0, count: 4)
         guard head.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 16, 0) }) == 16,
-              head[0] == Self.magic, head[2] == UInt32(Block.chunkSize), Int(head[3]) == (Int(head[1]) + Block.chunkSize - 1) / Block.chunkSize
+              head[0] == Self.magic, head[2] == UInt32(Block.chunkSize),
+              Int(head[3]) == (Int(head[1]) + Block.chunkSize - 1) / Block.chunkSize,
+              16 + 4 * Int(head[3]) <= Self.dataOffset
         else {
             drop(key, reason: "bad header")
             return nil
@@ -189,13 +295,11 @@ public final class BlockCache: Sendable {
         let blockLength = Int(head[1])
         let chunkCount = Int(head[3])
         var crcs = [UInt32](repeating: 0, count: chunkCount)
-        guard crcs.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 4 * chunkCount, 16) }) == 4 * chunkCount,
-              offset >= 0, length >= 0, offset + length <= blockLength
-        else {
+        guard crcs.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 4 * chunkCount, 16) }) == 4 * chunkCount else {
             drop(key, reason: "truncated header")
             return nil
         }
-        let headerSize = 16 + 4 * chunkCount
+        guard offset >= 0, length >= 0, offset + length <= blockLength else { return nil }
         if length > 0 {
             let firstChunk = offset / Block.chunkSize
             let lastChunk = (offset + length - 1) / Block.chunkSize
@@ -204,9 +308,9 @@ public final class BlockCache: Sendable {
             let span = end - start
             // Read straight into the destination when the request is chunk-aligned.
             let aligned = start == offset && end == offset + length
-            let buffer = aligned ? destination : UnsafeMutableRawPointer.allocate(byteCount: span, alignment: 16)
-            defer { if !aligned { buffer.deallocate() } }
-            guard POSIX.preadAll(fd, buffer, span, Int64(headerSize + start)) == span else {
+            let scratch = aligned ? nil : ByteStorage(capacity: span)
+            let buffer = scratch?.pointer ?? destination
+            guard POSIX.preadAll(fd, buffer, span, Int64(Self.dataOffset + start)) == span else {
                 drop(key, reason: "short read")
                 return nil
             }
@@ -228,7 +332,10 @@ public final class BlockCache: Sendable {
     /// Removes a block.
     public func drop(_ key: String, reason: String) {
         logger.warning("block cache: dropping \(key): \(reason)")
-        lru.withLock { _ = $0.remove(key) }
+        lru.withLock { lru in
+            _ = lru.remove(key)
+            lru.writing[key] = nil
+        }
         unlink(path(key))
     }
 
@@ -237,6 +344,7 @@ public final class BlockCache: Sendable {
         let keys = lru.withLock { lru -> [String] in
             let matching = lru.keys.filter { $0.hasPrefix(prefix) }
             for key in matching { _ = lru.remove(key) }
+            for key in lru.writing.keys where key.hasPrefix(prefix) { lru.writing[key] = nil }
             return matching
         }
         for key in keys { unlink(path(key)) }
@@ -256,7 +364,9 @@ struct LRU {
     private(set) var used: Int64 = 0
     /// Bytes reserved for blocks being written (not indexed yet).
     var pending: Int64 = 0
-    var pendingKeys: Set<String> = []
+    /// Blocks waiting for the writer (served from memory meanwhile), and their data bytes.
+    var writing: [String: Block] = [:]
+    var backlog = 0
 
     var count: Int { index.count }
     var keys: Dictionary<String, Int>.Keys { index.keys }

@@ -52,7 +52,6 @@ public final class BlockFetcher: Sendable {
     }
 
     private let state = Mutex(State())
-    private let fetchedSinceTrim = Atomic<Int>(0)
 
     public init(cluster: any ClusterBackend, cache: BlockCache, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, stallTimeout: Double) {
         self.cluster = cluster
@@ -90,17 +89,14 @@ public final class BlockFetcher: Sendable {
     public func isInflight(_ key: String) -> Bool { state.withLock { $0.inflight[key] != nil } }
 
     /// Starts a read-ahead fetch if the block is neither cached nor in flight and the memory
-    /// budget allows it now.
+    /// budget allows it now; a block cached on disk is read ahead from the disk instead.
     public func prefetch(_ ref: FileRef, _ index: Int) {
         let key = ref.blockKey(index)
-        guard !cache.contains(key) else { return }
+        guard !cache.readAhead(key) else { return }
         let amount = Int64(range(ref, index).length)
         state.withLock { s in
             guard s.inflight[key] == nil, budget.tryAcquire(amount) else { return }
-            s.inflight[key] = Task<Block, any Error> {
-                defer { self.budget.release(amount) }
-                return try await self.load(ref, index, prefetch: true)
-            }
+            s.inflight[key] = Task<Block, any Error> { try await self.load(ref, index, prefetch: true) }
         }
     }
 
@@ -108,23 +104,27 @@ public final class BlockFetcher: Sendable {
         _ = state.withLock { $0.inflight.removeValue(forKey: key) }
     }
 
+    /// Downloads a block and hands it to the cache. The block's share of the memory budget
+    /// (taken by ``prefetch(_:_:)`` for read-ahead, here for demand fetches) is given back
+    /// once the cache has written it, so blocks waiting for the disk count against the budget
+    /// too: a disk slower than the network slows reads instead of dropping blocks.
     private func load(_ ref: FileRef, _ index: Int, prefetch: Bool) async throws -> Block {
         let key = ref.blockKey(index)
         defer { finish(key) }
         let (offset, length) = range(ref, index)
         if !prefetch { await budget.acquire(Int64(length)) }
-        defer { if !prefetch { budget.release(Int64(length)) } }
-        let block = try await download(ref, index: index, offset: offset, length: length)
+        let block: Block
+        do {
+            block = try await download(ref, index: index, offset: offset, length: length)
+        } catch {
+            budget.release(Int64(length))
+            throw error
+        }
         logger.debug("fetched \(ref.id) block \(index) (\(length) bytes, \(prefetch ? "read-ahead" : "demand"))")
         metrics.add(metrics.bytesFromCluster, Int64(length))
         metrics.add(prefetch ? metrics.prefetches : metrics.cacheMisses)
-        // Socket buffers are freed across thread arenas; hand the pages back regularly so
-        // a long read does not grow the RSS (fdfs_malloc_trim, about every 32 MiB).
-        if fetchedSinceTrim.wrappingAdd(length, ordering: .relaxed).newValue >= 32 << 20 {
-            fetchedSinceTrim.store(0, ordering: .relaxed)
-            fdfs_malloc_trim()
-        }
-        cache.admit(key, block)
+        let budget = self.budget
+        cache.admit(key, block) { budget.release(Int64(length)) }
         return block
     }
 

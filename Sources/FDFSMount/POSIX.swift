@@ -90,11 +90,15 @@ public final class ByteStorage: @unchecked Sendable {
             self.pooled = true
         } else {
             self.capacity = capacity
-            self.pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 4096)
+            // Whole pages, so the block cache can write the buffer with O_DIRECT.
+            self.pointer = UnsafeMutableRawPointer.allocate(byteCount: (capacity + 4095) & ~4095, alignment: 4096)
             self.pooled = false
         }
         self.count = 0
     }
+
+    /// Bytes usable at ``pointer``: ``capacity`` rounded up to whole 4 KiB pages.
+    public var pageAlignedCapacity: Int { pooled ? BufferPool.size : (capacity + 4095) & ~4095 }
 
     deinit {
         Self.live.add(-1)
@@ -107,7 +111,7 @@ public final class ByteStorage: @unchecked Sendable {
 /// Reusable 1 MiB-class buffers (at most ``limit`` kept idle).
 final class BufferPool: @unchecked Sendable {
     static let size = 1 << 20
-    static let limit = 16
+    static let limit = 32
     static let shared = BufferPool()
     private var free: [UnsafeMutableRawPointer] = []
     private var lock = pthread_mutex_t()
@@ -118,7 +122,12 @@ final class BufferPool: @unchecked Sendable {
         pthread_mutex_lock(&lock)
         let buffer = free.popLast()
         pthread_mutex_unlock(&lock)
-        return buffer ?? UnsafeMutableRawPointer.allocate(byteCount: Self.size, alignment: 4096)
+        if let buffer { return buffer }
+        // Straight from mmap, so that pooled buffers never fragment malloc's arenas (a
+        // cold 1 GiB read peaked at ~140 MiB RSS with them allocated by malloc).
+        let mapped = mmap(nil, Self.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else { fatalError("mmap of a \(Self.size)-byte buffer failed: out of memory") }
+        return mapped
     }
 
     func give(_ buffer: UnsafeMutableRawPointer) {
@@ -128,7 +137,7 @@ final class BufferPool: @unchecked Sendable {
             pthread_mutex_unlock(&lock)
         } else {
             pthread_mutex_unlock(&lock)
-            buffer.deallocate()
+            munmap(buffer, Self.size)
         }
     }
 }

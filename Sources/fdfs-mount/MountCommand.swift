@@ -178,6 +178,7 @@ enum MountCommand {
         if let fs = holder.fs {
             fs.stop()
             blocking { await fs.writeMetadata() }
+            fs.cache.flush()
         }
         if let server = holder.server { blocking { await server.stop() } }
         if let client = holder.client { blocking { await client.shutdown() } }

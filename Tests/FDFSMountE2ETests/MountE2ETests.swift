@@ -97,7 +97,10 @@ extension MountE2E {
         let file = localFile(1_000_000, in: mount.root)
         let id = try await client.upload(filePath: file.path)
         #expect(sha256(mount.path(id.description)) == sha256(file.path))
-        let blocks = Shell.ok("find '\(mount.stateDir)/cache' -name '*.blk' | sort").split(separator: "\n")
+        // Blocks reach the disk shortly after the read (the cache writes behind).
+        func blockFiles() -> [Substring] { Shell.ok("find '\(mount.stateDir)/cache' -name '*.blk' | sort").split(separator: "\n") }
+        #expect(waitUntil(10) { blockFiles().count == 4 })
+        let blocks = blockFiles()
         #expect(blocks.count == 4)
         for block in blocks {
             // Overwrite 100 bytes in the middle of the data.

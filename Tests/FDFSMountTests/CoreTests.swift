@@ -85,13 +85,17 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let dir = TempDir()
         let metrics = MountMetrics()
         let cache = try BlockCache(dir: dir.path, capacity: 1_000_000, metrics: metrics, logger: quiet)
-        for i in 0..<5 { #expect(cache.admit("k\(i)", block(randomBytes(200_000)))) }
+        for i in 0..<5 {
+            #expect(cache.admit("k\(i)", block(randomBytes(200_000))))
+            cache.flush()
+        }
         #expect(cache.usedBytes <= 1_000_000)
         // k0 was evicted to make room for k4; touching k1 protects it from the next eviction.
         #expect(!cache.contains("k0"))
         var sink = [UInt8](repeating: 0, count: 10)
         #expect(cache.read("k1", offset: 0, length: 10, into: &sink) != nil)
         #expect(cache.admit("k5", block(randomBytes(200_000))))
+        cache.flush()
         #expect(cache.contains("k1"))
         #expect(!cache.contains("k2"))
         #expect(cache.usedBytes <= 1_000_000)
@@ -107,6 +111,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let cache = try BlockCache(dir: dir.path, capacity: 10_000_000, metrics: metrics, logger: quiet)
         let bytes = randomBytes(300_000)
         #expect(cache.admit("f#0", block(bytes)))
+        cache.flush()
         // Flip one byte inside the data on disk.
         let sub = try FileManager.default.contentsOfDirectory(atPath: dir.path).first!
         let file = "\(dir.path)/\(sub)/f#0.blk"
@@ -131,6 +136,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
             let cache = try BlockCache(dir: dir.path, capacity: 10_000_000, metrics: MountMetrics(), logger: quiet)
             #expect(cache.admit("a#0", block(bytes)))
             #expect(cache.admit("a#1", block(bytes)))
+            cache.flush()
         }
         let reopened = try BlockCache(dir: dir.path, capacity: 10_000_000, metrics: MountMetrics(), logger: quiet)
         #expect(reopened.blockCount == 2)
