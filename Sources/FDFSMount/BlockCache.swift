@@ -54,9 +54,9 @@ public final class Block: Sendable {
 ///
 /// A block file is a 4 KiB header page (magic, length, chunk size, chunk count, one CRC32 per
 /// 64 KiB chunk) followed by the data padded to whole pages. Admission is write-behind: the
-/// block is served from memory until a writer thread has put it on disk with `O_DIRECT`
-/// (measured here: buffered writes of fresh page-cache pages ran at 0.3–0.7 GB/s and were the
-/// largest CPU cost of a cold read; `O_DIRECT` writes at ~2 GB/s and costs the reader nothing).
+/// block is served from memory until a writer thread has put it on disk, through the page
+/// cache or, with `directIO`, with `O_DIRECT` (less CPU for a cold read, but reads after a
+/// remount then come from the disk: `Scripts/bench-mount` prints both).
 public final class BlockCache: Sendable {
     static let magic: UInt32 = 0x3242_4446 // "FDB2"
     /// Offset of the data in a block file (one page, so `O_DIRECT` I/O stays aligned).
@@ -74,8 +74,8 @@ public final class BlockCache: Sendable {
     private let writer = DispatchQueue(label: "fdfs.block-cache.writer")
     private let directIO: Atomic<Bool>
 
-    /// `directIO: false` writes block files through the page cache (`-o buffered_cache`).
-    public init(dir: String, capacity: Int64, directIO: Bool = true, metrics: MountMetrics, logger: Logger) throws(FSError) {
+    /// `directIO: true` writes block files with O_DIRECT (`-o direct_cache`).
+    public init(dir: String, capacity: Int64, directIO: Bool = false, metrics: MountMetrics, logger: Logger) throws(FSError) {
         self.dir = dir
         self.capacity = capacity
         self.directIO = Atomic(directIO)
@@ -93,7 +93,7 @@ public final class BlockCache: Sendable {
     public func contains(_ key: String) -> Bool { lru.withLock { $0.contains(key) || $0.writing[key] != nil } }
 
     /// Whether the block is cached; when it is on disk, asks the kernel to start reading it
-    /// (block files are written with O_DIRECT, so they are usually not in the page cache).
+    /// (it may have left the page cache, or never entered it with O_DIRECT writes).
     public func readAhead(_ key: String) -> Bool {
         let where_ = lru.withLock { lru -> (cached: Bool, onDisk: Bool) in
             if lru.writing[key] != nil { return (true, false) }

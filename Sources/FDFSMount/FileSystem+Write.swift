@@ -216,7 +216,7 @@ extension FDFSFileSystem {
                 newID = baseID
             } else {
                 // Metadata is written shortly after the commit (off close()'s path, and after
-                // rsync's rename, so it carries the final name).
+                // rsync's rename, so it carries the final name); the commit journals it.
                 let upload = UploadOptions(group: groupRow.name, storePathIndex: storePathIndex, fileExtension: Self.fileExtension(entry.name),
                                            appender: options.appendable)
                 newID = try await cluster.upload(filePath: write.path, options: upload)
@@ -261,7 +261,6 @@ extension FDFSFileSystem {
         }
         metrics.add(metrics.uploads)
         metrics.add(metrics.uploadedBytes, snap.size)
-        scheduleMetadata(newID.description, ino: write.ino)
         logger.debug("committed \(path) -> \(newID) (\(snap.size) bytes): journal \(t1 - t0), upload \(t2 - t1), materialize \(t3 - t2), commit \(ContinuousClock.now - t3)")
         if let orphan { await deleteFromCluster(orphan) }
     }
@@ -315,29 +314,39 @@ extension FDFSFileSystem {
 
     // MARK: Cluster metadata
 
+    /// Journals a metadata rewrite (mode or mtime changed).
     func scheduleMetadata(_ fileID: String?, ino: UInt64) {
         guard let fileID else { return }
-        state.withLock { $0.metadataDue[fileID] = ino }
+        do throws(FSError) { try store.markMetadataDue(fileID, ino: ino) } catch {
+            logger.warning("cannot journal the metadata of \(fileID): \(error)")
+        }
     }
 
     /// Writes the metadata (path, mode, mtime) of recently committed, renamed or changed
-    /// files; changes within one pass are coalesced into one SET_METADATA per file.
+    /// files, from the journal; changes within one pass are coalesced into one SET_METADATA
+    /// per file.
     public func writeMetadata() async {
-        let due = state.withLock { s -> [String: UInt64] in
-            defer { s.metadataDue.removeAll() }
-            return s.metadataDue
-        }
-        for (text, ino) in due {
-            guard let entry = try? store.entry(ino), entry.kind == .file, entry.fileID == text, let id = try? FileID(text),
-                  let path = try? store.path(ino) else { continue }
+        guard let due = try? store.metadataDue(), !due.isEmpty else { return }
+        var done: [MappingStore.MetadataDue] = []
+        for item in due {
+            guard let entry = try? store.entry(item.ino), entry.kind == .file, entry.fileID == item.fileID, let id = try? FileID(item.fileID),
+                  let path = try? store.path(item.ino) else {
+                done.append(item) // the name moved on to another file, or is gone
+                continue
+            }
             do {
                 try await cluster.setMetadata(id, uploadMetadata(path: path, entry: entry, mtime: entry.mtime), merge: false)
+                done.append(item)
             } catch {
-                if error.code != .notFound {
+                if error.code == .notFound {
+                    done.append(item)
+                } else {
                     logger.warning("cannot write the metadata of \(id): \(error); will retry")
-                    state.withLock { s in if s.metadataDue[text] == nil { s.metadataDue[text] = ino } }
                 }
             }
+        }
+        do throws(FSError) { try store.metadataWritten(done) } catch {
+            logger.warning("cannot clear the metadata journal: \(error)")
         }
     }
 
@@ -499,7 +508,6 @@ extension FDFSFileSystem {
             }
         }
         let orphan = try store.rename(source.ino, to: newParent, newName, replacing: existing?.ino, queueDeletion: !options.keepReplaced)
-        if source.kind == .file { scheduleMetadata(source.fileID, ino: source.ino) }
         if let existing { orphanWrite(existing.ino) }
         if let orphan { await deleteFromCluster(orphan) }
     }

@@ -96,7 +96,6 @@ public final class FDFSFileSystem: Sendable {
         var appenderVersions: [String: String] = [:]
         var stopped = false
         /// Files whose FastDFS metadata (path, mode, mtime) must be (re)written, by file ID.
-        var metadataDue: [String: UInt64] = [:]
     }
 
     let state = Mutex(State())
@@ -112,7 +111,7 @@ public final class FDFSFileSystem: Sendable {
         self.startTime = POSIX.nowNanoseconds()
         try POSIX.mkdirs(stateDir)
         self.store = try MappingStore(path: stateDir + "/mapping.db")
-        self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, directIO: !options.bufferedCache, metrics: metrics, logger: logger)
+        self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, directIO: options.directCache, metrics: metrics, logger: logger)
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)
         self.fetcher = BlockFetcher(cluster: cluster, cache: cache, budget: budget, metrics: metrics, logger: logger, blockSize: options.blockSize, stallTimeout: options.stallTimeout)

@@ -88,6 +88,7 @@ public final class MappingStore: Sendable {
                   id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, spool TEXT NOT NULL, size INTEGER NOT NULL,
                   old_file_id TEXT, new_file_id TEXT, in_place INTEGER NOT NULL DEFAULT 0, started INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS deletions(file_id TEXT PRIMARY KEY, since INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS metadata_due(file_id TEXT PRIMARY KEY, ino INTEGER NOT NULL, marked INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS groups(name TEXT PRIMARY KEY, store_paths INTEGER NOT NULL, subdirs INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT);
                 """)
@@ -268,6 +269,12 @@ public final class MappingStore: Sendable {
             }
             try db.run("UPDATE entries SET parent = ?, name = ?, ctime = ? WHERE ino = ?",
                        [.int(Int64(newParent)), .text(newName), .int(POSIX.nowNanoseconds()), .int(Int64(ino))])
+            // Every file at or below the moved entry carries a new path.
+            try db.run("""
+                WITH RECURSIVE moved(ino) AS (SELECT ? UNION ALL SELECT e.ino FROM entries e JOIN moved ON e.parent = moved.ino)
+                INSERT OR REPLACE INTO metadata_due(file_id, ino, marked)
+                SELECT e.file_id, e.ino, ? FROM entries e JOIN moved ON e.ino = moved.ino WHERE e.kind = ? AND e.file_id IS NOT NULL
+                """, [.int(Int64(ino)), .int(POSIX.nowNanoseconds()), .int(EntryKind.file.rawValue)])
             return orphaned
         }
     }
@@ -321,6 +328,7 @@ public final class MappingStore: Sendable {
             entry.size = size
             entry.state = Entry.committed
             try db.run("UPDATE entries SET file_id = ?, size = ?, state = 0 WHERE ino = ?", [.text(newID), .int(size), .int(Int64(ino))])
+            try Self.markMetadataDue(db, newID, ino: ino)
             if generatedParent != nil, var generated {
                 generated.fileID = newID
                 _ = try Self.insert(db, generated, orExisting: true)
@@ -328,6 +336,46 @@ public final class MappingStore: Sendable {
             var orphaned: String?
             if let old, old != newID { orphaned = try Self.orphan(db, old, queueDeletion: queueDeletion) }
             return (entry, orphaned)
+        }
+    }
+
+    // MARK: Metadata journal
+
+    /// Files whose FastDFS metadata (path, mode, mtime) must be (re)written: marked in the same
+    /// transaction as the commit or rename that changed it, so a crash cannot lose it.
+    public struct MetadataDue: Sendable, Hashable {
+        public var fileID: String
+        public var ino: UInt64
+        /// When it was marked; ``metadataWritten(_:)`` clears only this marking.
+        public var marked: Int64
+    }
+
+    static func markMetadataDue(_ db: SQLiteDatabase, _ fileID: String, ino: UInt64) throws(FSError) {
+        try db.run("INSERT OR REPLACE INTO metadata_due(file_id, ino, marked) VALUES(?,?,?)",
+                   [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds())])
+    }
+
+    public func markMetadataDue(_ fileID: String, ino: UInt64) throws(FSError) {
+        try with { (db: SQLiteDatabase) throws(FSError) in try Self.markMetadataDue(db, fileID, ino: ino) }
+    }
+
+    public func metadataDue(limit: Int = 1000) throws(FSError) -> [MetadataDue] {
+        try with { (db: SQLiteDatabase) throws(FSError) -> [MetadataDue] in
+            var list: [MetadataDue] = []
+            try db.query("SELECT file_id, ino, marked FROM metadata_due ORDER BY marked LIMIT ?", [.int(Int64(limit))]) { (row: SQLRow) throws(FSError) in
+                list.append(MetadataDue(fileID: row.text(0) ?? "", ino: UInt64(row.int(1)), marked: row.int(2)))
+            }
+            return list
+        }
+    }
+
+    /// Clears markings that were written (a file marked again meanwhile stays due).
+    public func metadataWritten(_ done: [MetadataDue]) throws(FSError) {
+        guard !done.isEmpty else { return }
+        try transaction { (db: SQLiteDatabase) throws(FSError) in
+            for item in done {
+                try db.run("DELETE FROM metadata_due WHERE file_id = ? AND marked = ?", [.text(item.fileID), .int(item.marked)])
+            }
         }
     }
 

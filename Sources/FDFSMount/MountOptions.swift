@@ -30,8 +30,8 @@ public struct MountOptions: Sendable {
     public var stallTimeout: Double = 3
     /// Kernel read-ahead (bdi read_ahead_kb) set after mounting.
     public var kernelReadaheadKB: Int = 4096
-    /// Write block files through the page cache instead of with O_DIRECT.
-    public var bufferedCache = false
+    /// Write block files with O_DIRECT instead of through the page cache.
+    public var directCache = false
     /// Serve xattrs (getxattr & co). Off saves one GETXATTR round trip per write(2).
     public var xattr = true
     /// Extra options passed to the kernel / libfuse as they are (fsname etc.).
@@ -91,7 +91,7 @@ public struct MountOptions: Sendable {
             case "spool_dir": spoolDir = try need()
             case "spool_size": spoolSize = try Self.size(need(), key)
             case "noxattr": xattr = false
-            case "buffered_cache": bufferedCache = true
+            case "direct_cache": directCache = true
             case "debug": debug = true
             case "fsname", "subtype", "max_read": passthrough.append(String(item))
             default:

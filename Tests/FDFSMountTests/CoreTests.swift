@@ -302,6 +302,29 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(try fs.store.exportAll().map(\.path) == ["group1/photos/a.jpg"])
     }
 
+    @Test func metadataIsJournaledAndFollowsDirectoryRenames() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let fs = try await makeFS(dir, cluster)
+        fs.stop() // no background passes: the journal alone must carry the work
+        let group = try await resolve(fs, "group1").attributes.ino
+        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o755, caller: .root).attributes.ino
+        let sub = try await fs.mkdir(parent: d, name: "sub", mode: 0o755, caller: .root).attributes.ino
+        let ino = try await writeFile(fs, parent: sub, "f.txt", [1, 2, 3])
+        let id = try FileID(String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self))
+        #expect(try fs.store.metadataDue().map(\.fileID) == [id.description])
+        // A new process on the same state directory (as after kill -9) finds the journal.
+        let second = try FDFSFileSystem(options: fs.options, cluster: cluster, stateDir: dir.path + "/state", logger: quiet)
+        await second.writeMetadata()
+        #expect(cluster.meta(id)?["path"] == "group1/d/sub/f.txt")
+        #expect(try second.store.metadataDue().isEmpty)
+        // Renaming a directory rewrites the path of every file below it.
+        try await fs.rename(parent: group, name: "d", newParent: group, newName: "e", flags: 0)
+        #expect(try fs.store.metadataDue().map(\.fileID) == [id.description])
+        await fs.writeMetadata()
+        #expect(cluster.meta(id)?["path"] == "group1/e/sub/f.txt")
+        #expect(try fs.store.metadataDue().isEmpty)
+    }
+
     @Test func renameIsMetadataOnlyAndReplacedFilesAreDeleted() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
