@@ -26,8 +26,9 @@ static const unsigned int FDFS_RENAME_EXCHANGE = 2;
 static const int FDFS_MNT_DETACH = MNT_DETACH;
 
 /* Keep buffers below 4 MiB (1 MiB socket and block buffers) on the heap rather than a fresh
-   mmap each time: first-touch page faults are costly on this kind of VM. The core gives freed
-   heap pages back with malloc_trim (see FDFSMount), which keeps the RSS bounded. */
+   mmap each time, and keep up to 8 MiB free at the top of each of at most 4 arenas: first-touch
+   page faults are costly on this kind of VM. The core gives freed heap pages back with
+   malloc_trim every few seconds (see FDFSMount), which keeps the RSS bounded. */
 static inline void fdfs_tune_malloc(void) { mallopt(M_MMAP_THRESHOLD, 4 << 20); mallopt(M_TRIM_THRESHOLD, 8 << 20); mallopt(M_ARENA_MAX, 4); }
 
 static inline int fdfs_umount2(const char *target, int flags) { return umount2(target, flags); }

@@ -95,19 +95,19 @@ public final class BlockCache: Sendable {
     /// Whether the block is cached; when it is on disk, asks the kernel to start reading it
     /// (it may have left the page cache, or never entered it with O_DIRECT writes).
     public func readAhead(_ key: String) -> Bool {
-        let where_ = lru.withLock { lru -> (cached: Bool, onDisk: Bool) in
+        let found = lru.withLock { lru -> (cached: Bool, onDisk: Bool) in
             if lru.writing[key] != nil { return (true, false) }
             let onDisk = lru.contains(key)
             return (onDisk, onDisk)
         }
-        if where_.onDisk {
+        if found.onDisk {
             let fd = open(path(key), O_RDONLY | O_CLOEXEC)
             if fd >= 0 {
                 _ = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
                 close(fd)
             }
         }
-        return where_.cached
+        return found.cached
     }
 
     /// Waits until every admitted block is on disk (tests, and before unmounting).
@@ -151,8 +151,7 @@ public final class BlockCache: Sendable {
     /// Accepts a block, evicting least recently used blocks first so that the cap is never
     /// exceeded; it is written to disk in the background and served from memory until then.
     /// A block larger than the whole cache, or one arriving while the writer is too far
-    /// behind, is not stored.
-    /// `written` runs once the block is on disk or was not admitted.
+    /// behind, is not stored. `written` runs once the block is on disk or was not admitted.
     @discardableResult
     public func admit(_ key: String, _ block: Block, written: @escaping @Sendable () -> Void = {}) -> Bool {
         let total = Self.fileSize(dataLength: block.length)
