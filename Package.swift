@@ -84,6 +84,7 @@ let package = Package(
         .testTarget(
             name: "FDFSTrackerTests",
             dependencies: [
+                "FDFSTestSupport",
                 "FDFSTracker",
                 "FDFSProtocol",
                 "fdfs-trackerd",
@@ -118,6 +119,7 @@ let package = Package(
         .testTarget(
             name: "FDFSStorageTests",
             dependencies: [
+                "FDFSTestSupport",
                 "FDFSStorage",
                 "FDFSClient",
                 "FDFSProtocol",
@@ -185,7 +187,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FDFSMountE2ETests",
-            dependencies: ["FDFSClient", "FDFSProtocol", "fdfs-mount", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["FDFSTestSupport", "FDFSClient", "FDFSProtocol", "fdfs-mount", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "FDFSProtocolTests",

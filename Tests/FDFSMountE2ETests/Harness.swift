@@ -1,6 +1,7 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import enum FDFSTestSupport.Processes
 import Testing
 
 #if canImport(Glibc)
@@ -168,12 +169,7 @@ enum Shell {
 
 /// Polls `condition` until it holds or `seconds` pass.
 func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
+    Processes.wait(for: seconds, poll: 0.02, condition)
 }
 
 func isMounted(_ path: String) -> Bool {

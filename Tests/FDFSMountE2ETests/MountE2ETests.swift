@@ -1,6 +1,7 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import enum FDFSTestSupport.Processes
 import NIOCore
 import Testing
 
@@ -215,10 +216,9 @@ extension MountE2E {
         // Deletes reach the other group members by asynchronous replication, and the tracker
         // may send the query to one of them: wait (up to 20 s) until no storage has the file.
         for id in ids {
-            var gone = false
-            for _ in 0..<100 where !gone {
-                do { _ = try await client.fileInfo(id) } catch { gone = true; break }
-                try await Task.sleep(for: .milliseconds(200))
+            let gone = await Processes.wait(for: 20, poll: 0.2) {
+                do { _ = try await client.fileInfo(id) } catch { return true }
+                return false
             }
             #expect(gone, "\(id) is still in the cluster after rm -rf")
         }
@@ -335,11 +335,11 @@ extension MountE2E {
         // newer than the file (reference §2.3), so keep uploading small files to the group.
         var replicas: [StorageEndpoint] = []
         var nudges: [FileID] = []
-        for _ in 0..<180 {
+        _ = await Processes.wait(for: 90, poll: 0.5) {
             replicas = (try? blockingFetchAll(client, id)) ?? []
-            if replicas.count >= 2 { break }
-            try await Task.sleep(for: .milliseconds(500))
-            nudges.append(try await client.upload(Array("nudge".utf8), options: UploadOptions(group: "group1")))
+            if replicas.count >= 2 { return true }
+            if let nudge = try? await client.upload(Array("nudge".utf8), options: UploadOptions(group: "group1")) { nudges.append(nudge) }
+            return false
         }
         for nudge in nudges { try? await client.delete(nudge) }
         guard replicas.count >= 2 else { throw HarnessError("the cluster needs two storages in \(id.group) for the failover test") }

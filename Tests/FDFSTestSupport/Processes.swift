@@ -78,6 +78,25 @@ public enum Processes {
         }
         return try condition()
     }
+
+    /// Polls an async `condition` until it holds or the deadline passes.
+    public static func wait(for seconds: Double = 30, poll: Double = 0.05, _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(Int64(poll * 1000)))
+        }
+        return try await condition()
+    }
+
+    /// SIGTERM, then SIGKILL if `process` has not exited within `grace` seconds; waits for it.
+    public static func terminate(_ process: Process, grace: Double = 10) {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            if !wait(for: grace, poll: 0.02, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
 }
 
 /// Drains a process's pipes on background threads so a chatty child never blocks.

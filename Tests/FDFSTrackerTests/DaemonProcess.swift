@@ -1,5 +1,6 @@
 import FDFSProtocol
 import Foundation
+import enum FDFSTestSupport.Processes
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -12,12 +13,7 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// Polls `condition` every 50 ms until it holds or `seconds` pass.
 func waitUntil(_ what: String, seconds: Double = 20, _ condition: () throws -> Bool) throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try condition() { return }
-        usleep(50_000)
-    }
-    throw TestFailure("timed out after \(seconds) s waiting for \(what)")
+    guard try Processes.wait(for: seconds, condition) else { throw TestFailure("timed out after \(seconds) s waiting for \(what)") }
 }
 
 /// A running `fdfs-trackerd` started by a test. Call ``stop()`` (in a `defer`) to end it.
@@ -83,13 +79,7 @@ final class TrackerDaemon {
     /// SIGTERM, then SIGKILL if it has not exited within 10 s. Returns the exit status.
     @discardableResult
     func stop() -> Int32 {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
+        Processes.terminate(process)
         return process.terminationStatus
     }
 

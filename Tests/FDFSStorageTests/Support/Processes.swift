@@ -1,4 +1,5 @@
 import Foundation
+import enum FDFSTestSupport.Processes
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,13 +41,7 @@ func freePort(host: String = "127.0.0.1") -> Int {
 
 /// Polls `condition` every 50 ms until it holds or `seconds` pass.
 func waitUntil(_ seconds: Double, _ what: String = "condition", _ condition: () async throws -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    if try await condition() { return }
-    throw TestFailure("timed out after \(seconds) s waiting for \(what)")
+    guard try await Processes.wait(for: seconds, condition) else { throw TestFailure("timed out after \(seconds) s waiting for \(what)") }
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -95,11 +90,7 @@ final class ServerProcess: @unchecked Sendable {
     func stop(grace: Double = 10) {
         defer { ProcessRegistry.shared.remove(self) }
         guard process.isRunning else { return }
-        kill(pid, SIGTERM)
-        let deadline = Date().addingTimeInterval(grace)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        Processes.terminate(process, grace: grace)
     }
 
     /// SIGKILL at once.
