@@ -32,7 +32,9 @@ public final class FDFSConnection: Sendable {
             .connectTimeout(connectTimeout)
             .channelOption(.autoRead, value: false)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 16 << 10, initial: 256 << 10, maximum: 1 << 20))
+            // Reads of at most 256 KiB: 1 MiB socket buffers measured the same speed but, with
+            // a dozen parallel block fetches, kept ~45 MiB more heap resident in fdfs-mount.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 16 << 10, initial: 128 << 10, maximum: 256 << 10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FDFSFrameDecoder(streamResponses: true)))

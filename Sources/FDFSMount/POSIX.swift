@@ -111,7 +111,7 @@ public final class ByteStorage: @unchecked Sendable {
 /// Reusable 1 MiB-class buffers (at most ``limit`` kept idle).
 final class BufferPool: @unchecked Sendable {
     static let size = 1 << 20
-    static let limit = 32
+    static let limit = 16
     static let shared = BufferPool()
     private var free: [UnsafeMutableRawPointer] = []
     private var lock = pthread_mutex_t()
