@@ -16,6 +16,10 @@ public struct ClientConfiguration: Sendable {
     public var activeTestAfter: TimeAmount
     /// Most idle connections kept per server.
     public var maxIdlePerEndpoint: Int
+    /// How long the tracker's answer to a store query is reused for further uploads to the
+    /// same group. Zero (the default, and what FastDFS's own clients do) asks for every
+    /// upload; a failed upload always forgets the answer.
+    public var storeTargetLifetime: TimeAmount = .zero
 
     public init(
         trackers: [ServerAddress], connectTimeout: TimeAmount = .seconds(10), networkTimeout: TimeAmount = .seconds(30),

@@ -2,6 +2,7 @@ import FDFSProtocol
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// An async FastDFS client: tracker queries, uploads, downloads and file operations against a
 /// real FastDFS cluster (or ours), with connection pooling, tracker failover and replica
@@ -12,6 +13,8 @@ public final class FDFSClient: Sendable {
     /// Tracker queries.
     public let tracker: TrackerClient
     let logger: Logger
+    /// Store targets reused for ``ClientConfiguration/storeTargetLifetime``, by group ("" = any).
+    let storeTargets = Mutex<[String: (target: StoreTarget, expires: NIODeadline)]>([:])
 
     public init(
         configuration: ClientConfiguration,
@@ -165,13 +168,36 @@ extension FDFSClient {
         } catch {
             throw FDFSClientError(.invalidArgument, operation: operation, message: error.description)
         }
-        let target = try await tracker.queryStore(group: options.group)
+        let target = try await storeTarget(group: options.group)
         let head = UploadRequestHead(
             storePathIndex: options.storePathIndex ?? Int8(bitPattern: target.storePathIndex),
             fileSize: length, fileExtension: options.fileExtension)
         let command: FDFSCommand = options.appender ? .uploadAppenderFile : .uploadFile
         let endpoint = target.storage
-        return try await withStorage(endpoint) { connection throws(FDFSClientError) in
+        do {
+            return try await upload(to: endpoint, command: command, head: head, length: length, options: options, operation: operation, content: content)
+        } catch {
+            storeTargets.withLock { _ = $0.removeValue(forKey: options.group ?? "") }
+            throw error
+        }
+    }
+
+    /// Where to upload: the tracker's answer, or a recent one (``ClientConfiguration/storeTargetLifetime``).
+    func storeTarget(group: String?) async throws(FDFSClientError) -> StoreTarget {
+        let lifetime = configuration.storeTargetLifetime
+        guard lifetime > .zero else { return try await tracker.queryStore(group: group) }
+        let key = group ?? "", now = NIODeadline.now()
+        if let cached = storeTargets.withLock({ $0[key] }), cached.expires > now { return cached.target }
+        let target = try await tracker.queryStore(group: group)
+        storeTargets.withLock { $0[key] = (target, now + lifetime) }
+        return target
+    }
+
+    func upload(
+        to endpoint: StorageEndpoint, command: FDFSCommand, head: UploadRequestHead, length: Int64, options: UploadOptions, operation: String,
+        content: (FDFSConnection, String) async throws(FDFSClientError) -> Void
+    ) async throws(FDFSClientError) -> FileID {
+        try await withStorage(endpoint) { connection throws(FDFSClientError) in
             try await connection.send(FDFSHeader(bodyLength: Int64(UploadRequestHead.size) + length, command: command), body: head.encoded())
             try await content(connection, operation)
             let reply = try await connection.readHead(operation: operation)

@@ -28,6 +28,9 @@ public struct MountOptions: Sendable {
     public var negativeTimeout: Double = 2
     /// A storage that sends nothing for this long during a block fetch is hedged by another.
     public var stallTimeout: Double = 3
+    /// Seconds the tracker's choice of storage for uploads to a group is reused (0: ask for
+    /// every upload). During a burst of small files this saves a tracker round trip per file.
+    public var uploadTargetTTL: Double = 1
     /// Kernel read-ahead (bdi read_ahead_kb) set after mounting.
     public var kernelReadaheadKB: Int = 4096
     /// Write block files with O_DIRECT instead of through the page cache.
@@ -83,6 +86,9 @@ public struct MountOptions: Sendable {
             case "stall_timeout":
                 guard let v = Double(try need()), v > 0 else { throw FSError(.invalid, "stall_timeout must be seconds") }
                 stallTimeout = v
+            case "upload_target_ttl":
+                guard let v = Double(try need()), v >= 0 else { throw FSError(.invalid, "upload_target_ttl must be seconds") }
+                uploadTargetTTL = v
             case "kernel_readahead_kb": kernelReadaheadKB = Int(try Self.number(need(), key))
             case "auto_unmount": autoUnmount = true
             case "metrics": metrics = try need()
