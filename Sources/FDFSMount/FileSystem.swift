@@ -95,7 +95,8 @@ public final class FDFSFileSystem: Sendable {
         /// Appender versions seen (size-mtime) per file ID.
         var appenderVersions: [String: String] = [:]
         var stopped = false
-        /// Files whose FastDFS metadata (path, mode, mtime) must be (re)written, by file ID.
+        /// When the last upload was committed (metadata writes wait for a pause in uploads).
+        var lastUpload: ContinuousClock.Instant?
     }
 
     let state = Mutex(State())
@@ -132,7 +133,7 @@ public final class FDFSFileSystem: Sendable {
         Task { [weak self] in
             while let self, !self.isStopped {
                 try? await Task.sleep(for: .milliseconds(500))
-                await self.writeMetadata()
+                await self.writeMetadata(whenQuiet: true)
             }
         }
     }
