@@ -29,6 +29,7 @@ let package = Package(
             name: "FDFSProtocol",
             dependencies: [
                 "CZlib",
+                "CFastCRC",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -183,7 +184,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FDFSMountTests",
-            dependencies: ["FDFSMount", "FDFSProtocol", "FDFSClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["FDFSMount", "FDFSTestSupport", "FDFSProtocol", "FDFSClient", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "FDFSMountE2ETests",

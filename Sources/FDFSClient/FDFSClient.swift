@@ -112,6 +112,14 @@ extension FDFSClient {
         }
     }
 
+    /// Uploads `length` bytes of an open local file starting at `offset`, with `sendfile`
+    /// (the descriptor stays open; the caller owns it).
+    public func upload(descriptor: CInt, offset: Int64, length: Int64, options: UploadOptions = UploadOptions()) async throws(FDFSClientError) -> FileID {
+        try await upload(length: length, options: options) { connection, operation throws(FDFSClientError) in
+            try await connection.writeFile(descriptor: descriptor, offset: offset, length: length, operation: operation)
+        }
+    }
+
     /// Uploads `length` bytes produced by an async sequence. If the sequence ends early or
     /// produces more, the upload is abandoned with ``FDFSClientError/Code/invalidArgument``.
     public func upload<S: AsyncSequence & Sendable>(

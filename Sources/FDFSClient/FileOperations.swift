@@ -76,8 +76,14 @@ extension FDFSClient {
     public func append(_ id: FileID, filePath: String) async throws(FDFSClientError) {
         let file = try LocalFile(openForReading: filePath, operation: "APPEND_FILE")
         defer { file.close() }
-        try await append(id, length: file.size) { connection, operation throws(FDFSClientError) in
-            try await connection.writeFile(descriptor: file.descriptor, offset: 0, length: file.size, operation: operation)
+        try await append(id, descriptor: file.descriptor, offset: 0, length: file.size)
+    }
+
+    /// Appends `length` bytes of an open local file, from `offset`, to an appender file, with
+    /// `sendfile` (the descriptor stays open; the caller owns it).
+    public func append(_ id: FileID, descriptor: CInt, offset: Int64, length: Int64) async throws(FDFSClientError) {
+        try await append(id, length: length) { connection, operation throws(FDFSClientError) in
+            try await connection.writeFile(descriptor: descriptor, offset: offset, length: length, operation: operation)
         }
     }
 

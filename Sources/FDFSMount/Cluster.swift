@@ -30,6 +30,12 @@ public protocol ClusterBackend: Sendable {
     /// One ranged download from one storage; chunks go to `sink` in order.
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError)
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
+    /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
+    func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID
+    /// Appends `length` bytes of an open file from `offset` to an appender file.
+    func append(_ id: FileID, descriptor: Int32, offset: Int64, length: Int64) async throws(FSError)
+    /// Turns an appender file into a normal one under a new name (REGENERATE_APPENDER_FILENAME).
+    func regenerate(_ id: FileID) async throws(FSError) -> FileID
     func delete(_ id: FileID) async throws(FSError)
     func getMetadata(_ id: FileID) async throws(FSError) -> FDFSMetadata
     func setMetadata(_ id: FileID, _ metadata: FDFSMetadata, merge: Bool) async throws(FSError)
@@ -70,6 +76,18 @@ public struct FDFSClusterBackend: ClusterBackend {
 
     public func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {
         do { return try await client.upload(filePath: filePath, options: options) } catch { throw FSError(error, "upload") }
+    }
+
+    public func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID {
+        do { return try await client.upload(descriptor: descriptor, offset: offset, length: length, options: options) } catch { throw FSError(error, "upload") }
+    }
+
+    public func append(_ id: FileID, descriptor: Int32, offset: Int64, length: Int64) async throws(FSError) {
+        do { try await client.append(id, descriptor: descriptor, offset: offset, length: length) } catch { throw FSError(error, "append \(id)") }
+    }
+
+    public func regenerate(_ id: FileID) async throws(FSError) -> FileID {
+        do { return try await client.regenerateAppenderName(id) } catch { throw FSError(error, "regenerate \(id)") }
     }
 
     public func delete(_ id: FileID) async throws(FSError) {

@@ -118,12 +118,14 @@ extension FDFSFileSystem {
 
     /// Drops a write state (closing and removing its spool) once nothing needs it.
     func releaseIfIdle(_ write: WriteState) {
-        let drop = state.withLock { s -> Bool in
-            guard write.handles == 0, write.orphaned || (!write.dirty && !write.failed), s.writes[write.ino] === write else { return false }
+        let (drop, stream) = state.withLock { s -> (Bool, UploadStream?) in
+            guard write.handles == 0, write.orphaned || (!write.dirty && !write.failed), s.writes[write.ino] === write else { return (false, nil) }
             s.writes[write.ino] = nil
-            return true
+            defer { write.stream = nil }
+            return (true, write.stream)
         }
         guard drop else { return }
+        if let stream { discard(stream) }
         close(write.fd)
         Glibc.unlink(write.path)
         spool.release(write.reserved)

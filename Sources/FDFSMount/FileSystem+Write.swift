@@ -96,14 +96,17 @@ extension FDFSFileSystem {
             spool.release(growth)
             throw FSError.posix("truncate spool")
         }
-        state.withLock { _ in
+        let stream = state.withLock { _ -> UploadStream? in
             write.reserved += growth
             write.size = size
             write.dirty = true
             write.generation += 1
             write.mtime = POSIX.nowNanoseconds()
             write.truncatedTo = min(write.truncatedTo, size)
+            defer { write.stream = nil }
+            return write.stream
         }
+        if let stream { discard(stream) }
     }
 
     // MARK: Write
@@ -126,7 +129,10 @@ extension FDFSFileSystem {
         guard bytes.count == 0 || POSIX.pwriteAll(write.fd, bytes.baseAddress!, bytes.count, offset) else {
             throw FSError.posix("write spool")
         }
-        state.withLock { _ in
+        let stream = state.withLock { _ -> UploadStream? in
+            if offset == 0, write.size == 0, write.stream == nil, write.baseFileID == nil, options.streamThreshold > 0 {
+                write.stream = makeStream(for: write)
+            }
             write.size = max(write.size, end)
             write.dirty = true
             write.generation += 1
@@ -134,8 +140,53 @@ extension FDFSFileSystem {
             if write.baseFileID != nil {
                 if write.written.count < 4096 { write.written.append(offset..<end) } else { write.written = [0..<Int64.max] }
             }
+            return write.stream
         }
+        stream?.wrote(offset: offset, end: end)
         return bytes.count
+    }
+
+    // MARK: Streamed uploads
+
+    /// A stream for a new file's spool: its first bytes go where the commit would upload them,
+    /// and the appender file is journaled (deleted after a crash) as soon as it exists.
+    func makeStream(for write: WriteState) -> UploadStream {
+        let ino = write.ino
+        let target = UploadStream.Target(
+            options: { [self] () throws(FSError) -> UploadOptions in
+                guard let entry = try store.entry(ino) else { throw FSError(.notFound, "inode \(ino) is gone") }
+                return try uploadTarget(entry).options
+            },
+            started: { [store] (id: FileID) throws(FSError) in try store.streamStarted(id.description, ino: ino) })
+        let threshold = options.streamThreshold
+        return UploadStream(spoolDescriptor: write.fd, threshold: threshold, step: max(64 << 10, min(8 << 20, threshold / 2)), cluster: cluster, target: target)
+    }
+
+    /// Ends a stream that will not be committed: its appender file, if any, is deleted.
+    func discard(_ stream: UploadStream) {
+        stream.breakOff()
+        Task {
+            await stream.stopped()
+            guard let id = stream.fileID else { return }
+            do throws(FSError) { try store.streamEnded(id.description, abandoned: true) } catch {
+                logger.warning("cannot journal the deletion of \(id): \(error)")
+            }
+            await deleteFromCluster(id.description)
+        }
+    }
+
+    /// Where a file is uploaded: its group (and store path when written under `Mxx`) and the
+    /// extension of its name; also its path for messages.
+    func uploadTarget(_ entry: Entry) throws(FSError) -> (options: UploadOptions, path: String) {
+        let chain = try store.ancestry(entry.ino)
+        guard let groupRow = chain.first, groupRow.kind == .group else { throw FSError(.io, "inode \(entry.ino) is not under a group") }
+        var storePathIndex: Int8?
+        if chain.count > 2, chain[1].kind == .storePath, let index = Int(chain[1].name.dropFirst(), radix: 16), index < 128 {
+            storePathIndex = Int8(index)
+        }
+        let options = UploadOptions(group: groupRow.name, storePathIndex: storePathIndex, fileExtension: Self.fileExtension(entry.name),
+                                    appender: self.options.appendable)
+        return (options, chain.map(\.name).joined(separator: "/"))
     }
 
     /// FLUSH (every close of a descriptor) and FSYNC: uploads what was written and commits
@@ -182,22 +233,26 @@ extension FDFSFileSystem {
     func commit(_ write: WriteState) async throws(FSError) {
         await write.lock.lock()
         defer { write.lock.unlock() }
-        let snap = state.withLock { _ in
-            (dirty: write.dirty, failed: write.failed, generation: write.generation, size: write.size, orphaned: write.orphaned,
-             base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime)
+        let (snap, stream) = state.withLock { _ in
+            defer { write.stream = nil } // a later change starts over from the spool
+            return ((dirty: write.dirty, failed: write.failed, generation: write.generation, size: write.size, orphaned: write.orphaned,
+                     base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime),
+                    write.stream)
         }
-        guard !snap.orphaned, snap.dirty || snap.failed else { return }
-        guard var entry = try store.entry(write.ino), entry.kind == .file else {
-            state.withLock { _ in write.orphaned = true }
+        guard !snap.orphaned, snap.dirty || snap.failed else {
+            if let stream { discard(stream) }
             return
         }
-        let chain = try store.ancestry(write.ino)
-        guard let groupRow = chain.first, groupRow.kind == .group else { throw FSError(.io, "inode \(write.ino) is not under a group") }
-        var storePathIndex: Int8?
-        if chain.count > 2, chain[1].kind == .storePath, let index = Int(chain[1].name.dropFirst(), radix: 16), index < 128 {
-            storePathIndex = Int8(index)
+        guard var entry = try store.entry(write.ino), entry.kind == .file else {
+            state.withLock { _ in write.orphaned = true }
+            if let stream { discard(stream) }
+            return
         }
-        let path = chain.map(\.name).joined(separator: "/")
+        let (upload, path): (UploadOptions, String)
+        do throws(FSError) { (upload, path) = try uploadTarget(entry) } catch {
+            if let stream { discard(stream) }
+            throw error
+        }
         if entry.mtime != snap.mtime {
             entry.mtime = snap.mtime
             try store.update(entry)
@@ -210,15 +265,16 @@ extension FDFSFileSystem {
         let pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
         let t1 = ContinuousClock.now
         let newID: FileID
+        var streamed: FileID?
         do throws(FSError) {
             if inPlace, let base = snap.base, let baseID = try? FileID(base) {
                 try await updateInPlace(baseID, write: write, size: snap.size, baseSize: snap.baseSize, written: snap.written, truncatedTo: snap.truncatedTo)
                 newID = baseID
+            } else if let stream, let finished = await finishStream(stream, size: snap.size, path: path) {
+                (streamed, newID) = finished
             } else {
                 // Metadata is written shortly after the commit (off close()'s path, and after
                 // rsync's rename, so it carries the final name); the commit journals it.
-                let upload = UploadOptions(group: groupRow.name, storePathIndex: storePathIndex, fileExtension: Self.fileExtension(entry.name),
-                                           appender: options.appendable)
                 newID = try await cluster.upload(filePath: write.path, options: upload)
             }
         } catch {
@@ -230,6 +286,7 @@ extension FDFSFileSystem {
         }
         let t2 = ContinuousClock.now
         try store.uploaded(pending: pendingID, fileID: newID.description)
+        if let streamed { try store.streamEnded(streamed.description, abandoned: false) }
         let generatedParent = try? materializeDirectory(of: newID)
         let t3 = ContinuousClock.now
         let generated = generatedParent.map { generatedEntry(parent: $0, id: newID, size: snap.size, time: snap.mtime / 1_000_000_000) }
@@ -260,10 +317,31 @@ extension FDFSFileSystem {
             }
         }
         metrics.add(metrics.uploads)
+        if streamed != nil { metrics.add(metrics.streamedUploads) }
         metrics.add(metrics.uploadedBytes, snap.size)
         state.withLock { $0.lastUpload = .now }
         logger.debug("committed \(path) -> \(newID) (\(snap.size) bytes): journal \(t1 - t0), upload \(t2 - t1), materialize \(t3 - t2), commit \(ContinuousClock.now - t3)")
         if let orphan { await deleteFromCluster(orphan) }
+    }
+
+    /// Completes a streamed upload: the tail is sent and (unless appendable) the appender file
+    /// becomes a normal one. Returns the appender ID and the final ID, or nil when the spool
+    /// must be uploaded instead (the stream never started, broke or failed; its appender
+    /// file is then discarded).
+    func finishStream(_ stream: UploadStream, size: Int64, path: String) async -> (FileID, FileID)? {
+        guard let appender = await stream.finish(size: size) else {
+            if let failure = stream.failure { logger.warning("streamed upload of \(path) failed (\(failure)); uploading the spooled file") }
+            discard(stream)
+            return nil
+        }
+        if options.appendable { return (appender, appender) }
+        do throws(FSError) {
+            return (appender, try await cluster.regenerate(appender))
+        } catch {
+            logger.warning("cannot turn \(appender) into a normal file (\(error)); uploading the spooled file of \(path)")
+            discard(stream)
+            return nil
+        }
     }
 
     /// Appendable mode: brings an appender file to the spool's content with TRUNCATE, MODIFY
@@ -575,6 +653,8 @@ extension FDFSFileSystem {
     /// acknowledged, remove stray spool files.
     func recover() async {
         do {
+            let streams = try store.abandonStreams()
+            if streams > 0 { logger.notice("recovery: \(streams) upload(s) streamed before the crash will be deleted from the cluster") }
             for pending in try store.pendingUploads() {
                 let entry = try store.entry(pending.ino)
                 guard let entry, entry.kind == .file else {

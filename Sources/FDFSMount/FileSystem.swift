@@ -37,6 +37,8 @@ final class WriteState: @unchecked Sendable {
     var truncatedTo: Int64 = .max
     /// mtime to report while dirty (ns).
     var mtime: Int64
+    /// The upload streamed while a new file is written in order (see ``UploadStream``).
+    var stream: UploadStream?
     let lock = AsyncLock()
 
     init(ino: UInt64, path: String, fd: Int32, size: Int64, dirty: Bool, mtime: Int64) {

@@ -62,7 +62,8 @@ public struct PendingUpload: Sendable, Hashable {
 }
 
 /// The mapping store: SQLite in WAL mode, holding the namespace (entries), the journal of
-/// pending uploads, cluster deletions still to do, and the last known group layout.
+/// pending uploads, appender files being streamed, cluster deletions still to do, and the
+/// last known group layout.
 public final class MappingStore: Sendable {
     public static let rootIno: UInt64 = 1
     private let db: Mutex<SQLiteDatabase>
@@ -88,6 +89,7 @@ public final class MappingStore: Sendable {
                   id INTEGER PRIMARY KEY, ino INTEGER NOT NULL, spool TEXT NOT NULL, size INTEGER NOT NULL,
                   old_file_id TEXT, new_file_id TEXT, in_place INTEGER NOT NULL DEFAULT 0, started INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS deletions(file_id TEXT PRIMARY KEY, since INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS streams(file_id TEXT PRIMARY KEY, ino INTEGER NOT NULL, since INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS metadata_due(file_id TEXT PRIMARY KEY, ino INTEGER NOT NULL, marked INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS groups(name TEXT PRIMARY KEY, store_paths INTEGER NOT NULL, subdirs INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT);
@@ -391,6 +393,46 @@ public final class MappingStore: Sendable {
 
     public func deleted(_ fileID: String) throws(FSError) {
         try with { (db: SQLiteDatabase) throws(FSError) in try db.run("DELETE FROM deletions WHERE file_id = ?", [.text(fileID)]) }
+    }
+
+    // MARK: Streamed uploads
+
+    /// Records an appender file that a streamed upload created (before any name refers to it),
+    /// so that it is deleted if the mount dies before the commit.
+    public func streamStarted(_ fileID: String, ino: UInt64) throws(FSError) {
+        try with { (db: SQLiteDatabase) throws(FSError) in
+            try db.run("INSERT OR REPLACE INTO streams(file_id, ino, since) VALUES(?,?,?)", [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds())])
+        }
+    }
+
+    /// The stream is over: its appender file became the committed file (or was renamed by
+    /// REGENERATE), or, when `abandoned`, it is queued for deletion from the cluster.
+    public func streamEnded(_ fileID: String, abandoned: Bool) throws(FSError) {
+        try transaction { (db: SQLiteDatabase) throws(FSError) in
+            try db.run("DELETE FROM streams WHERE file_id = ?", [.text(fileID)])
+            if abandoned {
+                try db.run("INSERT OR REPLACE INTO deletions(file_id, since) VALUES(?, ?)", [.text(fileID), .int(POSIX.nowNanoseconds())])
+            }
+        }
+    }
+
+    /// Appender files of streams in progress (journaled and not yet ended).
+    public func streamCount() throws(FSError) -> Int {
+        try with { (db: SQLiteDatabase) throws(FSError) -> Int in
+            var count = 0
+            try db.query("SELECT COUNT(*) FROM streams", []) { (row: SQLRow) throws(FSError) in count = Int(row.int(0)) }
+            return count
+        }
+    }
+
+    /// After a crash: every stream left is abandoned (queued for deletion). Returns how many.
+    public func abandonStreams() throws(FSError) -> Int {
+        let count = try streamCount()
+        return try transaction { (db: SQLiteDatabase) throws(FSError) -> Int in
+            try db.run("INSERT OR REPLACE INTO deletions(file_id, since) SELECT file_id, since FROM streams")
+            try db.run("DELETE FROM streams")
+            return count
+        }
     }
 
     // MARK: Groups and provisional rows

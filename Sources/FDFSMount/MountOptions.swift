@@ -28,6 +28,9 @@ public struct MountOptions: Sendable {
     public var negativeTimeout: Double = 2
     /// A storage that sends nothing for this long during a block fetch is hedged by another.
     public var stallTimeout: Double = 3
+    /// A new file written in order is streamed to the cluster (as an appender file, turned
+    /// into a normal one at close) once this many bytes are spooled; 0 turns streaming off.
+    public var streamThreshold: Int64 = 16 << 20
     /// Seconds the tracker's choice of storage for uploads to a group is reused (0: ask for
     /// every upload). During a burst of small files this saves a tracker round trip per file.
     public var uploadTargetTTL: Double = 1
@@ -86,6 +89,7 @@ public struct MountOptions: Sendable {
             case "stall_timeout":
                 guard let v = Double(try need()), v > 0 else { throw FSError(.invalid, "stall_timeout must be seconds") }
                 stallTimeout = v
+            case "stream_threshold": streamThreshold = try Self.size(need(), key)
             case "upload_target_ttl":
                 guard let v = Double(try need()), v >= 0 else { throw FSError(.invalid, "upload_target_ttl must be seconds") }
                 uploadTargetTTL = v

@@ -24,7 +24,7 @@ enum MountCommand {
         options (-o, comma-separated):
           ro allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr debug
           state_dir=DIR cache_dir=DIR cache_size=SIZE block_size=SIZE readahead=SIZE memory=SIZE
-          spool_dir=DIR spool_size=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
+          spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
           metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
         """
 

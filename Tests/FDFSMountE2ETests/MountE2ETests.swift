@@ -225,6 +225,28 @@ extension MountE2E {
         await client.shutdown()
     }
 
+    @Test func aLargeFileIsStreamedWhileWrittenAndEndsAsANormalFile() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount(options: "stream_threshold=4M")
+        defer { mount.stop() }
+        let work = workdir(mount)
+        let local = localFile(24_000_000, in: mount.root)
+        let streamed = mount.metric("fdfs_mount_streamed_uploads_total")
+        Shell.ok("cp '\(local.path)' '\(work)/big.bin'")
+        #expect(mount.metric("fdfs_mount_streamed_uploads_total") - streamed == 1)
+        let id = try fileID(work + "/big.bin")
+        // REGENERATE_APPENDER_FILENAME made it an ordinary file whose name has the size and CRC.
+        #expect(id.kind == .normal && id.fileExtension == "bin")
+        #expect(id.generated.size == 24_000_000 && id.generated.crc32 == CRC32.checksum(local.bytes))
+        let info = try await client.fileInfo(id)
+        #expect(info.size == 24_000_000)
+        #expect(Array(try await client.download(id, maxSize: 32 << 20).readableBytesView) == local.bytes)
+        Shell.run("echo 3 > /proc/sys/vm/drop_caches")
+        #expect(sha256(work + "/big.bin") == sha256(local.path))
+        Shell.ok("rm -rf '\(work)'")
+        await client.shutdown()
+    }
+
     @Test func parallelWriters() async throws {
         _ = try TestCluster.clientConf()
         let mount = try TestMount()

@@ -13,6 +13,9 @@ final class MemoryCluster: ClusterBackend {
         var mtimes: [String: Int64] = [:]
         var calls: [String: Int] = [:]
         var failUploads: FSError?
+        /// APPEND fails with this after `appendsBeforeFailure` successful ones.
+        var failAppends: FSError?
+        var appendsBeforeFailure = 0
         var corruptReads = false
         /// Reads from 127.0.0.1 fail at once / hang for 30 s (127.0.0.2 keeps working).
         var failFirstReplica = false
@@ -96,6 +99,44 @@ final class MemoryCluster: ClusterBackend {
         let id = put([UInt8](data), ext: options.fileExtension, appender: options.appender, storePath: Int(options.storePathIndex ?? 0))
         state.withLock { $0.metadata[id.description] = options.metadata }
         return id
+    }
+
+    static func contents(of descriptor: Int32, offset: Int64, length: Int64) throws(FSError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: Int(length))
+        let n = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, Int(length), off_t(offset)) }
+        guard n == Int(length) else { throw FSError(.io, "short read of the spool") }
+        return bytes
+    }
+
+    func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID {
+        note(options.appender ? "uploadAppenderRange" : "uploadRange")
+        if let failure = state.withLock({ $0.failUploads }) { throw failure }
+        let id = put(try Self.contents(of: descriptor, offset: offset, length: length), ext: options.fileExtension, appender: options.appender,
+                     storePath: Int(options.storePathIndex ?? 0))
+        state.withLock { $0.metadata[id.description] = options.metadata }
+        return id
+    }
+
+    func append(_ id: FileID, descriptor: Int32, offset: Int64, length: Int64) async throws(FSError) {
+        note("appendRange")
+        let failure = state.withLock { s -> FSError? in
+            guard let failure = s.failAppends else { return nil }
+            if s.appendsBeforeFailure > 0 {
+                s.appendsBeforeFailure -= 1
+                return nil
+            }
+            return failure
+        }
+        if let failure { throw failure }
+        try await append(id, ByteBuffer(bytes: try Self.contents(of: descriptor, offset: offset, length: length)))
+    }
+
+    func regenerate(_ id: FileID) async throws(FSError) -> FileID {
+        note("regenerate")
+        guard id.kind == .appender, let bytes = state.withLock({ $0.files.removeValue(forKey: id.description) }) else {
+            throw FSError(.notFound, "no appender file \(id)")
+        }
+        return put(bytes, ext: id.fileExtension, storePath: id.storePathIndex)
     }
 
     func delete(_ id: FileID) async throws(FSError) {

@@ -16,6 +16,17 @@ struct CRC32Tests {
         #expect(CRC32.checksum(Array(text.utf8)) == crc)
     }
 
+    /// Lengths around the 64-byte folding threshold and large ones (values from Python's
+    /// zlib.crc32 over bytes (i * 31 + 7) & 0xFF).
+    @Test("the folded CRC equals zlib's", arguments: [
+        (63, 2_034_968_221), (64, 2_227_724_424), (65, 887_454_700), (127, 1_250_177_418),
+        (1000, 2_298_615_326), (65536, 2_079_246_634), ((1 << 20) + 5, 324_489_718),
+    ] as [(Int, UInt32)])
+    func matchesZlib(length: Int, crc: UInt32) {
+        let data = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        #expect(CRC32.checksum(data) == crc)
+    }
+
     @Test("the CRC in a captured generated name is the CRC of the uploaded content")
     func capturedName() throws {
         let id = try FileID("group1/M00/00/00/fwAAAmsBc0WALnffAAAADg4Qul0612.txt")
