@@ -448,15 +448,20 @@ extension FDFSFileSystem {
 
     // MARK: Cluster deletions
 
-    /// Deletes a file no name refers to any more (after the commit that orphaned it). Waits
-    /// for open handles on it; failures stay in the journal and are retried.
+    /// Deletes a file no name refers to any more (queued in the deletions journal by the
+    /// commit that orphaned it). Waits for open handles on it; failures stay in the journal
+    /// and are retried; a file deleted meanwhile (by the background pass) is not asked twice.
     func deleteFromCluster(_ text: String) async {
-        let deferred = state.withLock { s -> Bool in
-            guard (s.openIDs[text] ?? 0) > 0 else { return false }
-            s.deferredDeletes.insert(text)
-            return true
+        let skip = state.withLock { s -> Bool in
+            if (s.openIDs[text] ?? 0) > 0 {
+                s.deferredDeletes.insert(text)
+                return true
+            }
+            return !s.deleting.insert(text).inserted
         }
-        if deferred { return }
+        if skip { return }
+        defer { state.withLock { _ = $0.deleting.remove(text) } }
+        guard (try? store.deletionQueued(text)) != false else { return }
         guard let id = try? FileID(text) else {
             try? store.deleted(text)
             return

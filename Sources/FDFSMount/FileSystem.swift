@@ -94,6 +94,8 @@ public final class FDFSFileSystem: Sendable {
         /// Open handles per cluster file ID (deletion waits for the last one).
         var openIDs: [String: Int] = [:]
         var deferredDeletes: Set<String> = []
+        /// Cluster deletions in flight (the background pass skips them: no second DELETE_FILE).
+        var deleting: Set<String> = []
         /// Appender versions seen (size-mtime) per file ID.
         var appenderVersions: [String: String] = [:]
         var stopped = false

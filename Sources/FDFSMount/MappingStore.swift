@@ -391,6 +391,13 @@ public final class MappingStore: Sendable {
         }
     }
 
+    /// Is `fileID` still waiting to be deleted from the cluster?
+    public func deletionQueued(_ fileID: String) throws(FSError) -> Bool {
+        try with { (db: SQLiteDatabase) throws(FSError) -> Bool in
+            (try db.firstInt("SELECT COUNT(*) FROM deletions WHERE file_id = ?", [.text(fileID)]) ?? 0) > 0
+        }
+    }
+
     public func deleted(_ fileID: String) throws(FSError) {
         try with { (db: SQLiteDatabase) throws(FSError) in try db.run("DELETE FROM deletions WHERE file_id = ?", [.text(fileID)]) }
     }
