@@ -255,14 +255,23 @@ extension FDFSFileSystem {
         }
         if entry.mtime != snap.mtime {
             entry.mtime = snap.mtime
-            try store.update(entry)
+            do throws(FSError) { try store.update(entry) } catch {
+                if let stream { discard(stream) }
+                throw error
+            }
         }
         var inPlace = false
         if options.appendable, let base = snap.base, base == entry.fileID, let baseID = try? FileID(base), baseID.kind == .appender {
             inPlace = true
         }
         let t0 = ContinuousClock.now
-        let pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
+        let pendingID: Int64
+        do throws(FSError) {
+            pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
+        } catch {
+            if let stream { discard(stream) }
+            throw error
+        }
         let t1 = ContinuousClock.now
         let newID: FileID
         var streamed: FileID?
