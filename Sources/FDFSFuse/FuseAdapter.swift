@@ -423,6 +423,7 @@ public final class FuseAdapter: Sendable {
                     var out = info.value
                     out.fh = open.handle
                     out.keep_cache = 0
+                    out.direct_io = open.directIO ? 1 : 0
                     if fuse_reply_create(r.raw, &e, &out) != 0 { _ = adapter.fs.releaseNow(entry.attributes.ino, handle: open.handle) }
                     return
                 }
@@ -437,6 +438,7 @@ public final class FuseAdapter: Sendable {
                 var out = info.value
                 out.fh = open.handle
                 out.keep_cache = 0
+                out.direct_io = open.directIO ? 1 : 0
                 if fuse_reply_create(r.raw, &e, &out) != 0 {
                     await adapter.fs.release(entry.attributes.ino, handle: open.handle)
                 }

@@ -35,17 +35,18 @@ extension FDFSFileSystem {
     public func createNow(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> (EntryReply, OpenReply)? {
         let dir = try entry(parent)
         guard try checkCreatableNow(dir, name) else { return nil }
-        return try createChecked(parent: parent, name: name, mode: mode, caller: caller)
+        return try createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
     }
 
-    func createChecked(parent: UInt64, name: String, mode: UInt32, caller: Caller) throws(FSError) -> (EntryReply, OpenReply) {
+    func createChecked(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> (EntryReply, OpenReply) {
         let row = try store.insert(newEntry(parent: parent, name: name, kind: .file, mode: mode, caller: caller))
         let write: WriteState
         do { write = try writeStateEmpty(ino: row.ino, dirty: true, mtime: row.mtime) } catch {
             _ = try? store.remove(row.ino, queueDeletion: false)
             throw error
         }
-        let open = register(Handle(ino: row.ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false)
+        let open = register(Handle(ino: row.ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false,
+                            directIO: writesBypassPageCache(flags))
         return (reply(row), open)
     }
 

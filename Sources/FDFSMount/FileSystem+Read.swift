@@ -23,7 +23,8 @@ extension FDFSFileSystem {
             if options.readOnly { throw FSError(.readOnly) }
             if entry.kind == .generated { throw FSError(.accessDenied, "generated names are read-only") }
             let write = try await writeState(for: entry, truncate: truncate)
-            return register(Handle(ino: ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false)
+            return register(Handle(ino: ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false,
+                            directIO: writesBypassPageCache(flags))
         }
         if let write = state.withLock({ s -> WriteState? in
             guard let w = s.writes[ino] else { return nil }
@@ -49,14 +50,22 @@ extension FDFSFileSystem {
         ReadAhead(blockSize: options.blockSize, maxWindow: options.readahead)
     }
 
-    func register(_ handle: Handle, keepCache: Bool, counted: Bool = false) -> OpenReply {
+    func register(_ handle: Handle, keepCache: Bool, counted: Bool = false, directIO: Bool = false) -> OpenReply {
         state.withLock { s in
             let fh = s.nextHandle
             s.nextHandle += 1
             s.handles[fh] = handle
             if let ref = handle.ref { s.openIDs[ref.id.description, default: 0] += 1 }
-            return OpenReply(handle: fh, keepCache: keepCache, directIO: false)
+            return OpenReply(handle: fh, keepCache: keepCache, directIO: directIO)
         }
+    }
+
+    /// Write-only descriptors skip the kernel's page cache (FOPEN_DIRECT_IO): each write(2)
+    /// reaches the spool without first being copied into page-cache pages of the mounted file
+    /// that nobody reads. Such a descriptor cannot be mmapped anyway; descriptors that can
+    /// read keep the page cache (and mmap).
+    func writesBypassPageCache(_ flags: Int32) -> Bool {
+        options.directWrites && flags & O_ACCMODE == O_WRONLY
     }
 
     /// The cluster file behind an entry; appender files are revalidated (size and mtime via

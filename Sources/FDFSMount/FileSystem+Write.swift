@@ -525,7 +525,7 @@ extension FDFSFileSystem {
     public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) async throws(FSError) -> (EntryReply, OpenReply) {
         let dir = try entry(parent)
         try await checkCreatable(dir, name)
-        return try createChecked(parent: parent, name: name, mode: mode, caller: caller)
+        return try createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
     }
 
     public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) async throws(FSError) -> EntryReply {

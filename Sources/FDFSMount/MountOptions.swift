@@ -38,6 +38,8 @@ public struct MountOptions: Sendable {
     public var kernelReadaheadKB: Int = 4096
     /// Write block files with O_DIRECT instead of through the page cache.
     public var directCache = false
+    /// Write-only opens bypass the kernel page cache (`cached_writes` turns this off).
+    public var directWrites = true
     /// Serve xattrs (getxattr & co). Off saves one GETXATTR round trip per write(2).
     public var xattr = true
     /// Extra options passed to the kernel / libfuse as they are (fsname etc.).
@@ -102,6 +104,7 @@ public struct MountOptions: Sendable {
             case "spool_size": spoolSize = try Self.size(need(), key)
             case "noxattr": xattr = false
             case "direct_cache": directCache = true
+            case "cached_writes": directWrites = false
             case "debug": debug = true
             case "fsname", "subtype", "max_read": passthrough.append(String(item))
             default:

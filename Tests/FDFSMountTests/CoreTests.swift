@@ -302,6 +302,22 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(try fs.store.exportAll().map(\.path) == ["group1/photos/a.jpg"])
     }
 
+    @Test(arguments: [false, true]) func writeOnlyOpensBypassThePageCache(cachedWrites: Bool) async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let fs = try await makeFS(dir, cluster) { $0.directWrites = !cachedWrites }
+        let group = try await resolve(fs, "group1").attributes.ino
+        let (entry, created) = try await fs.create(parent: group, name: "w", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
+        #expect(created.directIO == !cachedWrites)
+        try await fs.flush(entry.attributes.ino, handle: created.handle)
+        await fs.release(entry.attributes.ino, handle: created.handle)
+        // Descriptors that can read keep the page cache (and mmap).
+        for (flags, direct) in [(O_WRONLY | O_TRUNC, !cachedWrites), (O_RDWR, false), (O_RDONLY, false)] {
+            let open = try await fs.open(entry.attributes.ino, flags: flags)
+            #expect(open.directIO == direct, "flags \(flags)")
+            await fs.release(entry.attributes.ino, handle: open.handle)
+        }
+    }
+
     @Test func metadataIsJournaledAndFollowsDirectoryRenames() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
