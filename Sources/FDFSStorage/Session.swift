@@ -179,21 +179,32 @@ final class Session: @unchecked Sendable {
             let start = position
             position += Int64(chunk.readableBytes)
             if crc != nil { chunk.withUnsafeReadableBytes { crc!.update($0) } }
-            try await context.blocking {
-                try chunk.withUnsafeReadableBytes { bytes throws(StorageError) in
-                    var done = 0
-                    while done < bytes.count {
-                        let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(start + Int64(done)))
-                        if written < 0 {
-                            if errno == EINTR { continue }
-                            throw StorageError.system("write")
-                        }
-                        done += written
-                    }
-                }
+            if chunk.readableBytes <= Self.inlineWriteLimit {
+                // A small write into the page cache costs less than the two thread hops to
+                // the blocking pool and back (16 KiB uploads: p50 2.0 ms with the hops).
+                try Self.write(chunk, to: fd, at: start)
+            } else {
+                try await context.blocking { try Self.write(chunk, to: fd, at: start) }
             }
         }
         return crc
+    }
+
+    /// Chunks up to this size are written on the session's own thread.
+    static let inlineWriteLimit = 128 << 10
+
+    static func write(_ chunk: ByteBuffer, to fd: CInt, at offset: Int64) throws(StorageError) {
+        try chunk.withUnsafeReadableBytes { bytes throws(StorageError) in
+            var done = 0
+            while done < bytes.count {
+                let written = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + Int64(done)))
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    throw StorageError.system("write")
+                }
+                done += written
+            }
+        }
     }
 
     func respond(_ status: FDFSStatus, _ body: ByteBuffer? = nil) async throws {
