@@ -11,12 +11,15 @@ public final class FDFSConnection: Sendable {
     /// `host:port` of the peer.
     public let endpoint: String
     let channel: any Channel
-    let bridge: FrameBridge
+    let inbox: FramePartInbox
+    /// Longest wait for any byte of an answer.
+    let networkTimeout: TimeAmount
 
-    private init(endpoint: String, channel: any Channel, bridge: FrameBridge) {
+    private init(endpoint: String, channel: any Channel, inbox: FramePartInbox, networkTimeout: TimeAmount) {
         self.endpoint = endpoint
         self.channel = channel
-        self.bridge = bridge
+        self.inbox = inbox
+        self.networkTimeout = networkTimeout
     }
 
     /// Opens a connection.
@@ -27,7 +30,7 @@ public final class FDFSConnection: Sendable {
         localAddress: String? = nil
     ) async throws(FDFSClientError) -> FDFSConnection {
         let endpoint = StorageEndpoint(ip: host, port: port).description
-        let bridge = FrameBridge(timeout: networkTimeout, endpoint: endpoint)
+        let inbox = FramePartInbox(highWater: 1 << 20)
         var bootstrap = ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.autoRead, value: false)
@@ -38,7 +41,7 @@ public final class FDFSConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FDFSFrameDecoder(streamResponses: true)))
-                    try channel.pipeline.syncOperations.addHandler(bridge)
+                    try channel.pipeline.syncOperations.addHandler(inbox)
                 }
             }
         if let localAddress {
@@ -50,7 +53,7 @@ public final class FDFSConnection: Sendable {
         }
         do {
             let channel = try await bootstrap.connect(host: host, port: port).get()
-            return FDFSConnection(endpoint: endpoint, channel: channel, bridge: bridge)
+            return FDFSConnection(endpoint: endpoint, channel: channel, inbox: inbox, networkTimeout: networkTimeout)
         } catch let error as ChannelError {
             if case .connectTimeout = error {
                 throw FDFSClientError(.timeout, operation: "connect", endpoint: endpoint, message: "no connection within \(connectTimeout.nanoseconds / 1_000_000) ms")
@@ -97,16 +100,23 @@ public final class FDFSConnection: Sendable {
 
     /// Waits for the next frame part.
     func nextPart(operation: String) async throws(FDFSClientError) -> FDFSFramePart {
-        let bridge = self.bridge
+        let inbox = self.inbox, timeout = networkTimeout
+        let part: FDFSFramePart?
         do {
-            return try await withCheckedThrowingContinuation { continuation in
-                channel.eventLoop.execute { bridge.next(continuation, operation: operation) }
+            part = try await withCheckedThrowingContinuation { continuation in
+                channel.eventLoop.execute { inbox.next(continuation, timeout: timeout) }
             }
-        } catch let error as FDFSClientError {
-            throw error
+        } catch let error as FramePartInbox.TimedOut {
+            throw FDFSClientError(.timeout, operation: operation, endpoint: endpoint, message: error.description)
+        } catch let error as FDFSProtocolError {
+            throw FDFSClientError(error.code == .truncated ? .connectionClosed : .protocolViolation, operation: operation, endpoint: endpoint, message: error.description)
         } catch {
             throw FDFSClientError(.connectionClosed, operation: operation, endpoint: endpoint, message: "\(error)")
         }
+        guard let part else {
+            throw FDFSClientError(.connectionClosed, operation: operation, endpoint: endpoint, message: "connection closed by peer")
+        }
+        return part
     }
 
     /// Reads a response header. A non-zero status becomes a ``FDFSClientError`` after its

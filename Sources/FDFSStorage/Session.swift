@@ -1,3 +1,4 @@
+import FDFSClient
 import FDFSProtocol
 import Logging
 import NIOCore
@@ -18,7 +19,7 @@ enum Reply {
 final class Session: @unchecked Sendable {
     let context: StorageContext
     let channel: any Channel
-    let queue: FrameQueue
+    let queue: FramePartInbox
     let peer: String
     var logger: Logger
     /// The storage id a peer announced with REPORT_SERVER_ID.
@@ -29,7 +30,7 @@ final class Session: @unchecked Sendable {
     private var pending = ByteBuffer()
     private var frameEnded = true
 
-    init(context: StorageContext, channel: any Channel, queue: FrameQueue) {
+    init(context: StorageContext, channel: any Channel, queue: FramePartInbox) {
         self.context = context
         self.channel = channel
         self.queue = queue
@@ -109,8 +110,12 @@ final class Session: @unchecked Sendable {
 
     private func nextPart(timeout: TimeAmount?) async throws -> FDFSFramePart? {
         let queue = self.queue
-        return try await withCheckedThrowingContinuation { continuation in
-            channel.eventLoop.execute { queue.next(continuation, timeout: timeout) }
+        do {
+            return try await withCheckedThrowingContinuation { continuation in
+                channel.eventLoop.execute { queue.next(continuation, timeout: timeout) }
+            }
+        } catch let error as FramePartInbox.TimedOut {
+            throw StorageError(.EIO, error.description)
         }
     }
 

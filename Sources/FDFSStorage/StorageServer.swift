@@ -1,3 +1,4 @@
+import FDFSClient
 import FDFSProtocol
 import Logging
 import NIOConcurrencyHelpers
@@ -57,7 +58,7 @@ public final class StorageServer: Sendable {
                 connections.withLockedValue { $0[key] = channel }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
-                    let queue = FrameQueue()
+                    let queue = FramePartInbox(highWater: 2 << 20)
                     let decoder = FDFSFrameDecoder(maxBufferedBody: configuration.buffSize, streamedCommands: StorageServer.streamedCommands)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
                     try channel.pipeline.syncOperations.addHandler(queue)

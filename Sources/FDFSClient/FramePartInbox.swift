@@ -1,13 +1,21 @@
 import FDFSProtocol
 import NIOCore
 
-/// Hands the frame parts of one server connection from the event loop to the async task that
-/// serves it, one at a time, with back-pressure: reading from the socket pauses while more than
-/// `highWater` bytes wait unread, so a fast uploader never fills memory.
+/// Hands the frame parts of one connection from its event loop to one async reader at a time
+/// (client connections and the storage's server sessions alike), with back-pressure: reading
+/// from the socket pauses while more than `highWater` bytes wait unread, so a fast peer never
+/// fills memory. A wait can carry a timeout: no part within it fails the wait with
+/// ``TimedOut`` and closes the connection.
 ///
 /// Every stored property is touched on the channel's event loop only.
-final class FrameQueue: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = FDFSFramePart
+package final class FramePartInbox: ChannelInboundHandler, @unchecked Sendable {
+    package typealias InboundIn = FDFSFramePart
+
+    /// No part arrived within the timeout of a wait.
+    package struct TimedOut: Error {
+        package let timeout: TimeAmount
+        package var description: String { "no data for \(timeout.nanoseconds / 1_000_000) ms" }
+    }
 
     private let highWater: Int
     private var context: ChannelHandlerContext?
@@ -19,22 +27,22 @@ final class FrameQueue: ChannelInboundHandler, @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var readOutstanding = false
 
-    init(highWater: Int = 2 << 20) {
+    package init(highWater: Int) {
         self.highWater = highWater
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { requestRead() }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         readOutstanding = false
         requestRead()
         context.fireChannelActive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if let waiter {
             self.waiter = nil
@@ -46,22 +54,25 @@ final class FrameQueue: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         readOutstanding = false
         if queuedBytes < highWater { requestRead() }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if failure == nil { failure = error }
         wake()
+        context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         closed = true
         wake()
         context.fireChannelInactive()
     }
 
+    /// Ends the current wait once nothing is queued for it any more: with the failure, or nil
+    /// when the peer closed.
     private func wake() {
         cancelTimer()
         guard let waiter, queue.isEmpty else { return }
@@ -80,26 +91,31 @@ final class FrameQueue: ChannelInboundHandler, @unchecked Sendable {
         timer = nil
     }
 
-    /// Installs `continuation` as the reader of the next part (nil = the peer closed).
-    /// Must run on the event loop.
-    func next(_ continuation: CheckedContinuation<FDFSFramePart?, any Error>, timeout: TimeAmount?) {
+    /// Installs `continuation` as the reader of the next part (nil: the peer closed the
+    /// connection). Must run on the event loop.
+    package func next(_ continuation: CheckedContinuation<FDFSFramePart?, any Error>, timeout: TimeAmount?) {
         if let part = queue.popFirst() {
             if case let .body(buffer) = part { queuedBytes -= buffer.readableBytes }
             if queuedBytes < highWater { requestRead() }
             continuation.resume(returning: part)
             return
         }
-        if let failure { continuation.resume(throwing: failure); return }
-        if closed { continuation.resume(returning: nil); return }
+        if let failure {
+            continuation.resume(throwing: failure)
+            return
+        }
+        if closed {
+            continuation.resume(returning: nil)
+            return
+        }
         waiter = continuation
         requestRead()
-        if let timeout {
-            timer = context?.eventLoop.scheduleTask(in: timeout) { [self] in
-                timer = nil
-                if failure == nil { failure = StorageError(.EIO, "no data for \(timeout.nanoseconds / 1_000_000_000) s") }
-                wake()
-                context?.close(promise: nil)
-            }
+        guard let timeout else { return }
+        timer = context?.eventLoop.scheduleTask(in: timeout) { [self] in
+            timer = nil
+            if failure == nil { failure = TimedOut(timeout: timeout) }
+            wake()
+            context?.close(promise: nil)
         }
     }
 }
