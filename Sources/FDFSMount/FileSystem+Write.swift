@@ -243,7 +243,7 @@ extension FDFSFileSystem {
             if let stream { discard(stream) }
             return
         }
-        guard var entry = try store.entry(write.ino), entry.kind == .file else {
+        guard let entry = try store.entry(write.ino), entry.kind == .file else {
             state.withLock { _ in write.orphaned = true }
             if let stream { discard(stream) }
             return
@@ -252,13 +252,6 @@ extension FDFSFileSystem {
         do throws(FSError) { (upload, path) = try uploadTarget(entry) } catch {
             if let stream { discard(stream) }
             throw error
-        }
-        if entry.mtime != snap.mtime {
-            entry.mtime = snap.mtime
-            do throws(FSError) { try store.update(entry) } catch {
-                if let stream { discard(stream) }
-                throw error
-            }
         }
         var inPlace = false
         if options.appendable, let base = snap.base, base == entry.fileID, let baseID = try? FileID(base), baseID.kind == .appender {
@@ -289,6 +282,12 @@ extension FDFSFileSystem {
         } catch {
             metrics.add(metrics.uploadFailures)
             state.withLock { _ in write.failed = true }
+            if entry.mtime != snap.mtime {
+                // The name shows the time of the write even while its upload waits for a retry.
+                var changed = entry
+                changed.mtime = snap.mtime
+                try? store.update(changed)
+            }
             logger.error("upload of \(path) failed: \(error); spooled data kept for a retry")
             // ENOENT here means "no storage for the group" (the name itself exists): EIO.
             throw error.code == .notFound ? FSError(.io, error.message) : error
@@ -301,7 +300,7 @@ extension FDFSFileSystem {
         let generated = generatedParent.map { generatedEntry(parent: $0, id: newID, size: snap.size, time: snap.mtime / 1_000_000_000) }
         let orphan: String?
         do {
-            (_, orphan) = try store.commitUpload(pending: pendingID, ino: write.ino, newID: newID.description, size: snap.size,
+            (_, orphan) = try store.commitUpload(pending: pendingID, ino: write.ino, newID: newID.description, size: snap.size, mtime: snap.mtime,
                                                  generatedParent: generatedParent, generated: generated, queueDeletion: !options.keepReplaced)
         } catch {
             if error.code == .notFound {
