@@ -27,14 +27,7 @@ import Glibc
         let fs = try await makeStreamingFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
         let content = randomBytes(1_234_567)
-        let (entry, open) = try await fs.create(parent: group, name: "big.bin", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
-        let ino = entry.attributes.ino
-        try write(fs, open.handle, content, 0..<600_000)
-        // The appender file exists before close(); the rest goes by APPEND.
-        #expect(await Processes.wait(for: 10) { () async in cluster.count("uploadAppenderRange") == 1 })
-        try write(fs, open.handle, content, 600_000..<content.count)
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        let ino = try await writeAcrossTheStreamStart(fs, group, "big.bin", content)
         let id = try await fileID(fs, ino)
         #expect(id.kind == .normal && id.fileExtension == "bin")
         #expect(cluster.bytes(id) == content)
@@ -54,6 +47,19 @@ import Glibc
         let ino = try await writeFile(fs, parent: group, "small.bin", content)
         #expect(cluster.bytes(try await fileID(fs, ino)) == content)
         #expect(cluster.count("upload") == 1 && cluster.count("uploadAppenderRange") == 0 && cluster.count("regenerate") == 0)
+    }
+
+    /// Creates `name` and writes `content` in two parts with a pause between them until the
+    /// appender file exists (so the rest goes by APPEND), then closes it.
+    func writeAcrossTheStreamStart(_ fs: FDFSFileSystem, _ group: UInt64, _ name: String, _ content: [UInt8]) async throws -> UInt64 {
+        let (entry, open) = try await fs.create(parent: group, name: name, mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
+        let ino = entry.attributes.ino
+        try write(fs, open.handle, content, 0..<600_000)
+        #expect(await Processes.wait(for: 10) { () async in cluster(of: fs).count("uploadAppenderRange") == 1 })
+        try write(fs, open.handle, content, 600_000..<content.count)
+        try await fs.flush(ino, handle: open.handle)
+        await fs.release(ino, handle: open.handle)
+        return ino
     }
 
     /// Writes `content[range]` in 64 KiB pieces.
@@ -102,13 +108,7 @@ import Glibc
         let fs = try await makeStreamingFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
         let content = randomBytes(1_500_000)
-        let (entry, open) = try await fs.create(parent: group, name: "retry.bin", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
-        let ino = entry.attributes.ino
-        try write(fs, open.handle, content, 0..<600_000)
-        #expect(await Processes.wait(for: 10) { () async in cluster.count("uploadAppenderRange") == 1 })
-        try write(fs, open.handle, content, 600_000..<content.count)
-        try await fs.flush(ino, handle: open.handle) // close() succeeds: the spool is uploaded instead
-        await fs.release(ino, handle: open.handle)
+        let ino = try await writeAcrossTheStreamStart(fs, group, "retry.bin", content) // close() succeeds: the spool is uploaded instead
         let id = try await fileID(fs, ino)
         #expect(id.kind == .normal && cluster.bytes(id) == content)
         #expect(cluster.count("upload") == 1 && cluster.count("regenerate") == 0)
