@@ -200,14 +200,37 @@ final class SyncTask: Sendable {
             try await expect(ok: [.ENOENT]) { try await connection.call(.syncDeleteFile, body: SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: record.filename).encoded(), maxResponse: 0) }
         case (.append, _), (.modify, _):
             let (offset, length) = record.numbers
-            guard offset >= 0, length >= 0, offset <= Int64.max - length, let info = try? statFile(path), Int64(info.st_size) >= offset + length else { return }
+            // A file gone since is handled by the record that removed or renamed it.
+            guard offset >= 0, length >= 0, offset <= Int64.max - length, let info = try? statFile(path) else { return }
+            guard Int64(info.st_size) >= offset + length else {
+                // The file shrank since (a later truncate): these bytes no longer exist here, and
+                // skipping them could leave the copy behind for good (created from an older
+                // state, then patched by the later records). Send the whole current content.
+                try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+                return
+            }
             let head = SyncModifyHead(remoteFilename: record.filename, offset: offset, length: length, timestamp: timestamp, group: group)
             let command: FDFSCommand = record.operation == .append ? .syncAppendFile : .syncModifyFile
             do {
+                var shrank = false
                 try await withFile(path) { fd in
+                    // Small changes are read first: a consistent copy of bytes that a later
+                    // truncate could otherwise take away in the middle of the send.
+                    var bytes: ByteBuffer?
+                    if length <= Self.snapshotLimit {
+                        guard let read = Self.read(fd, offset: offset, length: length), read.readableBytes == Int(length) else {
+                            shrank = true
+                            return
+                        }
+                        bytes = read
+                    }
                     try await connection.send(FDFSHeader(bodyLength: Int64(head.size) + length, command: command), body: head.encoded())
-                    try await connection.writeFile(descriptor: fd, offset: offset, length: length)
+                    if let bytes { try await connection.write(bytes) } else { try await connection.writeFile(descriptor: fd, offset: offset, length: length) }
                     _ = try await connection.readBody(try await connection.readHead(operation: "\(command)"), operation: "\(command)", maxResponse: 0)
+                }
+                if shrank {
+                    try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+                    return
                 }
                 context.countSyncOut(bytes: length)
             } catch let error as FDFSClientError where error.status == .EEXIST {
@@ -258,16 +281,48 @@ final class SyncTask: Sendable {
         var info = stat()
         fstat(fd, &info)
         guard isRegular(info) else { return }
-        let size = Int64(info.st_size)
+        var size = Int64(info.st_size)
+        // Small files (appender files change while they are synced) go as a copy read now;
+        // larger ones by sendfile.
+        var bytes: ByteBuffer?
+        if size <= Self.snapshotLimit {
+            guard let read = Self.read(fd, offset: 0, length: size) else { throw StorageError.system("read \(path)") }
+            size = Int64(read.readableBytes)
+            bytes = read
+        }
         let head = SyncFileHead(remoteFilename: remote, fileSize: size, timestamp: timestamp, group: configuration.group)
         try await connection.send(FDFSHeader(bodyLength: Int64(head.size) + size, command: command), body: head.encoded())
-        try await connection.writeFile(descriptor: fd, offset: 0, length: size)
+        if let bytes { try await connection.write(bytes) } else { try await connection.writeFile(descriptor: fd, offset: 0, length: size) }
         do {
             _ = try await connection.readBody(try await connection.readHead(operation: "\(command)"), operation: "\(command)", maxResponse: 0)
             context.countSyncOut(bytes: size)
         } catch {
             guard error.status == .EEXIST else { throw error }
         }
+    }
+
+    /// Changes and files up to this size are read into memory before they are sent.
+    static let snapshotLimit: Int64 = 4 << 20
+
+    /// Up to `length` bytes from `offset` (fewer at the end of the file); nil on a read error.
+    static func read(_ fd: CInt, offset: Int64, length: Int64) -> ByteBuffer? {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(Int(length))
+        var done = 0
+        while done < Int(length) {
+            var result = 0
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(length) - done) { pointer in
+                result = pread(fd, pointer.baseAddress, Int(length) - done, off_t(offset) + off_t(done))
+                return max(0, result)
+            }
+            if result < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if result == 0 { break }
+            done += result
+        }
+        return buffer
     }
 
     static func isGone(_ status: StorageStatus?) -> Bool {
