@@ -23,6 +23,10 @@ func makeFS(_ dir: TempDir, _ cluster: MemoryCluster, configure: (inout MountOpt
     configure(&options)
     let fs = try FDFSFileSystem(options: options, cluster: cluster, stateDir: dir.path + "/state", logger: quiet)
     await fs.start()
+    dir.beforeRemoval {
+        fs.stop()
+        fs.cache.flush()
+    }
     return fs
 }
 

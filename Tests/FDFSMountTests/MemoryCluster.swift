@@ -184,16 +184,24 @@ final class MemoryCluster: ClusterBackend {
     }
 }
 
-/// A temporary directory removed at the end of a test.
+/// A temporary directory removed at the end of a test (after what was registered with
+/// ``beforeRemoval(_:)`` ran: file systems stop and their block cache writer drains, so no
+/// late write races the removal).
 final class TempDir {
     let path: String
+    private var cleanups: [() -> Void] = []
 
     init() {
         path = NSTemporaryDirectory() + "fdfs-mount-test-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func beforeRemoval(_ body: @escaping () -> Void) { cleanups.append(body) }
+
+    deinit {
+        for cleanup in cleanups { cleanup() }
+        try? FileManager.default.removeItem(atPath: path)
+    }
 }
 
 func randomBytes(_ count: Int) -> [UInt8] {
