@@ -6,12 +6,12 @@ import Testing
 @Suite(.serialized) struct CommandLineTests {
     let cluster: TestCluster
     let fdfs = Processes.executable("fdfs")
-    let scratch: URL
+    /// Removed when the test's suite instance goes away.
+    let scratchDirectory = TemporaryDirectory("fdfs-cli")
+    var scratch: URL { scratchDirectory.url }
 
     init() throws {
         cluster = try TestCluster.shared()
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("fdfs-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     }
 
     func cli(_ arguments: String...) throws -> ProcessResult {

@@ -2,6 +2,7 @@ import FDFSProtocol
 import Foundation
 import NIOCore
 import Testing
+import class FDFSTestSupport.TemporaryDirectory
 @testable import FDFSStorage
 
 func hexBytes(_ text: String) -> [UInt8] {
@@ -38,7 +39,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
     }
 
     @Test func generatedNameRoundTrip() throws {
-        let store = TempDirectory()
+        let store = TemporaryDirectory()
         defer { store.remove() }
         let configuration = try testConfiguration(store.path)
         let paths = try StorePaths(configuration: configuration)
@@ -71,7 +72,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
     }
 
     @Test func roundRobinDirectories() throws {
-        let store = TempDirectory()
+        let store = TemporaryDirectory()
         defer { store.remove() }
         let paths = try StorePaths(configuration: try testConfiguration(store.path, subdirs: 2, rotate: 2))
         let picks = (0..<10).map { _ in paths.chooseDirectory(name: "") }
@@ -95,7 +96,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
             if t != 0 { h = (h ^ (t >> 24)) & 0x0FFF_FFFF }
         }
         #expect(StorePaths.pjwHash(Array("wKgz6lnduTeAMdrcAAEoRmXZPp8".utf8)) == h)
-        let store = TempDirectory()
+        let store = TemporaryDirectory()
         defer { store.remove() }
         let paths = try StorePaths(configuration: try testConfiguration(store.path, subdirs: 4, mode: 1))
         let n = Int(UInt32(bitPattern: h)) % 65536
@@ -106,7 +107,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
 
 @Suite struct BinlogFileTests {
     @Test func writerReaderResumeAndRotation() throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         let writer = try BinlogWriter(directory: dir.path, maxFileSize: 120)
         for index in 0..<6 {
@@ -136,7 +137,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
     }
 
     @Test func markFileRoundTrip() throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         var mark = SyncMark()
         mark.binlogIndex = 2
@@ -170,7 +171,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
     }
 
     @Test func applyWritesSortedFileAndLogs() throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         let data = dir.path + "/file"
         var logged: [BinlogRecord.Operation] = []
@@ -296,7 +297,7 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
     }
 
     @Test func daemonRefusesBadConfig() throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         try "# storage\nsubdir_count_per_path = 300\n".write(toFile: dir.path + "/storage.conf", atomically: true, encoding: .utf8)
         let process = Process()

@@ -14,17 +14,6 @@ func binaryDirectory() -> String {
     return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
 }
 
-/// A fresh temporary directory, removed by ``remove()``.
-final class TempDirectory: @unchecked Sendable {
-    let path: String
-    init(_ prefix: String = "fdfs-storage-test") {
-        let template = NSTemporaryDirectory() + "/\(prefix).XXXXXX"
-        var bytes = Array(template.utf8CString)
-        path = bytes.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-    func remove() { try? FileManager.default.removeItem(atPath: path) }
-}
-
 /// A free TCP port on `host` (bound once to port 0, then released).
 func freePort(host: String = "127.0.0.1") -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -2,10 +2,11 @@ import FDFSClient
 import FDFSProtocol
 import Foundation
 import NIOCore
+import class FDFSTestSupport.TemporaryDirectory
 
 /// One `fdfs-storaged` process with its own temp directory and config.
 final class StorageNode: @unchecked Sendable {
-    let dir: TempDirectory
+    let dir: TemporaryDirectory
     let ip: String
     let port: Int
     let httpPort: Int
@@ -16,7 +17,7 @@ final class StorageNode: @unchecked Sendable {
     private var starts = 0
 
     init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "") {
-        self.dir = TempDirectory("fdfs-storaged")
+        self.dir = TemporaryDirectory("fdfs-storaged")
         self.ip = ip
         self.port = port ?? freePort(host: ip)
         self.httpPort = httpPort ?? 0

@@ -1,10 +1,11 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import class FDFSTestSupport.TemporaryDirectory
 
 /// One `fdfs-trackerd` on 127.0.0.1 with a temp base path.
 final class TrackerNode: @unchecked Sendable {
-    let dir = TempDirectory("fdfs-trackerd")
+    let dir = TemporaryDirectory("fdfs-trackerd")
     let port = freePort()
     let reserved: String
     var process: ServerProcess?
