@@ -41,7 +41,7 @@ public final class Block: Sendable {
         var offset = 0
         while offset < storage.count {
             let size = min(chunkSize, storage.count - offset)
-            crcs.append(FastCRC32.checksum(UnsafeRawBufferPointer(start: storage.pointer + offset, count: size)))
+            crcs.append(CRC32.checksum(UnsafeRawBufferPointer(start: storage.pointer + offset, count: size)))
             offset += size
         }
         return crcs
@@ -316,7 +316,7 @@ public final class BlockCache: Sendable {
             var position = 0
             for chunk in firstChunk...lastChunk {
                 let size = min(Block.chunkSize, blockLength - chunk * Block.chunkSize)
-                guard FastCRC32.checksum(UnsafeRawBufferPointer(start: buffer + position, count: size)) == crcs[chunk] else {
+                guard CRC32.checksum(UnsafeRawBufferPointer(start: buffer + position, count: size)) == crcs[chunk] else {
                     drop(key, reason: "checksum mismatch in chunk \(chunk)")
                     metrics.add(metrics.cacheCorruptions)
                     return nil

@@ -1,7 +1,6 @@
 import FDFSProtocol
 import Logging
 import NIOCore
-import CFastCRC
 import Synchronization
 
 /// A cluster file as the reader sees it: its ID, the size to read, and the key its blocks
@@ -212,7 +211,9 @@ public final class BlockFetcher: Sendable {
             while position < start + n {
                 let chunkIndex = position / Block.chunkSize
                 let chunkEnd = min((chunkIndex + 1) * Block.chunkSize, start + n)
-                sums.crcs[chunkIndex] = FastCRC32.update(sums.crcs[chunkIndex], UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
+                var crc = CRC32(continuing: sums.crcs[chunkIndex])
+                crc.update(UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
+                sums.crcs[chunkIndex] = crc.value
                 position = chunkEnd
             }
             storage.count += n

@@ -108,16 +108,8 @@ extension FDFSFileSystem {
             DirectoryEntry(name: ".", ino: ino, type: UInt32(S_IFDIR)),
             DirectoryEntry(name: "..", ino: dir.parent, type: UInt32(S_IFDIR)),
         ]
-        for child in try store.children(ino) {
-            let type: UInt32 = child.kind.isDirectory ? UInt32(S_IFDIR) : (child.kind == .symlink ? UInt32(S_IFLNK) : UInt32(S_IFREG))
-            list.append(DirectoryEntry(name: child.name, ino: child.ino, type: type))
-        }
-        return state.withLock { s in
-            let fh = s.nextHandle
-            s.nextHandle += 1
-            s.directories[fh] = list
-            return fh
-        }
+        for child in try store.children(ino) { list.append(listed(child)) }
+        return register(listing: list)
     }
 
     /// FLUSH of a handle with nothing to upload.

@@ -432,10 +432,20 @@ public final class FDFSFileSystem: Sendable {
         for child in try store.children(ino) where !seen.contains(child.name) {
             // Rows of groups the tracker no longer lists are kept but not shown.
             if child.kind == .group, dir.kind == .root, !state.withLock({ $0.groups.isEmpty }) { continue }
-            let type: UInt32 = child.kind.isDirectory ? UInt32(S_IFDIR) : (child.kind == .symlink ? UInt32(S_IFLNK) : UInt32(S_IFREG))
-            list.append(DirectoryEntry(name: child.name, ino: child.ino, type: type))
+            list.append(listed(child))
         }
-        return state.withLock { s in
+        return register(listing: list)
+    }
+
+    /// A mapping-store row as a directory listing entry.
+    func listed(_ child: Entry) -> DirectoryEntry {
+        let type: UInt32 = child.kind.isDirectory ? UInt32(S_IFDIR) : (child.kind == .symlink ? UInt32(S_IFLNK) : UInt32(S_IFREG))
+        return DirectoryEntry(name: child.name, ino: child.ino, type: type)
+    }
+
+    /// Keeps a listing for READDIR under a new directory handle.
+    func register(listing list: [DirectoryEntry]) -> UInt64 {
+        state.withLock { s in
             let fh = s.nextHandle
             s.nextHandle += 1
             s.directories[fh] = list

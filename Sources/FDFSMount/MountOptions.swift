@@ -1,3 +1,5 @@
+import FDFSProtocol
+
 /// Everything `-o` can say, parsed and validated in one place.
 public struct MountOptions: Sendable {
     public var readOnly = false
@@ -119,21 +121,11 @@ public struct MountOptions: Sendable {
         return v
     }
 
-    /// `123`, `64K`, `16M`, `2G`, `1T` (binary units).
+    /// `123`, `64K`, `16M`, `2G`, `1T` (binary units; `KB`, `KiB` and a bare `B` too).
     public static func size(_ text: String, _ key: String) throws(FSError) -> Int64 {
         var digits = text.uppercased()
-        var multiplier: Int64 = 1
-        if digits.hasSuffix("B") { digits.removeLast() }
-        if digits.hasSuffix("I") { digits.removeLast() }
-        switch digits.last {
-        case "K": multiplier = 1 << 10
-        case "M": multiplier = 1 << 20
-        case "G": multiplier = 1 << 30
-        case "T": multiplier = 1 << 40
-        default: break
-        }
-        if multiplier != 1 { digits.removeLast() }
-        guard let v = Int64(digits), v >= 0 else { throw FSError(.invalid, "option \(key): '\(text)' is not a size") }
-        return v * multiplier
+        if digits.hasSuffix("IB") { digits.removeLast(2) } else if digits.hasSuffix("B"), digits.dropLast().last?.isNumber == true { digits.removeLast() }
+        guard let v = FDFSConfig.parseSize(digits) else { throw FSError(.invalid, "option \(key): '\(text)' is not a size") }
+        return v
     }
 }

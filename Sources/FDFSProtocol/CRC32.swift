@@ -29,6 +29,13 @@ public struct CRC32: Sendable, Hashable {
         array.withUnsafeBytes { update($0) }
     }
 
+    /// The checksum of raw memory.
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc = CRC32()
+        crc.update(bytes)
+        return crc.value
+    }
+
     /// The checksum of `bytes`.
     public static func checksum(_ bytes: some Sequence<UInt8>) -> UInt32 {
         var crc = CRC32()
