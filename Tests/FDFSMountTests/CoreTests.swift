@@ -322,6 +322,22 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         }
     }
 
+    @Test func metadataWaitsForAPauseInUploads() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let fs = try await makeFS(dir, cluster)
+        let group = try await resolve(fs, "group1").attributes.ino
+        let ino = try await writeFile(fs, parent: group, "busy.txt", randomBytes(1000))
+        let id = try FileID(String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self))
+        // An upload was just committed: the background pass leaves the journal alone…
+        await fs.writeMetadata(whenQuiet: true)
+        #expect(cluster.meta(id)?["path"] == nil)
+        #expect(try fs.store.metadataDue().count == 1)
+        // …which a forced pass (or a quiet mount) writes.
+        await fs.writeMetadata()
+        #expect(cluster.meta(id)?["path"] == "group1/busy.txt")
+        #expect(try fs.store.metadataDue().isEmpty)
+    }
+
     @Test func metadataIsJournaledAndFollowsDirectoryRenames() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
