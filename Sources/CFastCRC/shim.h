@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <zlib.h>
 #include <malloc.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define FDFS_HAVE_CLMUL 1
@@ -107,8 +109,15 @@ static inline uint32_t fdfs_crc32_update(uint32_t crc, const unsigned char *buf,
     return len ? (uint32_t)crc32(crc, buf, (uInt)len) : crc;
 }
 /* Not CRC, but the libc bits the core needs that Swift's Glibc module lacks: give free heap
-   pages back, and O_DIRECT (a _GNU_SOURCE constant) for block cache writes. */
+   pages back, O_DIRECT (a _GNU_SOURCE constant) for block cache writes, hole punching and
+   SEEK_DATA for the block cache's slot files. */
 static inline void fdfs_malloc_trim(void) { malloc_trim(0); }
+/* fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): 0 or -1 with errno. */
+static inline int fdfs_punch_hole(int fd, long offset, long length) {
+    return (int)syscall(SYS_fallocate, fd, 0x02 | 0x01, offset, length);
+}
+/* lseek(fd, offset, SEEK_DATA): the next offset holding data, or -1 (ENXIO past the end). */
+static inline long fdfs_seek_data(int fd, long offset) { return (long)lseek(fd, offset, 3); }
 static inline int fdfs_o_direct(void) {
 #if defined(__aarch64__) || defined(__arm__)
     return 0200000;

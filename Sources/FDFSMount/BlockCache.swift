@@ -48,36 +48,51 @@ public final class Block: Sendable {
     }
 }
 
-/// The on-disk block cache: one file per block under `dir/XX/`, a hard byte cap enforced when a
-/// block is admitted (LRU eviction makes room first), and an index rebuilt from the directory
-/// at start, so the cache survives a remount.
+/// The on-disk block cache: one file per cached cluster file (per version) under `dir/XX/`, its
+/// blocks in fixed slots; a hard byte cap enforced when a block is admitted (LRU eviction makes
+/// room first), and an index rebuilt from the files at start, so the cache survives a remount.
 ///
-/// A block file is a 4 KiB header page (magic, length, chunk size, chunk count, one CRC32 per
-/// 64 KiB chunk) followed by the data padded to whole pages. Admission is write-behind: the
-/// block is served from memory until a writer thread has put it on disk, through the page
-/// cache or, with `directIO`, with `O_DIRECT` (less CPU for a cold read, but reads after a
-/// remount then come from the disk: `Scripts/bench-mount` prints both).
+/// Slot `i` starts at `i * slotSize` (slotSize = 4 KiB + block size): a 4 KiB header page
+/// (magic, length, chunk size, chunk count, slot size, one CRC32 per 64 KiB chunk), then the
+/// data padded to whole pages. Slots not cached are holes; an evicted block's slot is punched
+/// out again, and a file goes with its last block. One file per cluster file rather than one
+/// per block: creating a file for every 1 MiB block cost ext4 about as much as writing it
+/// (1024 block files took 1.1–3.3 s here, the same bytes written into one file 0.24–0.78 s),
+/// and that made the cache writer the limit of cold reads.
+///
+/// Admission is write-behind: the block is served from memory until the writer thread has put
+/// it on disk, through the page cache or, with `directIO`, with `O_DIRECT` (less CPU for a cold
+/// read, but reads after a remount then come from the disk: `Scripts/bench-mount` prints both).
+/// Every change to the files (slot writes, punches, removals) runs on that one writer thread,
+/// in order.
 public final class BlockCache: Sendable {
-    static let magic: UInt32 = 0x3242_4446 // "FDB2"
-    /// Offset of the data in a block file (one page, so `O_DIRECT` I/O stays aligned).
+    static let magic: UInt32 = 0x3342_4446 // "FDB3"
+    /// Offset of the data in a slot (one page, so `O_DIRECT` I/O stays aligned).
     static let dataOffset = 4096
     /// Most bytes waiting for the writer; beyond it, blocks are not admitted (the read still
     /// succeeds, the block is just not cached). The fetcher keeps blocks waiting for the disk
     /// within its memory budget, so this only guards other callers.
     static let maxBacklog = 256 << 20
+    static let suffix = ".blocks"
 
     public let dir: String
     public let capacity: Int64
+    /// Largest block; a slot holds its header page and this many bytes.
+    public let blockSize: Int
+    let slotSize: Int64
     let metrics: MountMetrics
     let logger: Logger
     private let lru: Mutex<LRU>
     private let writer = DispatchQueue(label: "fdfs.block-cache.writer")
     private let directIO: Atomic<Bool>
 
-    /// `directIO: true` writes block files with O_DIRECT (`-o direct_cache`).
-    public init(dir: String, capacity: Int64, directIO: Bool = false, metrics: MountMetrics, logger: Logger) throws(FSError) {
+    /// `blockSize` is the largest block admitted (the mount's block size, a multiple of 4 KiB);
+    /// `directIO: true` writes with O_DIRECT (`-o direct_cache`).
+    public init(dir: String, capacity: Int64, blockSize: Int = 1 << 20, directIO: Bool = false, metrics: MountMetrics, logger: Logger) throws(FSError) {
         self.dir = dir
         self.capacity = capacity
+        self.blockSize = (blockSize + 4095) & ~4095
+        self.slotSize = Int64(Self.dataOffset + self.blockSize)
         self.directIO = Atomic(directIO)
         self.metrics = metrics
         self.logger = logger
@@ -86,7 +101,7 @@ public final class BlockCache: Sendable {
         rebuild()
     }
 
-    /// Bytes in the cache (block files, headers included), counting blocks being written.
+    /// Bytes in the cache (slots: header page and data pages), counting blocks being written.
     public var usedBytes: Int64 { lru.withLock { $0.used + $0.pending } }
     public var blockCount: Int { lru.withLock { $0.count } }
 
@@ -101,9 +116,10 @@ public final class BlockCache: Sendable {
             return (onDisk, onDisk)
         }
         if found.onDisk {
-            let fd = open(path(key), O_RDONLY | O_CLOEXEC)
+            let (file, index) = Self.split(key)
+            let fd = open(path(file), O_RDONLY | O_CLOEXEC)
             if fd >= 0 {
-                _ = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
+                _ = posix_fadvise(fd, Int(slotOffset(index)), Int(slotSize), POSIX_FADV_WILLNEED)
                 close(fd)
             }
         }
@@ -113,39 +129,101 @@ public final class BlockCache: Sendable {
     /// Waits until every admitted block is on disk (tests, and before unmounting).
     public func flush() { writer.sync {} }
 
+    /// A block key is `FILE#INDEX`: the cache file it lives in and its slot there (a key without
+    /// `#N` is slot 0 of its own file).
+    static func split(_ key: String) -> (file: String, index: Int) {
+        if let hash = key.lastIndex(of: "#"), let index = Int(key[key.index(after: hash)...]), index >= 0 {
+            return (String(key[..<hash]), index)
+        }
+        return (key, 0)
+    }
+
     static func subdir(_ key: String) -> String {
         var hash: UInt32 = 2_166_136_261
         for byte in key.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
         return FileID.hex(UInt8(hash & 0xFF))
     }
 
-    func path(_ key: String) -> String { "\(dir)/\(Self.subdir(key))/\(key).blk" }
+    /// The cache file holding the blocks of `file` (the part of a key before `#`).
+    func path(_ file: String) -> String { "\(dir)/\(Self.subdir(file))/\(file)\(Self.suffix)" }
 
+    func slotOffset(_ index: Int) -> Int64 { Int64(index) * slotSize }
+
+    /// Bytes a block takes on disk: its header page and its data in whole pages.
     static func fileSize(dataLength: Int) -> Int64 { Int64(dataOffset + ((dataLength + 4095) & ~4095)) }
 
     private func rebuild() {
-        var found: [(key: String, size: Int64, mtime: Int64)] = []
+        var found: [(key: String, size: Int64, mtime: Int64, index: Int)] = []
+        var unreadable: [String] = []
         for sub in POSIX.list(dir) {
             let subPath = "\(dir)/\(sub)"
             for name in POSIX.list(subPath) {
                 let full = "\(subPath)/\(name)"
-                guard name.hasSuffix(".blk"), let info = POSIX.fileSize(full) else {
-                    unlink(full) // temp files of a crashed write
+                guard name.hasSuffix(Self.suffix), let info = POSIX.fileSize(full) else {
+                    unlink(full) // an older layout's block files, or something that is not ours
                     continue
                 }
-                found.append((String(name.dropLast(4)), info.size, info.mtime))
+                let file = String(name.dropLast(Self.suffix.count))
+                let slots = scan(full)
+                if slots.isEmpty { unreadable.append(full) }
+                for (index, length) in slots {
+                    found.append(("\(file)#\(index)", Self.fileSize(dataLength: length), info.mtime, index))
+                }
             }
         }
-        found.sort { $0.mtime < $1.mtime }
+        for file in unreadable { unlink(file) }
+        // Oldest file first; within a file, front to back.
+        found.sort { ($0.mtime, $0.index) < ($1.mtime, $1.index) }
         var evict: [String] = []
         lru.withLock { lru in
-            for item in found { lru.insert(item.key, size: item.size) }
+            for item in found {
+                lru.retain(Self.split(item.key).file)
+                lru.insert(item.key, size: item.size)
+            }
             while lru.used > capacity, let victim = lru.removeOldest() { evict.append(victim) }
         }
-        for key in evict { unlink(path(key)) }
+        for key in evict { release(key) }
         if !found.isEmpty {
             logger.info("block cache: \(found.count - evict.count) blocks (\(usedBytes) bytes) found in \(dir)")
         }
+    }
+
+    /// The valid slots of a cache file (index and data length). Slots holding data but no valid
+    /// header (a write cut short by a crash, or another block size) are punched out.
+    private func scan(_ path: String) -> [(Int, Int)] {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var slots: [(Int, Int)] = []
+        var position = 0
+        while true {
+            let next = fdfs_seek_data(fd, position)
+            guard next >= 0 else { break }
+            let index = next / Int(slotSize)
+            let start = Int(slotOffset(index))
+            if let length = header(fd, at: Int64(start))?.length {
+                slots.append((index, length))
+            } else {
+                _ = fdfs_punch_hole(fd, start, Int(slotSize))
+            }
+            position = start + Int(slotSize)
+        }
+        return slots
+    }
+
+    /// A slot's header: block length and chunk CRCs, or nil when it is not a valid one.
+    private func header(_ fd: Int32, at offset: Int64) -> (length: Int, crcs: [UInt32])? {
+        var head = [UInt32](repeating: 0, count: 5)
+        guard head.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 20, offset) }) == 20,
+              head[0] == Self.magic, head[2] == UInt32(Block.chunkSize), Int64(head[4]) == slotSize,
+              Int(head[1]) <= blockSize,
+              Int(head[3]) == (Int(head[1]) + Block.chunkSize - 1) / Block.chunkSize,
+              20 + 4 * Int(head[3]) <= Self.dataOffset
+        else { return nil }
+        let chunkCount = Int(head[3])
+        var crcs = [UInt32](repeating: 0, count: chunkCount)
+        guard crcs.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 4 * chunkCount, offset + 20) }) == 4 * chunkCount else { return nil }
+        return (Int(head[1]), crcs)
     }
 
     /// Accepts a block, evicting least recently used blocks first so that the cap is never
@@ -159,16 +237,17 @@ public final class BlockCache: Sendable {
         // Room is reserved first (evicting as needed); the block is indexed only once its file
         // is complete, so a reader never finds an indexed block whose file is partial.
         let reserved = lru.withLock { lru -> Bool in
-            guard total <= capacity, !lru.contains(key), lru.writing[key] == nil,
+            guard total <= capacity, block.length <= blockSize, !lru.contains(key), lru.writing[key] == nil,
                   lru.backlog + block.length <= Self.maxBacklog else { return false }
             while lru.used + lru.pending + total > capacity, let victim = lru.removeOldest() { evicted.append(victim) }
             guard lru.used + lru.pending + total <= capacity else { return false }
             lru.pending += total
             lru.backlog += block.length
             lru.writing[key] = block
+            lru.retain(Self.split(key).file)
             return true
         }
-        for victim in evicted { unlink(path(victim)) }
+        for victim in evicted { release(victim) }
         metrics.add(metrics.cacheEvictions, Int64(evicted.count))
         guard reserved else {
             written()
@@ -181,10 +260,10 @@ public final class BlockCache: Sendable {
         return true
     }
 
-    /// Runs on the writer queue: writes the block file, then indexes it (unless it was dropped
-    /// meanwhile).
+    /// Runs on the writer queue: writes the block into its slot, then indexes it (unless it was
+    /// dropped meanwhile).
     private func write(_ key: String, _ block: Block, total: Int64) {
-        let ok = writeFile(key, block)
+        let ok = writeSlot(key, block)
         let keep = lru.withLock { lru -> Bool in
             lru.pending -= total
             lru.backlog -= block.length
@@ -193,10 +272,18 @@ public final class BlockCache: Sendable {
             if ok { lru.insert(key, size: total) }
             return ok
         }
-        if ok && !keep { unlink(path(key)) }
+        if !keep {
+            // Dropped while it was being written, or the write failed: free the slot (and the
+            // file, if nothing else lives there).
+            let (file, index) = Self.split(key)
+            let last = lru.withLock { $0.release(file) }
+            discard(file, index: index, wholeFile: last)
+        }
     }
 
-    private func writeFile(_ key: String, _ block: Block) -> Bool {
+    /// Data first, header last: a slot whose write was cut short has no valid header, so it is
+    /// never indexed (and any page of it written out of order fails its chunk CRC).
+    private func writeSlot(_ key: String, _ block: Block) -> Bool {
         let header = UnsafeMutableRawPointer.allocate(byteCount: Self.dataOffset, alignment: 4096)
         defer { header.deallocate() }
         header.initializeMemory(as: UInt8.self, repeating: 0, count: Self.dataOffset)
@@ -205,33 +292,32 @@ public final class BlockCache: Sendable {
         words[1] = UInt32(block.length)
         words[2] = UInt32(Block.chunkSize)
         words[3] = UInt32(block.chunkCRCs.count)
-        for (index, crc) in block.chunkCRCs.enumerated() { words[4 + index] = crc }
+        words[4] = UInt32(slotSize)
+        for (index, crc) in block.chunkCRCs.enumerated() { words[5 + index] = crc }
         // Zero the padding of the last page (the buffer may hold another file's bytes there).
         let padded = (block.length + 4095) & ~4095
         guard padded <= block.storage.pageAlignedCapacity else { return false }
         (block.storage.pointer + block.length).initializeMemory(as: UInt8.self, repeating: 0, count: padded - block.length)
 
-        let final = path(key)
-        let temp = final + ".tmp"
-        let fd = openForWrite(temp, sub: "\(dir)/\(Self.subdir(key))")
+        let (file, index) = Self.split(key)
+        let target = path(file)
+        let fd = openForWrite(target, sub: "\(dir)/\(Self.subdir(file))")
         var ok = false
         if fd >= 0 {
-            ok = POSIX.pwriteAll(fd, header, Self.dataOffset, 0)
-                && POSIX.pwriteAll(fd, block.storage.pointer, padded, Int64(Self.dataOffset))
+            let start = slotOffset(index)
+            ok = POSIX.pwriteAll(fd, block.storage.pointer, padded, start + Int64(Self.dataOffset))
+                && POSIX.pwriteAll(fd, header, Self.dataOffset, start)
+            if !ok { _ = fdfs_punch_hole(fd, Int(start), Int(slotSize)) }
             close(fd)
-            ok = ok && rename(temp, final) == 0
         }
-        if !ok {
-            logger.warning("block cache: cannot write \(final): \(String(cString: strerror(errno)))")
-            unlink(temp)
-        }
+        if !ok { logger.warning("block cache: cannot write \(key) to \(target): \(String(cString: strerror(errno)))") }
         return ok
     }
 
-    /// Opens a temp block file, with O_DIRECT when the file system takes it.
+    /// Opens a cache file for writing, with O_DIRECT when the file system takes it.
     private func openForWrite(_ path: String, sub: String) -> Int32 {
         func attempt() -> Int32 {
-            let flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+            let flags = O_WRONLY | O_CREAT | O_CLOEXEC
             if directIO.load(ordering: .relaxed) {
                 let fd = open(path, flags | fdfs_o_direct(), 0o600)
                 if fd >= 0 || errno != EINVAL { return fd }
@@ -246,6 +332,29 @@ public final class BlockCache: Sendable {
             return attempt()
         }
         return fd
+    }
+
+    /// Frees the slot of a block no longer indexed (evicted or dropped), or the whole file when
+    /// it was the file's last block; on the writer thread, after the writes queued before it.
+    private func release(_ key: String) {
+        let (file, index) = Self.split(key)
+        // Queued under the lock, so it is ordered against the writes of later admissions.
+        lru.withLock { lru in
+            let last = lru.release(file)
+            writer.async { self.discard(file, index: index, wholeFile: last) }
+        }
+    }
+
+    private func discard(_ file: String, index: Int, wholeFile: Bool) {
+        let target = path(file)
+        if wholeFile {
+            unlink(target)
+            return
+        }
+        let fd = open(target, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fdfs_punch_hole(fd, Int(slotOffset(index)), Int(slotSize))
+        close(fd)
     }
 
     public struct Hit: Sendable {
@@ -272,44 +381,34 @@ public final class BlockCache: Sendable {
         return readFile(key, offset: offset, length: length, into: destination)
     }
 
-    /// Reads a block file: its header, then the 64 KiB chunks the request touches, each one
-    /// checked against its CRC. Buffered reads: with the read-ahead above they measured faster
-    /// than O_DIRECT here (1 GiB warm from disk: 0.95–1.29 s against 1.56–1.84 s).
+    /// Reads a block from its slot: the header, then the 64 KiB chunks the request touches,
+    /// each one checked against its CRC. Buffered reads: with the read-ahead above they measured
+    /// faster than O_DIRECT here (1 GiB warm from disk: 0.95–1.29 s against 1.56–1.84 s).
     private func readFile(_ key: String, offset: Int, length: Int, into destination: UnsafeMutableRawPointer) -> Hit? {
-        let fd = open(path(key), O_RDONLY | O_CLOEXEC)
+        let (file, index) = Self.split(key)
+        let fd = open(path(file), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            lru.withLock { _ = $0.remove(key) }
+            if lru.withLock({ $0.remove(key) }) { release(key) }
             return nil
         }
         defer { close(fd) }
-        var head = [UInt32](repeating: 0, count: 4)
-        guard head.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 16, 0) }) == 16,
-              head[0] == Self.magic, head[2] == UInt32(Block.chunkSize),
-              Int(head[3]) == (Int(head[1]) + Block.chunkSize - 1) / Block.chunkSize,
-              16 + 4 * Int(head[3]) <= Self.dataOffset
-        else {
+        let start = slotOffset(index)
+        guard let (blockLength, crcs) = header(fd, at: start) else {
             drop(key, reason: "bad header")
-            return nil
-        }
-        let blockLength = Int(head[1])
-        let chunkCount = Int(head[3])
-        var crcs = [UInt32](repeating: 0, count: chunkCount)
-        guard crcs.withUnsafeMutableBytes({ POSIX.preadAll(fd, $0.baseAddress!, 4 * chunkCount, 16) }) == 4 * chunkCount else {
-            drop(key, reason: "truncated header")
             return nil
         }
         guard offset >= 0, length >= 0, offset + length <= blockLength else { return nil }
         if length > 0 {
             let firstChunk = offset / Block.chunkSize
             let lastChunk = (offset + length - 1) / Block.chunkSize
-            let start = firstChunk * Block.chunkSize
-            let end = min(blockLength, (lastChunk + 1) * Block.chunkSize)
-            let span = end - start
+            let from = firstChunk * Block.chunkSize
+            let to = min(blockLength, (lastChunk + 1) * Block.chunkSize)
+            let span = to - from
             // Read straight into the destination when the request is chunk-aligned.
-            let aligned = start == offset && end == offset + length
+            let aligned = from == offset && to == offset + length
             let scratch = aligned ? nil : ByteStorage(capacity: span)
             let buffer = scratch?.pointer ?? destination
-            guard POSIX.preadAll(fd, buffer, span, Int64(Self.dataOffset + start)) == span else {
+            guard POSIX.preadAll(fd, buffer, span, start + Int64(Self.dataOffset + from)) == span else {
                 drop(key, reason: "short read")
                 return nil
             }
@@ -317,25 +416,28 @@ public final class BlockCache: Sendable {
             for chunk in firstChunk...lastChunk {
                 let size = min(Block.chunkSize, blockLength - chunk * Block.chunkSize)
                 guard CRC32.checksum(UnsafeRawBufferPointer(start: buffer + position, count: size)) == crcs[chunk] else {
-                    drop(key, reason: "checksum mismatch in chunk \(chunk)")
-                    metrics.add(metrics.cacheCorruptions)
+                    if drop(key, reason: "checksum mismatch in chunk \(chunk)") { metrics.add(metrics.cacheCorruptions) }
                     return nil
                 }
                 position += size
             }
-            if !aligned { destination.copyMemory(from: buffer + (offset - start), byteCount: length) }
+            if !aligned { destination.copyMemory(from: buffer + (offset - from), byteCount: length) }
         }
         return Hit(blockLength: blockLength, blockCRC: Block.combine(crcs, length: blockLength))
     }
 
-    /// Removes a block.
-    public func drop(_ key: String, reason: String) {
-        logger.warning("block cache: dropping \(key): \(reason)")
-        lru.withLock { lru in
-            _ = lru.remove(key)
-            lru.writing[key] = nil
+    /// Removes a block. False when it was not cached any more (evicted while it was being
+    /// read, so its slot may already be a hole: nothing to report).
+    @discardableResult
+    public func drop(_ key: String, reason: String) -> Bool {
+        let (indexed, pending) = lru.withLock { lru -> (Bool, Bool) in
+            let pending = lru.writing.removeValue(forKey: key) != nil
+            return (lru.remove(key), pending)
         }
-        unlink(path(key))
+        guard indexed || pending else { return false }
+        logger.warning("block cache: dropping \(key): \(reason)")
+        if indexed { release(key) }
+        return true
     }
 
     /// Removes every block whose key starts with `prefix` (all blocks of one file).
@@ -346,10 +448,9 @@ public final class BlockCache: Sendable {
             for key in lru.writing.keys where key.hasPrefix(prefix) { lru.writing[key] = nil }
             return matching
         }
-        for key in keys { unlink(path(key)) }
+        for key in keys { release(key) }
     }
 }
-
 /// Least-recently-used order with O(1) insert, touch and removal.
 struct LRU {
     private var index: [String: Int] = [:]
@@ -366,6 +467,17 @@ struct LRU {
     /// Blocks waiting for the writer (served from memory meanwhile), and their data bytes.
     var writing: [String: Block] = [:]
     var backlog = 0
+    /// Blocks (indexed or being written) per cache file, so a file goes with its last block.
+    private var blocksPerFile: [String: Int] = [:]
+
+    mutating func retain(_ file: String) { blocksPerFile[file, default: 0] += 1 }
+
+    /// Counts one block of `file` gone; true when it was the last.
+    mutating func release(_ file: String) -> Bool {
+        let left = (blocksPerFile[file] ?? 1) - 1
+        blocksPerFile[file] = left > 0 ? left : nil
+        return left <= 0
+    }
 
     var count: Int { index.count }
     var keys: Dictionary<String, Int>.Keys { index.keys }

@@ -43,7 +43,9 @@ extension FDFSFileSystem {
             return register(Handle(ino: ino, writable: false, ref: nil, spool: empty, readAhead: readAhead()), keepCache: false, counted: true)
         }
         let ref = try await fileRef(entry)
-        return register(Handle(ino: ino, writable: false, ref: ref, spool: nil, readAhead: readAhead()), keepCache: ref.checkCRC)
+        let handle = Handle(ino: ino, writable: false, ref: ref, spool: nil, readAhead: readAhead())
+        if options.directReads { return register(handle, keepCache: false, directIO: true) }
+        return register(handle, keepCache: ref.checkCRC)
     }
 
     func readAhead() -> ReadAhead {

@@ -116,7 +116,7 @@ public final class FDFSFileSystem: Sendable {
         self.startTime = POSIX.nowNanoseconds()
         try POSIX.mkdirs(stateDir)
         self.store = try MappingStore(path: stateDir + "/mapping.db")
-        self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, directIO: options.directCache, metrics: metrics, logger: logger)
+        self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, blockSize: options.blockSize, directIO: options.directCache, metrics: metrics, logger: logger)
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)
         self.fetcher = BlockFetcher(cluster: cluster, cache: cache, budget: budget, metrics: metrics, logger: logger, blockSize: options.blockSize, stallTimeout: options.stallTimeout)

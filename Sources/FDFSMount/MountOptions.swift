@@ -40,6 +40,10 @@ public struct MountOptions: Sendable {
     public var kernelReadaheadKB: Int = 4096
     /// Write block files with O_DIRECT instead of through the page cache.
     public var directCache = false
+    /// Read-only opens of cluster files bypass the kernel page cache (`direct_io`): cold and
+    /// remounted reads get faster, shared mmap gets ENODEV, repeated reads come from the block
+    /// cache instead of the page cache.
+    public var directReads = false
     /// Write-only opens bypass the kernel page cache (`cached_writes` turns this off).
     public var directWrites = true
     /// Serve xattrs (getxattr & co). Off saves one GETXATTR round trip per write(2).
@@ -107,6 +111,7 @@ public struct MountOptions: Sendable {
             case "noxattr": xattr = false
             case "direct_cache": directCache = true
             case "cached_writes": directWrites = false
+            case "direct_io": directReads = true
             case "debug": debug = true
             case "fsname", "subtype", "max_read": passthrough.append(String(item))
             default:

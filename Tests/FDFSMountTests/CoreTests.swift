@@ -116,13 +116,13 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let bytes = randomBytes(300_000)
         #expect(cache.admit("f#0", block(bytes)))
         cache.flush()
-        // Flip one byte inside the data on disk.
+        // Flip one byte inside the data on disk (slot 0: a 4 KiB header page, then the data).
         let sub = try FileManager.default.contentsOfDirectory(atPath: dir.path).first!
-        let file = "\(dir.path)/\(sub)/f#0.blk"
+        let file = "\(dir.path)/\(sub)/f.blocks"
         let handle = FileHandle(forUpdatingAtPath: file)!
-        try handle.seek(toOffset: 200_000)
+        try handle.seek(toOffset: 4096 + 200_000)
         let original = try handle.read(upToCount: 1)!
-        try handle.seek(toOffset: 200_000)
+        try handle.seek(toOffset: 4096 + 200_000)
         handle.write(Data([original[0] ^ 0x55]))
         try handle.close()
         var out = [UInt8](repeating: 0, count: 300_000)
@@ -131,6 +131,57 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(cache.read("f#0", offset: 0, length: 300_000, into: &out) == nil)
         #expect(!cache.contains("f#0"))
         #expect(metrics.cacheCorruptions.load() == 1)
+    }
+
+    @Test func blocksOfOneFileShareASlotFileAndEvictionFreesTheirSpace() throws {
+        let dir = TempDir()
+        func files() -> [String] {
+            (try? FileManager.default.subpathsOfDirectory(atPath: dir.path))?.filter { $0.hasSuffix(".blocks") }.sorted() ?? []
+        }
+        func diskBytes(_ relative: String) -> Int {
+            var info = stat()
+            return stat("\(dir.path)/\(relative)", &info) == 0 ? Int(info.st_blocks) * 512 : -1
+        }
+        // An older layout's block file is removed at start.
+        try FileManager.default.createDirectory(atPath: "\(dir.path)/ab", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir.path)/ab/old#0.blk", contents: Data(count: 10))
+        let slot = 4096 + 256 * 1024
+        let cache = try BlockCache(dir: dir.path, capacity: Int64(3 * slot), blockSize: 256 * 1024, metrics: MountMetrics(), logger: quiet)
+        #expect(files().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/ab/old#0.blk"))
+        for index in 0..<3 { #expect(cache.admit("a#\(index)", block(randomBytes(256 * 1024)))) }
+        cache.flush()
+        #expect(files().count == 1)
+        let a = files()[0]
+        #expect(diskBytes(a) == 3 * slot)
+        // b#0 evicts a#0: its slot becomes a hole again.
+        #expect(cache.admit("b#0", block(randomBytes(100_000))))
+        cache.flush()
+        #expect(files().count == 2)
+        #expect(diskBytes(a) == 2 * slot)
+        var out = [UInt8](repeating: 0, count: 10)
+        #expect(cache.read("a#0", offset: 0, length: 10, into: &out) == nil)
+        #expect(cache.read("a#2", offset: 0, length: 10, into: &out) != nil)
+        // Dropping the file's last blocks removes the file.
+        cache.dropAll(prefix: "a")
+        cache.flush()
+        #expect(files().count == 1)
+        // A block larger than a slot is not admitted.
+        #expect(!cache.admit("c#0", block(randomBytes(256 * 1024 + 1))))
+        // Reopened with another block size, the slots do not line up: the cache starts empty.
+        let other = try BlockCache(dir: dir.path, capacity: 10_000_000, blockSize: 512 * 1024, metrics: MountMetrics(), logger: quiet)
+        #expect(other.blockCount == 0)
+        #expect(files().isEmpty)
+    }
+
+    @Test func buffersComeInPowerOfTwoClassesUpToTheLargestBlock() {
+        // Pooled buffers are whole size classes; larger ones are their own whole pages.
+        let expected = [1: 1 << 20, 1 << 20: 1 << 20, (1 << 20) + 1: 2 << 20, 3 << 20: 4 << 20, 16 << 20: 16 << 20, (16 << 20) + 1: (16 << 20) + 4096]
+        for (capacity, usable) in expected {
+            let storage = ByteStorage(capacity: capacity)
+            #expect(storage.pageAlignedCapacity == usable, "capacity \(capacity)")
+            storage.pointer.storeBytes(of: 0xFF, toByteOffset: usable - 1, as: UInt8.self)
+        }
     }
 
     @Test func cacheSurvivesReopen() throws {
@@ -320,6 +371,21 @@ func errno(of body: () async throws -> Void) async -> Int32? {
             #expect(open.directIO == direct, "flags \(flags)")
             await fs.release(entry.attributes.ino, handle: open.handle)
         }
+    }
+
+    @Test(arguments: [false, true]) func directIOReadsSkipThePageCache(directIO: Bool) async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(300_000)
+        let id = cluster.put(content)
+        let fs = try await makeFS(dir, cluster) { $0.directReads = directIO }
+        let ino = try await resolve(fs, id.description).attributes.ino
+        let open = try await fs.open(ino, flags: O_RDONLY)
+        // Immutable files keep their page cache across opens unless direct_io asks otherwise.
+        #expect(open.directIO == directIO)
+        #expect(open.keepCache == !directIO)
+        let read = try await fs.read(open.handle, offset: 0, size: content.count)
+        #expect(Array(read.bytes) == content)
+        await fs.release(ino, handle: open.handle)
     }
 
     @Test func metadataWaitsForAPauseInUploads() async throws {
