@@ -301,6 +301,16 @@ func localFile(_ size: Int, in dir: String) -> (path: String, bytes: [UInt8]) {
     return (path, bytes)
 }
 
+/// `dd` ranges of the mounted file (4 KiB pages at the start, the middle and the tail of a
+/// 3.5 MB file) hash the same as the local copy's.
+func expectSameRanges(_ mounted: String, _ local: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    for (skip, count) in [(0, 1), (100, 7), (3000, 500), (854, 1)] {
+        let a = Shell.ok("dd if='\(mounted)' bs=4096 skip=\(skip) count=\(count) 2>/dev/null | sha256sum")
+        let b = Shell.ok("dd if='\(local)' bs=4096 skip=\(skip) count=\(count) 2>/dev/null | sha256sum")
+        #expect(a == b, "dd skip=\(skip) count=\(count)", sourceLocation: sourceLocation)
+    }
+}
+
 func sha256(_ path: String) -> String {
     String(Shell.run("sha256sum '\(path)' | cut -d' ' -f1").stdout.prefix(64))
 }
