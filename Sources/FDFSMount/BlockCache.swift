@@ -272,13 +272,9 @@ public final class BlockCache: Sendable {
             if ok { lru.insert(key, size: total) }
             return ok
         }
-        if !keep {
-            // Dropped while it was being written, or the write failed: free the slot (and the
-            // file, if nothing else lives there).
-            let (file, index) = Self.split(key)
-            let last = lru.withLock { $0.release(file) }
-            discard(file, index: index, wholeFile: last)
-        }
+        // Dropped while it was being written, or the write failed: free the slot (and the
+        // file, if nothing else lives there).
+        if !keep { release(key) }
     }
 
     /// Data first, header last: a slot whose write was cut short has no valid header, so it is
