@@ -149,8 +149,10 @@ public final class FDFSFileSystem: Sendable {
         state.withLock { $0.stopped = true }
     }
 
-    /// One pass of background work: retry failed or abandoned uploads and cluster deletions.
+    /// One pass of background work: retry failed or abandoned uploads and cluster deletions,
+    /// and give back idle read buffers once reads have stopped.
     public func background() async {
+        BufferPool.shared.trim()
         let retry = state.withLock { s in s.writes.values.filter { $0.handles == 0 && ($0.dirty || $0.failed) && !$0.orphaned } }
         for write in retry {
             do throws(FSError) {

@@ -66,6 +66,7 @@ extension FDFSFileSystem {
             ("fdfs_mount_spool_bytes", "Bytes reserved in the write spool.", spool.usedBytes),
             ("fdfs_mount_fetch_memory_bytes", "Memory taken by block fetches in flight.", budget.used),
             ("fdfs_mount_buffers_live", "Block and reply buffers alive.", ByteStorage.live.load()),
+            ("fdfs_mount_buffers_mapped", "Pooled buffers mapped fresh since start.", BufferPool.shared.mapped.load()),
         ])
     }
 }

@@ -184,6 +184,26 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         }
     }
 
+    @Test func idleBuffersAreReusedUpToTheLimitAndTrimmedOnceReadsStop() {
+        let pool = BufferPool(idleLimit: 4 << 20, restingLimit: 1 << 20)
+        let buffers = (0..<6).map { _ in pool.take(1 << 20) }
+        #expect(pool.mapped.load() == 6)
+        for buffer in buffers { pool.give(buffer, size: 1 << 20) }
+        #expect(pool.idleBytes == 4 << 20, "beyond the idle limit buffers are unmapped")
+        // Reuse maps nothing new, whatever the class was given back as.
+        let again = (0..<4).map { _ in pool.take(1 << 20) }
+        #expect(pool.mapped.load() == 6)
+        for buffer in again { pool.give(buffer, size: 1 << 20) }
+        // Within the quiet period nothing is trimmed; after it, all but the resting limit.
+        pool.trim(now: .now)
+        #expect(pool.idleBytes == 4 << 20)
+        pool.trim(now: .now + BufferPool.quietPeriod)
+        #expect(pool.idleBytes == 1 << 20)
+        let reused = pool.take(1 << 20)
+        #expect(reused == again.first, "the resting buffer is the one reused next")
+        pool.give(reused, size: 1 << 20)
+    }
+
     @Test func cacheSurvivesReopen() throws {
         let dir = TempDir()
         let bytes = randomBytes(150_000)
