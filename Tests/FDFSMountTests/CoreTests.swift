@@ -190,7 +190,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(pool.mapped.load() == 6)
         for buffer in buffers { pool.give(buffer, size: 1 << 20) }
         #expect(pool.idleBytes == 4 << 20, "beyond the idle limit buffers are unmapped")
-        // Reuse maps nothing new, whatever the class was given back as.
+        // Taking them again maps nothing new.
         let again = (0..<4).map { _ in pool.take(1 << 20) }
         #expect(pool.mapped.load() == 6)
         for buffer in again { pool.give(buffer, size: 1 << 20) }
