@@ -106,7 +106,7 @@ static inline uint32_t fdfs_crc32_update(uint32_t crc, const unsigned char *buf,
         buf += chunk; len -= chunk;
     }
 #endif
-    return len ? (uint32_t)crc32(crc, buf, (uInt)len) : crc;
+    return len ? (uint32_t)crc32_z(crc, buf, len) : crc;
 }
 /* Not CRC, but the libc bits the core needs that Swift's Glibc module lacks: give free heap
    pages back, O_DIRECT (a _GNU_SOURCE constant) for block cache writes, hole punching and

@@ -447,6 +447,7 @@ public final class BlockCache: Sendable {
         for key in keys { release(key) }
     }
 }
+
 /// Least-recently-used order with O(1) insert, touch and removal.
 struct LRU {
     private var index: [String: Int] = [:]

@@ -239,32 +239,22 @@ extension FDFSFileSystem {
                      base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime),
                     write.stream)
         }
-        guard !snap.orphaned, snap.dirty || snap.failed else {
-            if let stream { discard(stream) }
-            return
-        }
+        // The stream is either handed to finishStream (which commits or discards it) or, on
+        // every other way out, discarded here.
+        var streamHandedOver = false
+        defer { if !streamHandedOver, let stream { discard(stream) } }
+        guard !snap.orphaned, snap.dirty || snap.failed else { return }
         guard let entry = try store.entry(write.ino), entry.kind == .file else {
             state.withLock { _ in write.orphaned = true }
-            if let stream { discard(stream) }
             return
         }
-        let (upload, path): (UploadOptions, String)
-        do throws(FSError) { (upload, path) = try uploadTarget(entry) } catch {
-            if let stream { discard(stream) }
-            throw error
-        }
+        let (upload, path) = try uploadTarget(entry)
         var inPlace = false
         if options.appendable, let base = snap.base, base == entry.fileID, let baseID = try? FileID(base), baseID.kind == .appender {
             inPlace = true
         }
         let t0 = ContinuousClock.now
-        let pendingID: Int64
-        do throws(FSError) {
-            pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
-        } catch {
-            if let stream { discard(stream) }
-            throw error
-        }
+        let pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
         let t1 = ContinuousClock.now
         let newID: FileID
         var streamed: FileID?
@@ -272,12 +262,19 @@ extension FDFSFileSystem {
             if inPlace, let base = snap.base, let baseID = try? FileID(base) {
                 try await updateInPlace(baseID, write: write, size: snap.size, baseSize: snap.baseSize, written: snap.written, truncatedTo: snap.truncatedTo)
                 newID = baseID
-            } else if let stream, let finished = await finishStream(stream, size: snap.size, path: path) {
-                (streamed, newID) = finished
             } else {
-                // Metadata is written shortly after the commit (off close()'s path, and after
-                // rsync's rename, so it carries the final name); the commit journals it.
-                newID = try await cluster.upload(filePath: write.path, options: upload)
+                var finished: (FileID, FileID)?
+                if let stream {
+                    streamHandedOver = true
+                    finished = await finishStream(stream, size: snap.size, path: path)
+                }
+                if let finished {
+                    (streamed, newID) = finished
+                } else {
+                    // Metadata is written shortly after the commit (off close()'s path, and after
+                    // rsync's rename, so it carries the final name); the commit journals it.
+                    newID = try await cluster.upload(filePath: write.path, options: upload)
+                }
             }
         } catch {
             metrics.add(metrics.uploadFailures)

@@ -427,17 +427,17 @@ public final class MappingStore: Sendable {
 
     /// Appender files of streams in progress (journaled and not yet ended).
     public func streamCount() throws(FSError) -> Int {
-        try with { (db: SQLiteDatabase) throws(FSError) -> Int in
-            var count = 0
-            try db.query("SELECT COUNT(*) FROM streams", []) { (row: SQLRow) throws(FSError) in count = Int(row.int(0)) }
-            return count
-        }
+        try with { (db: SQLiteDatabase) throws(FSError) -> Int in try Self.streamCount(db) }
+    }
+
+    private static func streamCount(_ db: SQLiteDatabase) throws(FSError) -> Int {
+        Int(try db.firstInt("SELECT COUNT(*) FROM streams", []) ?? 0)
     }
 
     /// After a crash: every stream left is abandoned (queued for deletion). Returns how many.
     public func abandonStreams() throws(FSError) -> Int {
-        let count = try streamCount()
-        return try transaction { (db: SQLiteDatabase) throws(FSError) -> Int in
+        try transaction { (db: SQLiteDatabase) throws(FSError) -> Int in
+            let count = try Self.streamCount(db)
             try db.run("INSERT OR REPLACE INTO deletions(file_id, since) SELECT file_id, since FROM streams")
             try db.run("DELETE FROM streams")
             return count

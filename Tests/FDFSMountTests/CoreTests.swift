@@ -144,7 +144,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         }
         // An older layout's block file is removed at start.
         try FileManager.default.createDirectory(atPath: "\(dir.path)/ab", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: "\(dir.path)/ab/old#0.blk", contents: Data(count: 10))
+        _ = FileManager.default.createFile(atPath: "\(dir.path)/ab/old#0.blk", contents: Data(count: 10))
         let slot = 4096 + 256 * 1024
         let cache = try BlockCache(dir: dir.path, capacity: Int64(3 * slot), blockSize: 256 * 1024, metrics: MountMetrics(), logger: quiet)
         #expect(files().isEmpty)
@@ -548,14 +548,14 @@ func errno(of body: () async throws -> Void) async -> Int32? {
             adoptedIno = a.attributes.ino
             uploadedID = cluster.put([7, 7, 7])
             let spoolA = fs.spool.dir + "/sfake_a"
-            FileManager.default.createFile(atPath: spoolA, contents: Data([7, 7, 7]))
+            _ = FileManager.default.createFile(atPath: spoolA, contents: Data([7, 7, 7]))
             let pa = try fs.store.beginUpload(ino: adoptedIno, spool: spoolA, size: 3, oldFileID: nil, inPlace: false)
             try fs.store.uploaded(pending: pa, fileID: uploadedID!.description)
             // 3. Upload started, no answer: must be uploaded again from the spool.
             let (r, _) = try await fs.create(parent: group, name: "resumed", mode: 0o644, flags: O_WRONLY, caller: .root)
             resumedIno = r.attributes.ino
             let spoolR = fs.spool.dir + "/sfake_r"
-            FileManager.default.createFile(atPath: spoolR, contents: Data([5, 5]))
+            _ = FileManager.default.createFile(atPath: spoolR, contents: Data([5, 5]))
             _ = try fs.store.beginUpload(ino: resumedIno, spool: spoolR, size: 2, oldFileID: nil, inPlace: false)
             fs.stop()
             // The process "dies" here: nothing else is closed or committed.

@@ -4,6 +4,7 @@ import FDFSProtocol
 import Foundation
 import NIOCore
 import Synchronization
+import class FDFSTestSupport.TemporaryDirectory
 
 /// An in-memory FastDFS cluster for driving the mount core without network or kernel.
 final class MemoryCluster: ClusterBackend {
@@ -188,20 +189,15 @@ final class MemoryCluster: ClusterBackend {
 /// ``beforeRemoval(_:)`` ran: file systems stop and their block cache writer drains, so no
 /// late write races the removal).
 final class TempDir {
-    let path: String
+    private let directory = TemporaryDirectory("fdfs-mount-test")
     private var cleanups: [() -> Void] = []
 
-    init() {
-        path = NSTemporaryDirectory() + "fdfs-mount-test-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
+    var path: String { directory.path }
 
     func beforeRemoval(_ body: @escaping () -> Void) { cleanups.append(body) }
 
-    deinit {
-        for cleanup in cleanups { cleanup() }
-        try? FileManager.default.removeItem(atPath: path)
-    }
+    /// The directory itself goes after this, with `directory`.
+    deinit { for cleanup in cleanups { cleanup() } }
 }
 
 func randomBytes(_ count: Int) -> [UInt8] {
