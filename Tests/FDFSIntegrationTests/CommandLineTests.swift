@@ -98,6 +98,24 @@ import Testing
         #expect((groups?.count ?? 0) >= 1)
     }
 
+    /// Issue 15 item 11: a second `Scripts/cluster start` on the ports of the running test
+    /// cluster must fail (its daemons cannot bind) instead of reporting "cluster up" because the
+    /// health check reached the other cluster; it stops what it started, and the running
+    /// cluster is untouched.
+    @Test func clusterStartFailsWhenItsPortsBelongToAnotherCluster() throws {
+        let script = Vectors.packageRoot.appendingPathComponent("Scripts/cluster").path
+        let other = scratch.appendingPathComponent("other-cluster").path
+        defer { _ = try? Processes.run(script, ["stop", other]) }
+        let result = try Processes.run(script, ["start", other], environment: ["FDFS_CLUSTER_TIMEOUT": "20"])
+        #expect(result.status != 0)
+        #expect(!result.stderr.contains("cluster up"), "\(result.stderr)")
+        #expect(result.stderr.contains("exited during start") || result.stderr.contains("not listening"), "\(result.stderr)")
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: other + "/pids")) ?? []
+        #expect(leftovers.isEmpty, "pid files left: \(leftovers)")
+        let monitor = try cli("monitor")
+        #expect(monitor.status == 0 && monitor.stdout.components(separatedBy: "ACTIVE").count - 1 >= 3, "\(monitor.stdout)")
+    }
+
     @Test func badInputsAreOneLineErrors() throws {
         for id in ["group1/M00/00/00/../../etc/passwd", "nogroup", "group1/M00/00/00/short.txt", "bad-group!/M00/00/00/x"] {
             let result = try cli("download", id, "-")
