@@ -6,7 +6,8 @@ extension FDFSClient {
     ///
     /// The first storage comes from QUERY_FETCH_ONE. If it fails (connection error, timeout,
     /// closed mid-body, or ENOENT because it has no copy yet), the download goes on from the
-    /// next storage that QUERY_FETCH_ALL names, from the byte where it stopped. Errors thrown
+    /// next storage that QUERY_FETCH_ALL names, then from the group's other ACTIVE members
+    /// (``TrackerClient/moreReadTargets(_:excluding:)``), from the byte where it stopped. Errors thrown
     /// by `sink` end the download at once. Returns the number of bytes delivered.
     @discardableResult
     public func download(
@@ -24,8 +25,7 @@ extension FDFSClient {
         var firstError: FDFSClientError?
         while true {
             guard let endpoint = candidates.first(where: { !tried.contains($0) }) else {
-                let all = (try? await tracker.queryFetchAll(id)) ?? []
-                let fresh = all.filter { !tried.contains($0) }
+                let fresh = await tracker.moreReadTargets(id, excluding: tried)
                 guard !fresh.isEmpty else { throw firstError! }
                 candidates = fresh
                 continue

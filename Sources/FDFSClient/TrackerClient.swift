@@ -123,6 +123,30 @@ public struct TrackerClient: Sendable {
         return try decode("LIST_STORAGE", body, StorageStat.decodeList)
     }
 
+    /// The storages of `group` that the tracker holds ACTIVE (LIST_STORAGE), as endpoints.
+    public func activeStorages(group: String) async throws(FDFSClientError) -> [StorageEndpoint] {
+        try await listStorages(group: group)
+            .filter { $0.status == StorageStatus.active.rawValue && $0.storagePort > 0 }
+            .map { StorageEndpoint(ip: $0.ip, port: Int($0.storagePort)) }
+    }
+
+    /// Where a read of `id` can go next once every storage in `tried` failed: QUERY_FETCH_ALL
+    /// asked again, then every other ACTIVE member of the file's group. The tracker names a
+    /// replica of a fresh file only once that replica reported a newer sync timestamp, so
+    /// when the source dies first, QUERY_FETCH_ALL may still name only the source while a
+    /// member already holds a full copy (it answers ENOENT if it does not, and the read moves
+    /// on). Tracker errors count as no answer: the caller reports the storages' errors.
+    public func moreReadTargets(_ id: FileID, excluding tried: [StorageEndpoint]) async -> [StorageEndpoint] {
+        var targets: [StorageEndpoint] = []
+        for endpoint in (try? await queryFetchAll(id)) ?? [] where !tried.contains(endpoint) && !targets.contains(endpoint) {
+            targets.append(endpoint)
+        }
+        for endpoint in (try? await activeStorages(group: id.group)) ?? [] where !tried.contains(endpoint) && !targets.contains(endpoint) {
+            targets.append(endpoint)
+        }
+        return targets
+    }
+
     /// Removes an offline storage from a group (93).
     public func deleteStorage(group: String, storageID: String) async throws(FDFSClientError) {
         try validate(group: group, operation: "DELETE_STORAGE")

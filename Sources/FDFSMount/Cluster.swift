@@ -27,6 +27,10 @@ public protocol ClusterBackend: Sendable {
     func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo
     /// Storages that can serve `id` now (QUERY_FETCH_ALL).
     func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint]
+    /// More storages to read `id` from once every one in `tried` failed: QUERY_FETCH_ALL asked
+    /// again, then the group's other ACTIVE members. Empty when there are none or the tracker
+    /// cannot be reached.
+    func moreReadTargets(_ id: FileID, excluding tried: [StorageEndpoint]) async -> [StorageEndpoint]
     /// One ranged download from one storage; chunks go to `sink` in order.
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError)
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
@@ -66,6 +70,10 @@ public struct FDFSClusterBackend: ClusterBackend {
 
     public func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint] {
         do { return try await client.tracker.queryFetchAll(id) } catch { throw FSError(error, "query fetch all \(id)") }
+    }
+
+    public func moreReadTargets(_ id: FileID, excluding tried: [StorageEndpoint]) async -> [StorageEndpoint] {
+        await client.tracker.moreReadTargets(id, excluding: tried)
     }
 
     public func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {

@@ -142,24 +142,20 @@ public final class BlockFetcher: Sendable {
     }
 
     /// Downloads one block, starting with replica `index % n`; on failure moves on to the
-    /// next replica; when the current one stalls for `stallTimeout`, races another.
+    /// next replica; when the current one stalls for `stallTimeout`, races another. When every
+    /// storage named so far has failed or stalls, asks for more once
+    /// (``ClusterBackend/moreReadTargets(_:excluding:)``: QUERY_FETCH_ALL again, then the
+    /// group's ACTIVE members), so a fresh file whose source died is read from a member that
+    /// already holds it even while the tracker still names only the source.
     func download(_ ref: FileRef, index: Int, offset: Int64, length: Int) async throws(FSError) -> Block {
         var list = try await replicas(ref.id)
         if list.isEmpty { list = try await replicas(ref.id, refresh: true) }
         guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
-        let order = (0..<list.count).map { list[($0 + index) % list.count] }
         let race = Race<Block>()
-        let attempts = Attempts()
+        let attempts = Attempts(order: (0..<list.count).map { list[($0 + index) % list.count] })
 
-        @Sendable func start() {
-            let position = attempts.state.withLock { a -> Int? in
-                guard a.next < order.count else { return nil }
-                a.next += 1
-                return a.next - 1
-            }
-            guard let position else { return }
-            let endpoint = order[position]
-            if position > 0 { metrics.add(metrics.failovers) }
+        @Sendable func attempt(_ endpoint: StorageEndpoint, failover: Bool) {
+            if failover { metrics.add(metrics.failovers) }
             // Watchdog: if this attempt has not finished within the stall timeout, hedge.
             let watchdog = Task {
                 try await Task.sleep(for: stallTimeout)
@@ -176,22 +172,44 @@ public final class BlockFetcher: Sendable {
                 } catch {
                     watchdog.cancel()
                     logger.warning("fetch of \(ref.id) block \(index) from \(endpoint) failed: \(error)")
-                    let (more, allFailed, last) = attempts.state.withLock { a -> (Bool, Bool, FSError?) in
-                        a.failures += 1
-                        if a.lastError == nil || error.code != .notFound { a.lastError = error }
-                        return (a.next < order.count, a.failures == order.count, a.lastError)
-                    }
-                    if more {
-                        start()
-                    } else if allFailed, let last {
-                        race.fail(last)
+                    switch attempts.failed(endpoint, error) {
+                    case .startAnother: start()
+                    case .fail(let last): race.fail(last)
+                    case .wait: break
                     }
                 }
             }
         }
 
+        @Sendable func start() {
+            switch attempts.next() {
+            case .attempt(let endpoint, let failover):
+                attempt(endpoint, failover: failover)
+            case .expand(let tried):
+                Task {
+                    let more = await cluster.moreReadTargets(ref.id, excluding: tried)
+                    if !more.isEmpty {
+                        logger.warning("reading \(ref.id) from storages the tracker did not name first: \(more)")
+                        remember(ref.id, more + tried.filter { !attempts.hasFailed($0) })
+                    }
+                    switch attempts.expanded(more) {
+                    case .startAnother: start()
+                    case .fail(let last): race.fail(last)
+                    case .wait: break
+                    }
+                }
+            case .none:
+                break
+            }
+        }
+
         start()
         return try await race.value()
+    }
+
+    /// Replaces the cached replica list of `id` (after a failover found storages that work).
+    private func remember(_ id: FileID, _ list: [StorageEndpoint]) {
+        state.withLock { $0.replicas[id.description] = (list, .now) }
     }
 
     func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int) async throws(FSError) -> Block {
@@ -225,8 +243,65 @@ public final class BlockFetcher: Sendable {
     }
 }
 
+/// The storages one block download has tried, in order, and what is left to try.
 final class Attempts: Sendable {
-    let state = Mutex((next: 0, failures: 0, lastError: FSError?.none))
+    enum Next { case attempt(StorageEndpoint, failover: Bool), expand(tried: [StorageEndpoint]), none }
+    enum AfterFailure { case startAnother, fail(FSError), wait }
+
+    private struct State {
+        var order: [StorageEndpoint]
+        var next = 0
+        var failed: [StorageEndpoint] = []
+        var lastError: FSError?
+        var expansion = Expansion.notYet
+    }
+
+    private enum Expansion { case notYet, running, done }
+
+    private let state: Mutex<State>
+
+    init(order: [StorageEndpoint]) { state = Mutex(State(order: order)) }
+
+    /// The next storage to try; or, once every one was started, a single request for more.
+    func next() -> Next {
+        state.withLock { a in
+            if a.next < a.order.count {
+                a.next += 1
+                return .attempt(a.order[a.next - 1], failover: a.next > 1)
+            }
+            guard a.expansion == .notYet else { return .none }
+            a.expansion = .running
+            return .expand(tried: a.order)
+        }
+    }
+
+    /// Records a failed attempt and says what to do: try another, give up with the most
+    /// telling error (one other than ENOENT, which a replica that has not synced yet gives),
+    /// or wait for attempts (or the request for more storages) still running.
+    func failed(_ endpoint: StorageEndpoint, _ error: FSError) -> AfterFailure {
+        state.withLock { a in
+            a.failed.append(endpoint)
+            if a.lastError == nil || error.code != .notFound { a.lastError = error }
+            return Self.decide(a)
+        }
+    }
+
+    /// Adds the storages found by the request for more.
+    func expanded(_ more: [StorageEndpoint]) -> AfterFailure {
+        state.withLock { a in
+            a.order += more
+            a.expansion = .done
+            return Self.decide(a)
+        }
+    }
+
+    func hasFailed(_ endpoint: StorageEndpoint) -> Bool { state.withLock { $0.failed.contains(endpoint) } }
+
+    private static func decide(_ a: State) -> AfterFailure {
+        if a.next < a.order.count || a.expansion == .notYet { return .startAnother }
+        if a.expansion == .done, a.failed.count == a.next, let last = a.lastError { return .fail(last) }
+        return .wait
+    }
 }
 
 /// Running CRCs of the 64 KiB chunks of a block being received (one writer at a time).

@@ -31,7 +31,8 @@ enum TestCluster {
     }
 
     /// Runs a cluster control command (`stop-tracker`, `start-tracker`, `stop-storage N`,
-    /// `start-storage N`) through FDFS_TEST_CLUSTER_CTL, or as `Scripts/cluster node-stop|node-start
+    /// `kill-storage N` (SIGKILL), `start-storage N`) through FDFS_TEST_CLUSTER_CTL, or as
+    /// `Scripts/cluster node-stop|node-kill|node-start
     /// NODE $FDFS_TEST_CLUSTER_DIR` (storage N is node sN).
     static func control(_ command: String) throws {
         let env = ProcessInfo.processInfo.environment
@@ -44,7 +45,7 @@ enum TestCluster {
                 throw HarnessError("\(script) is missing: this test needs the cluster script to stop and start servers")
             }
             let parts = command.split(separator: " ").map(String.init)
-            let action = parts[0].hasPrefix("stop") ? "node-stop" : "node-start"
+            let action = parts[0].hasPrefix("stop") ? "node-stop" : parts[0].hasPrefix("kill") ? "node-kill" : "node-start"
             let node = parts[0].hasSuffix("tracker") ? "tracker" : "s\(parts.count > 1 ? parts[1] : "1")"
             line = "'\(script)' \(action) \(node) '\(dir)'"
         } else {

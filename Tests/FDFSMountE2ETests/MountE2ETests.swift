@@ -416,6 +416,42 @@ extension MountE2E {
         try? await client.delete(id)
         await client.shutdown()
     }
+
+    /// Issue 15 item 3: the source of a fresh file is killed in the middle of a read through the
+    /// mount, after the other member copied the file but before the tracker names that member
+    /// (it has not reported a sync timestamp past the file's, so QUERY_FETCH_ALL named only the
+    /// source when the read began). The mount must find the member itself.
+    @Test func aFreshFileIsReadFromTheOtherMemberWhenItsSourceIsKilledMidRead() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1")
+        defer { mount.stop() }
+        let file = localFile(24 << 20, in: mount.root)
+        let id = try await client.upload(filePath: file.path, options: UploadOptions(group: "group1"))
+        let source = try await client.fileInfo(id, computeCRC32: false).sourceIP
+        // group1 of Scripts/cluster: 127.0.0.2 = s1, 127.0.0.3 = s2.
+        guard source == "127.0.0.2" || source == "127.0.0.3" else { throw HarnessError("unexpected source \(source) in group1") }
+        let killed = source == "127.0.0.2" ? "1" : "2"
+        let members = try await client.tracker.listStorages(group: "group1").map { StorageEndpoint(ip: $0.ip, port: Int($0.storagePort)) }
+        guard let other = members.first(where: { $0.ip != source }) else { throw HarnessError("the failover test needs two storages in group1") }
+        let copied = await Processes.wait(for: 60, poll: 0.1) {
+            var last: [UInt8] = []
+            try? await client.downloadOnce(id, from: other, offset: Int64(file.bytes.count) - 1, length: 1) { last += Array($0.readableBytesView) }
+            return last.count == 1
+        }
+        guard copied else { throw HarnessError("\(other) did not receive \(id) within 60 s") }
+        // A slow reader (1 MiB every 50 ms), so the kill lands in the middle of the read.
+        let path = mount.path(id.description)
+        let reader = Child(["/bin/bash", "-c", "for i in $(seq 0 23); do dd if='\(path)' bs=1M skip=$i count=1 status=none || exit 1; sleep 0.05; done | sha256sum > '\(mount.root)/sum'"], stdout: "/dev/null", stderr: mount.root + "/reader.err")!
+        #expect(waitUntil(30) { (FileManager.default.enumerator(atPath: mount.stateDir + "/cache")?.allObjects.count ?? 0) > 1 }, "the read never started")
+        try TestCluster.control("kill-storage \(killed)")
+        defer { try? TestCluster.control("start-storage \(killed)") }
+        #expect(waitUntil(120) { !reader.isRunning })
+        let errors = (try? String(contentsOfFile: mount.root + "/reader.err", encoding: .utf8)) ?? ""
+        #expect(errors.isEmpty, "the reader failed: \(errors)")
+        #expect(String((try? String(contentsOfFile: mount.root + "/sum", encoding: .utf8))?.prefix(64) ?? "") == sha256(file.path))
+        try? await client.delete(id)
+        await client.shutdown()
+    }
 }
 
 }

@@ -343,6 +343,28 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(fs.metrics.failovers.load() > 0)
     }
 
+    /// Issue 15 item 3: QUERY_FETCH_ALL names only the source (the tracker does not know yet
+    /// that the replica has the file), and the source is down: the read asks for more storages
+    /// and is served by the group's other member instead of failing with EIO.
+    @Test(arguments: [false, true]) func aDeadSourceIsReplacedByAMemberTheTrackerDidNotName(stall: Bool) async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(2_000_000)
+        let id = cluster.put(content)
+        cluster.state.withLock { s in
+            s.onlySourceNamed = true
+            if stall { s.stallFirstReplica = true } else { s.failFirstReplica = true }
+        }
+        let fs = try await makeFS(dir, cluster) { $0.stallTimeout = 0.2 }
+        let ino = try await resolve(fs, id.description).attributes.ino
+        let started = ContinuousClock.now
+        #expect(try await readAll(fs, ino) == content)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(cluster.count("moreReadTargets") >= 1)
+        // The storage that answered is remembered: of the 31 blocks, only those already in
+        // flight when the first failover ended asked again.
+        #expect(cluster.count("moreReadTargets") < 8)
+    }
+
     @Test func wholeFileCRCMismatchIsEIO() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let id = cluster.put(randomBytes(300_000))

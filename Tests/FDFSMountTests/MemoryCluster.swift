@@ -22,6 +22,9 @@ final class MemoryCluster: ClusterBackend {
         var failFirstReplica = false
         var stallFirstReplica = false
         var counter: UInt32 = 0
+        /// QUERY_FETCH_ALL names only 127.0.0.1 (a fresh file whose replica the tracker does
+        /// not know of yet); 127.0.0.2 is still a member that holds every file.
+        var onlySourceNamed = false
     }
 
     let state = Mutex(State())
@@ -69,7 +72,14 @@ final class MemoryCluster: ClusterBackend {
     }
 
     func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint] {
-        [StorageEndpoint(ip: "127.0.0.1", port: 1), StorageEndpoint(ip: "127.0.0.2", port: 1)]
+        note("replicas")
+        if state.withLock({ $0.onlySourceNamed }) { return [StorageEndpoint(ip: "127.0.0.1", port: 1)] }
+        return [StorageEndpoint(ip: "127.0.0.1", port: 1), StorageEndpoint(ip: "127.0.0.2", port: 1)]
+    }
+
+    func moreReadTargets(_ id: FileID, excluding tried: [StorageEndpoint]) async -> [StorageEndpoint] {
+        note("moreReadTargets")
+        return [StorageEndpoint(ip: "127.0.0.1", port: 1), StorageEndpoint(ip: "127.0.0.2", port: 1)].filter { !tried.contains($0) }
     }
 
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {
