@@ -61,6 +61,19 @@ public struct MountOptions: Sendable {
         "default_permissions", "x-systemd.automount", "comment",
     ]
 
+    /// The usage text of `fdfs-mount` and `mount.fdfs`.
+    public static let usage = """
+        usage: fdfs-mount MOUNTPOINT [-c client.conf | --tracker HOST:PORT ...] [-o OPTIONS] [-f] [-d]
+               mount.fdfs SOURCE MOUNTPOINT [-o OPTIONS]      (SOURCE: client.conf path or HOST:PORT[,HOST:PORT])
+               fdfs-mount export STATE_DIR|MOUNTPOINT [--json]
+        options (-o, comma-separated):
+          ro rw allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache cached_writes debug
+          state_dir=DIR cache_dir=DIR cache_size=SIZE block_size=SIZE readahead=SIZE memory=SIZE
+          spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
+          metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
+          fsname=NAME subtype=NAME max_read=BYTES (passed to libfuse)
+        """
+
     /// Parses a comma-separated `-o` string (may be called repeatedly).
     public mutating func parse(_ text: String) throws(FSError) {
         for item in text.split(separator: ",") where !item.isEmpty {
@@ -71,52 +84,55 @@ public struct MountOptions: Sendable {
                 guard let value, !value.isEmpty else { throw FSError(.invalid, "option \(key) needs a value") }
                 return value
             }
-            switch key {
-            case "ro": readOnly = true
-            case "rw": readOnly = false
-            case "allow_other": allowOther = true
-            case "uid": uid = try Self.number(need(), key)
-            case "gid": gid = try Self.number(need(), key)
-            case "umask":
+            guard let option = MountOptionKey(rawValue: key) else {
+                if Self.ignored.contains(key) || key.hasPrefix("x-") { continue }
+                throw FSError(.invalid, "unknown option '\(key)'")
+            }
+            switch option {
+            case .ro: readOnly = true
+            case .rw: readOnly = false
+            case .allowOther: allowOther = true
+            case .uid: uid = try Self.number(need(), key)
+            case .gid: gid = try Self.number(need(), key)
+            case .umask:
                 guard let v = UInt32(try need(), radix: 8), v <= 0o777 else { throw FSError(.invalid, "umask must be octal") }
                 umask = v
-            case "state_dir": stateDir = try need()
-            case "cache_dir": cacheDir = try need()
-            case "cache_size": cacheSize = try Self.size(need(), key)
-            case "block_size":
+            case .stateDir: stateDir = try need()
+            case .cacheDir: cacheDir = try need()
+            case .cacheSize: cacheSize = try Self.size(need(), key)
+            case .blockSize:
                 let v = try Self.size(need(), key)
                 guard v >= 64 << 10, v <= 16 << 20, v & (v - 1) == 0 else {
                     throw FSError(.invalid, "block_size must be a power of two between 64K and 16M")
                 }
                 blockSize = Int(v)
-            case "readahead": readahead = try Self.size(need(), key)
-            case "memory": memoryBudget = try Self.size(need(), key)
-            case "attr_timeout":
+            case .readahead: readahead = try Self.size(need(), key)
+            case .memory: memoryBudget = try Self.size(need(), key)
+            case .attrTimeout:
                 guard let v = Double(try need()), v >= 0 else { throw FSError(.invalid, "attr_timeout must be seconds") }
                 attrTimeout = v
-            case "stall_timeout":
+            case .stallTimeout:
                 guard let v = Double(try need()), v > 0 else { throw FSError(.invalid, "stall_timeout must be seconds") }
                 stallTimeout = v
-            case "stream_threshold": streamThreshold = try Self.size(need(), key)
-            case "upload_target_ttl":
+            case .streamThreshold: streamThreshold = try Self.size(need(), key)
+            case .uploadTargetTTL:
                 guard let v = Double(try need()), v >= 0 else { throw FSError(.invalid, "upload_target_ttl must be seconds") }
                 uploadTargetTTL = v
-            case "kernel_readahead_kb": kernelReadaheadKB = Int(try Self.number(need(), key))
-            case "auto_unmount": autoUnmount = true
-            case "metrics": metrics = try need()
-            case "appendable": appendable = true
-            case "keep_replaced": keepReplaced = true
-            case "spool_dir": spoolDir = try need()
-            case "spool_size": spoolSize = try Self.size(need(), key)
-            case "noxattr": xattr = false
-            case "direct_cache": directCache = true
-            case "cached_writes": directWrites = false
-            case "direct_io": directReads = true
-            case "debug": debug = true
-            case "fsname", "subtype", "max_read": passthrough.append(String(item))
-            default:
-                if Self.ignored.contains(key) || key.hasPrefix("x-") { continue }
-                throw FSError(.invalid, "unknown option '\(key)'")
+            case .kernelReadaheadKB: kernelReadaheadKB = Int(try Self.number(need(), key))
+            case .autoUnmount: autoUnmount = true
+            case .metrics: metrics = try need()
+            case .appendable: appendable = true
+            case .keepReplaced: keepReplaced = true
+            case .spoolDir: spoolDir = try need()
+            case .spoolSize: spoolSize = try Self.size(need(), key)
+            case .noxattr: xattr = false
+            case .directCache: directCache = true
+            case .cachedWrites: directWrites = false
+            case .directIO: directReads = true
+            case .debug: debug = true
+            case .fsname, .subtype, .maxRead:
+                _ = try need()
+                passthrough.append(String(item))
             }
         }
     }

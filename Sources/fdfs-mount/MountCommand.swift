@@ -17,16 +17,7 @@ import Glibc
 /// Argument parsing uses the standard library only: nothing may start a thread before the
 /// process daemonizes.
 enum MountCommand {
-    static let usage = """
-        usage: fdfs-mount MOUNTPOINT [-c client.conf | --tracker HOST:PORT ...] [-o OPTIONS] [-f] [-d]
-               mount.fdfs SOURCE MOUNTPOINT [-o OPTIONS]      (SOURCE: client.conf path or HOST:PORT[,HOST:PORT])
-               fdfs-mount export STATE_DIR|MOUNTPOINT [--json]
-        options (-o, comma-separated):
-          ro allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache cached_writes debug
-          state_dir=DIR cache_dir=DIR cache_size=SIZE block_size=SIZE readahead=SIZE memory=SIZE
-          spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
-          metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
-        """
+    static let usage = MountOptions.usage
 
     static func fail(_ message: String) -> Int32 {
         let text = "fdfs-mount: \(message)\n"

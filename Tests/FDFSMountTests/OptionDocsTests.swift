@@ -1,0 +1,63 @@
+import FDFSMount
+import Foundation
+import Testing
+import enum FDFSTestSupport.Vectors
+
+/// The option lists in README.md, SEMANTICS.md and the usage text name exactly the options the
+/// parser accepts (``MountOptionKey``, over which the parser switches exhaustively).
+@Suite struct OptionDocsTests {
+    static let accepted = Set(MountOptionKey.allCases.map(\.rawValue))
+
+    /// Option names in `text`: each word's part before `=`, if it looks like an option name.
+    static func optionNames(in text: Substring) -> Set<String> {
+        var names = Set<String>()
+        for word in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "`" || $0 == "," }) {
+            let name = word.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            if !name.isEmpty, name.allSatisfy({ $0.isLowercase || $0 == "_" }) { names.insert(String(name)) }
+        }
+        return names
+    }
+
+    static func document(_ name: String) throws -> String {
+        try String(contentsOf: Vectors.packageRoot.appendingPathComponent(name), encoding: .utf8)
+    }
+
+    /// The text between `start` and the next `end` after it.
+    static func span(_ text: String, from start: String, to end: String) throws -> Substring {
+        let from = try #require(text.range(of: start), "'\(start)' not found")
+        let to = try #require(text.range(of: end, range: from.upperBound..<text.endIndex), "'\(end)' not found after '\(start)'")
+        return text[from.upperBound..<to.lowerBound]
+    }
+
+    @Test func everyOptionParsesWithItsExample() throws {
+        for key in MountOptionKey.allCases {
+            var options = MountOptions()
+            let item = key.example.map { "\(key.rawValue)=\($0)" } ?? key.rawValue
+            #expect(throws: Never.self, "\(item)") { try options.parse(item) }
+            #expect(key.takesValue == (key.example != nil), "\(key.rawValue)")
+            if key.takesValue {
+                #expect(throws: FSError.self, "\(key.rawValue) without a value") { try options.parse(key.rawValue) }
+            }
+        }
+        var options = MountOptions()
+        #expect(throws: FSError.self) { try options.parse("no_such_option") }
+        #expect(throws: Never.self) { try options.parse("noatime,_netdev,x-systemd.automount") }
+    }
+
+    @Test func readmeListsEveryOption() throws {
+        let list = try Self.span(Self.document("README.md"), from: "Options: `", to: "`.")
+        #expect(Self.optionNames(in: list) == Self.accepted)
+    }
+
+    @Test func semanticsListsEveryOption() throws {
+        let section = try Self.span(Self.document("SEMANTICS.md"), from: "## Mount options", to: "\n## ")
+        let list = try Self.span(String(section), from: "`", to: "`")
+        #expect(Self.optionNames(in: list) == Self.accepted)
+    }
+
+    @Test func usageListsEveryOption() throws {
+        let list = try Self.span(MountOptions.usage, from: "options (-o, comma-separated):", to: "(Prometheus")
+            + (try Self.span(MountOptions.usage, from: "(Prometheus text at http://HOST:PORT/metrics)", to: "(passed to libfuse)"))
+        #expect(Self.optionNames(in: list) == Self.accepted)
+    }
+}
