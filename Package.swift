@@ -57,6 +57,25 @@ let package = Package(
             ]
         ),
         .target(
+            name: "FDFSFuzzTargets",
+            dependencies: [
+                "FDFSProtocol",
+                "FDFSTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/FDFSFuzzTargets"
+        ),
+        .testTarget(
+            name: "FDFSFuzzTests",
+            dependencies: ["FDFSFuzzTargets", "FDFSTestSupport"]
+        ),
+        .executableTarget(
+            name: "fdfs-fuzz",
+            dependencies: ["FDFSFuzzTargets", "FDFSTestSupport"],
+            path: "Tests/fdfs-fuzz"
+        ),
+        .target(
             name: "FDFSTestSupport",
             dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/FDFSTestSupport"

@@ -73,14 +73,25 @@ public struct BodyReader {
         return value
     }
 
+    /// A NUL-padded field of `width` bytes; the text before the first NUL must be UTF-8 (the
+    /// protocol's names, addresses and IDs are ASCII: other bytes would be changed by decoding
+    /// and could not be sent back as they came).
     public mutating func fixedString(_ field: String, width: Int) throws(FDFSProtocolError) -> String {
-        guard let value = buffer.readFixedString(width: width) else { throw short(field) }
+        guard let bytes = buffer.readBytes(length: width) else { throw short(field) }
+        let end = bytes.firstIndex(of: 0) ?? bytes.endIndex
+        guard let value = String(validating: bytes[..<end], as: UTF8.self) else { throw notText(field) }
         return value
     }
 
+    /// A field of `length` bytes that must be UTF-8 without NUL bytes.
     public mutating func string(_ field: String, length: Int) throws(FDFSProtocolError) -> String {
-        guard length >= 0, let value = buffer.readString(length: length) else { throw short(field) }
+        guard length >= 0, let bytes = buffer.readBytes(length: length) else { throw short(field) }
+        guard !bytes.contains(0), let value = String(validating: bytes, as: UTF8.self) else { throw notText(field) }
         return value
+    }
+
+    private func notText(_ field: String) -> FDFSProtocolError {
+        FDFSProtocolError(.malformed, "\(context): \(field) is not UTF-8 text without NUL bytes")
     }
 
     public mutating func bytes(_ field: String, length: Int) throws(FDFSProtocolError) -> ByteBuffer {

@@ -263,7 +263,7 @@ public struct ListStorageRequest: Hashable, Sendable {
     public func encoded() -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeFixedString(group, width: 16)
-        if let storageID, !storageID.isEmpty { buffer.writeString(String(storageID.prefix(15))) }
+        if let storageID, !storageID.isEmpty { buffer.writeBytes(Array(storageID.utf8.prefix(15))) }
         return buffer
     }
 
@@ -273,7 +273,7 @@ public struct ListStorageRequest: Hashable, Sendable {
         }
         var reader = BodyReader(body, context: "LIST_STORAGE")
         let group = try reader.fixedString("group_name", width: 16)
-        let id = reader.rest().split(separator: "\0").first.map(String.init)
-        return ListStorageRequest(group: group, storageID: id?.isEmpty == false ? id : nil)
+        let id = try reader.fixedString("storage_id", width: reader.remaining)
+        return ListStorageRequest(group: group, storageID: id.isEmpty ? nil : id)
     }
 }

@@ -174,7 +174,7 @@ public struct StorageJoinRequest: Hashable, Sendable {
         guard reader.remaining <= Int(count) * maxTrackerLineLength else {
             throw FDFSProtocolError(.malformed, "JOIN tracker list of \(reader.remaining) bytes is too long for \(count) trackers")
         }
-        let text = reader.rest()
+        let text = try reader.fixedString("tracker_list", width: reader.remaining)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         // A well-formed list ends with "\n", which leaves one empty element after the split.
         guard lines.count >= Int(count) + 1 else {
@@ -645,7 +645,7 @@ public struct StorageAddressRequest: Hashable, Sendable {
         }
         var reader = BodyReader(body, context: "storage address request")
         let group = try reader.fixedString("group_name", width: groupWidth)
-        let text = reader.rest().split(separator: "\0", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let text = try reader.fixedString("address", width: reader.remaining)
         var host = Substring(text)
         var portText: Substring
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
@@ -727,7 +727,8 @@ public struct DeleteStorageRequest: Hashable, Sendable {
         }
         var reader = BodyReader(body, context: "DELETE_STORAGE")
         let group = try reader.fixedString("group_name", width: groupWidth)
-        let id = reader.rest().split(separator: "\0", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let id = try reader.fixedString("storage_id", width: reader.remaining)
+        guard !id.isEmpty else { throw FDFSProtocolError(.malformed, "DELETE_STORAGE names no storage") }
         return DeleteStorageRequest(group: group, storageID: id)
     }
 }

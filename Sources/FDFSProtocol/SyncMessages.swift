@@ -117,7 +117,7 @@ public struct SyncDeleteRequest: Hashable, Sendable {
         var reader = BodyReader(body, context: "SYNC_DELETE")
         let timestamp = UInt32(bitPattern: try reader.int32("timestamp"))
         let group = try reader.fixedString("group_name", width: 16)
-        return SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: reader.rest())
+        return SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: try reader.string("remote_filename", length: reader.remaining))
     }
 }
 

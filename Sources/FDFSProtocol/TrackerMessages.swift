@@ -47,7 +47,7 @@ public struct FileRequest: Hashable, Sendable {
         }
         var reader = BodyReader(body, context: "file request")
         let group = try reader.fixedString("group_name", width: 16)
-        return FileRequest(group: group, remoteFilename: reader.rest())
+        return FileRequest(group: group, remoteFilename: try reader.string("remote_filename", length: reader.remaining))
     }
 
     /// The validated file ID.
