@@ -52,12 +52,23 @@ extension Session {
             synced(request.timestamp)
             return .status(.EEXIST)
         }
+        let check = ReplicaCheck(id)
+        if let why = check?.mismatch(size: request.fileSize, crc32: nil) {
+            try await drain()
+            context.countSyncIn(bytes: 0, success: false)
+            throw StorageError.invalid("the copy of \(id) sent by \(sourceID ?? peer) does not match its name (\(why)); refused")
+        }
         let received: (path: String, crc: UInt32, mtime: Int64)
         do {
-            received = try await receiveToTemp(pathIndex: id.storePathIndex, length: request.fileSize, computeCRC: false)
+            received = try await receiveToTemp(pathIndex: id.storePathIndex, length: request.fileSize, computeCRC: check != nil)
         } catch {
             context.countSyncIn(bytes: 0, success: false)
             throw error
+        }
+        if let why = check?.mismatch(size: request.fileSize, crc32: received.crc) {
+            unlink(received.path)
+            context.countSyncIn(bytes: 0, success: false)
+            throw StorageError.invalid("the copy of \(id) sent by \(sourceID ?? peer) does not match its name (\(why)); refused")
         }
         var times = [timespec(tv_sec: Int(request.timestamp), tv_nsec: 0), timespec(tv_sec: Int(request.timestamp), tv_nsec: 0)]
         utimensat(AT_FDCWD, received.path, &times, 0)
@@ -174,11 +185,27 @@ extension Session {
             synced(request.timestamp)
             return .status(.EEXIST)
         }
-        guard try statFile(oldPath, follow: false) != nil else { throw StorageError.notFound("\(oldID) does not exist here") }
+        guard let old = try statFile(oldPath, follow: false) else { throw StorageError.notFound("\(oldID) does not exist here") }
+        if let check = ReplicaCheck(newID), let why = try await mismatch(oldPath, old, check) {
+            // This copy missed changes (appends the source could no longer send once the file
+            // was renamed there). The old name is gone at the source: drop the copy and answer
+            // ENOENT, so the source sends the file whole under its new name.
+            logger.warning("SYNC_RENAME_FILE: the copy of \(oldID) does not match \(newID) (\(why)); dropped, the source sends the file again")
+            unlink(oldPath)
+            throw StorageError.notFound("the copy of \(oldID) does not match \(newID)")
+        }
         ensureDirectory(of: newPath)
         guard rename(oldPath, newPath) == 0 else { throw StorageError.system("rename \(oldID)") }
         log(.rename, source: false, newID.remoteFilename, [oldID.remoteFilename], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
+    }
+
+    /// Why the local copy at `path` does not match what `check` expects, or nil when it does.
+    private func mismatch(_ path: String, _ info: stat, _ check: ReplicaCheck) async throws -> String? {
+        guard isRegular(info) else { return "not a regular file" }
+        if let why = check.mismatch(size: Int64(info.st_size), crc32: nil) { return why }
+        let crc = try await context.blocking { try FileChecksum.crc32(path: path) }
+        return check.mismatch(size: Int64(info.st_size), crc32: crc)
     }
 }

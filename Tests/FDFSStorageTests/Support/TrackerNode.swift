@@ -60,3 +60,9 @@ func trackerStatus(_ client: FDFSClient, _ node: StorageNode) async -> StorageSt
     guard let storages = try? await client.tracker.listStorages(group: node.group) else { return nil }
     return storages.first { $0.ip == node.ip }?.storageStatus
 }
+
+/// True when the tracker lists every one of `nodes` as ACTIVE.
+func allActive(_ client: FDFSClient, _ nodes: [StorageNode]) async -> Bool {
+    for node in nodes where await trackerStatus(client, node) != .active { return false }
+    return true
+}

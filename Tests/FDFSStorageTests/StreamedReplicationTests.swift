@@ -1,0 +1,50 @@
+import FDFSClient
+import FDFSProtocol
+import Foundation
+import NIOCore
+import Testing
+
+/// The mount's streamed upload (UPLOAD_APPENDER_FILE, several APPEND_FILE, then
+/// REGENERATE_APPENDER_FILENAME) in a real two-member group: the replica must end with the
+/// source's bytes, however the sync of the appends and the rename interleave.
+@Suite(.serialized) struct StreamedReplicationTests {
+    /// A 50 MB file in five pieces, as `cp` through fdfs-mount sends it, several times over.
+    @Test func streamedAppenderConvergesOnTheReplica() async throws {
+        let tracker = TrackerNode()
+        let port = sharedFreePort(["127.0.0.2", "127.0.0.3"])
+        let a = StorageNode(ip: "127.0.0.2", port: port, trackers: [tracker.address])
+        let b = StorageNode(ip: "127.0.0.3", port: port, trackers: [tracker.address])
+        defer { b.destroy(); a.destroy(); tracker.destroy() }
+        try await tracker.start()
+        try await a.start()
+        try await b.start()
+        let client = tracker.client()
+        defer { Task { await client.shutdown() } }
+        try await waitUntil(30, "A and B active") { await allActive(client, [a, b]) }
+
+        let pieceSize = 10 << 20
+        let random = FileHandle(forReadingAtPath: "/dev/urandom")!
+        defer { try? random.close() }
+        var results: [FileID] = []
+        var contents: [[UInt8]] = []
+        for _ in 0..<4 {
+            let content = [UInt8](random.readData(ofLength: 5 * pieceSize))
+            let appender = try await client.upload(ByteBuffer(bytes: content[0..<pieceSize]), options: UploadOptions(fileExtension: "bin", appender: true))
+            for piece in 1..<5 {
+                try await client.append(appender, ByteBuffer(bytes: content[(piece * pieceSize)..<((piece + 1) * pieceSize)]))
+            }
+            results.append(try await client.regenerateAppenderName(appender))
+            contents.append(content)
+        }
+        for (id, content) in zip(results, contents) {
+            #expect(id.generated.size == Int64(content.count))
+            for node in [a, b] {
+                let converged = (try? await waitUntil(60, "\(id) on \(node.ip)") {
+                    FileManager.default.contents(atPath: node.localPath(id)).map { [UInt8]($0) == content } ?? false
+                }) != nil
+                let size = (try? FileManager.default.attributesOfItem(atPath: node.localPath(id))[.size] as? Int) ?? nil
+                #expect(converged, "\(id) on \(node.ip): \(size.map(String.init) ?? "missing"), want \(content.count) bytes")
+            }
+        }
+    }
+}
