@@ -72,6 +72,7 @@ final class Session: @unchecked Sendable {
             frameEnded = false
             pending = ByteBuffer()
             if head.command == .quit { return }
+            if await refusedAsNonMember(head.command) { return }
             let reply: Reply
             do {
                 reply = try await dispatch()

@@ -204,6 +204,14 @@ public final class StorageContext: Sendable {
     public var members: [GroupMember] { state.withLockedValue { $0.members } }
     func setMembers(_ members: [GroupMember]) { state.withLockedValue { $0.members = members } }
 
+    /// True when a storage at `ip` is in the tracker's latest member list of our group
+    /// (members deleted or whose IP changed do not count).
+    func isGroupMember(ip: String) -> Bool {
+        state.withLockedValue { state in
+            state.members.contains { $0.ip == ip && $0.status != StorageStatus.deleted.rawValue && $0.status != StorageStatus.ipChanged.rawValue }
+        }
+    }
+
     /// The status the tracker holds for a member.
     func memberStatus(ip: String, port: Int) -> UInt8? {
         state.withLockedValue { $0.members.first { $0.ip == ip && $0.port == port }?.status }
