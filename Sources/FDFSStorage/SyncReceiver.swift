@@ -125,7 +125,7 @@ extension Session {
         head.writeBuffer(&rest)
         let request = try SyncModifyHead.decode(&head, bodyLength: header.bodyLength)
         try checkGroup(request.group)
-        let id = try fileID(request.remoteFilename)
+        let id = try appenderID(request.remoteFilename)
         let path = try store.localPath(id)
         let end = request.offset + request.length
         guard let info = try statFile(path, follow: false), isRegular(info) else {
@@ -161,7 +161,7 @@ extension Session {
     func syncTruncateFile() async throws -> Reply {
         let request = try SyncTruncateRequest.decode(try await readBody())
         try checkGroup(request.group)
-        let id = try fileID(request.remoteFilename)
+        let id = try appenderID(request.remoteFilename)
         let path = try store.localPath(id)
         guard let info = try statFile(path, follow: false), isRegular(info) else {
             throw StorageError.notFound("\(id) does not exist here")
@@ -199,6 +199,14 @@ extension Session {
         log(.rename, source: false, newID.remoteFilename, [oldID.remoteFilename], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
+    }
+
+    /// The ID of a file that sync may change in place: only appender files change; every
+    /// other name is immutable (and a normal one records its size and CRC32).
+    private func appenderID(_ remote: String) throws(StorageError) -> FileID {
+        let id = try fileID(remote)
+        guard id.kind == .appender else { throw StorageError.invalid("\(header.command) of \(id), which is not an appender file") }
+        return id
     }
 
     /// Why the local copy at `path` does not match what `check` expects, or nil when it does.

@@ -69,5 +69,18 @@ import Testing
         #expect(try await direct.download(right) == good)
         #expect(try await direct.download(renamedRight) == good)
         #expect(b.logs.contains("does not match"), "the refusals are logged")
+
+        // A normal file is immutable: SYNC_MODIFY / SYNC_APPEND / SYNC_TRUNCATE do not touch it.
+        let changes: [(String, @Sendable (SyncPeer) async throws -> Void)] = [
+            ("SYNC_MODIFY_FILE", { try await $0.modify(right, offset: 0, Array("EVIL".utf8)) }),
+            ("SYNC_APPEND_FILE", { try await $0.modify(right, offset: Int64(good.count), Array("EVIL".utf8), append: true) }),
+            ("SYNC_TRUNCATE_FILE", { try await $0.truncate(right, from: Int64(good.count), to: 4) }),
+        ]
+        for (name, change) in changes {
+            let member = try await SyncPeer.connect(b, from: a.ip)
+            #expect(await statusOf { try await change(member) } == .EINVAL, "\(name) of a normal file")
+            member.close()
+        }
+        #expect(try await direct.download(right) == good)
     }
 }
