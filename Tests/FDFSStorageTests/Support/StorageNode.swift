@@ -13,10 +13,11 @@ final class StorageNode: @unchecked Sendable {
     let group: String
     let trackers: [String]
     let extraConfig: String
+    let networkTimeout: Int
     var process: ServerProcess?
     private var starts = 0
 
-    init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "") {
+    init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "", networkTimeout: Int = 10) {
         self.dir = TemporaryDirectory("fdfs-storaged")
         self.ip = ip
         self.port = port ?? freePort(host: ip)
@@ -24,6 +25,7 @@ final class StorageNode: @unchecked Sendable {
         self.group = group
         self.trackers = trackers
         self.extraConfig = extraConfig
+        self.networkTimeout = networkTimeout
     }
 
     var basePath: String { dir.path + "/base" }
@@ -47,7 +49,7 @@ final class StorageNode: @unchecked Sendable {
         heart_beat_interval = 1
         stat_report_interval = 1
         sync_wait_msec = 20
-        network_timeout = 10
+        network_timeout = \(networkTimeout)
         connect_timeout = 2
         http.server_port = \(httpPort)
         allow_hosts = 127.0.0.[1-255]
