@@ -36,6 +36,14 @@ package final class FramePartInbox: ChannelInboundHandler, @unchecked Sendable {
         if context.channel.isActive { requestRead() }
     }
 
+    /// Drops the context when the pipeline lets go of this handler (the channel closed): the
+    /// context holds this handler, so keeping it would make a cycle that outlives the
+    /// connection, with every unread part (its receive buffer included) in it.
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer()
+        self.context = nil
+    }
+
     package func channelActive(context: ChannelHandlerContext) {
         readOutstanding = false
         requestRead()
