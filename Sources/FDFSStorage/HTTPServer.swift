@@ -23,6 +23,7 @@ final class HTTPServer: Sendable {
                 let peer = channel.remoteAddress?.ipAddress ?? ""
                 guard configuration.allowHosts.allows(peer) else { return channel.close() }
                 return channel.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(HTTPRequestDeadline(timeout: .seconds(Int64(configuration.networkTimeout))))
                     try channel.pipeline.syncOperations.addHandler(HTTPFileHandler(context: context))
                 }
             }

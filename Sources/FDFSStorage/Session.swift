@@ -24,6 +24,9 @@ final class Session: @unchecked Sendable {
     var logger: Logger
     /// The storage id a peer announced with REPORT_SERVER_ID.
     var sourceID: String?
+    /// A replication peer (it has had a sync command served): its connection may idle
+    /// between records, kept alive by ACTIVE_TEST, so no idle timeout applies to it.
+    var isReplicationPeer = false
 
     // The frame being served.
     var header = FDFSHeader(bodyLength: 0, command: .activeTest)
@@ -59,7 +62,7 @@ final class Session: @unchecked Sendable {
         }
         while true {
             let part: FDFSFramePart?
-            do { part = try await nextPart(timeout: nil) } catch {
+            do { part = try await nextPart(timeout: isReplicationPeer ? nil : requestTimeout) } catch {
                 logger.debug("connection dropped: \(error)")
                 return
             }
@@ -76,6 +79,7 @@ final class Session: @unchecked Sendable {
             let reply: Reply
             do {
                 reply = try await dispatch()
+                if Self.syncCommands.contains(head.command) { isReplicationPeer = true }
             } catch let error as ConnectionLost {
                 logger.debug("connection lost during \(head.command): \(error.reason)")
                 return
@@ -122,16 +126,24 @@ final class Session: @unchecked Sendable {
 
     private var bodyTimeout: TimeAmount { .seconds(Int64(context.configuration.networkTimeout)) }
 
-    /// The next piece of the current frame's body, or nil at its end.
-    func nextChunk() async throws -> ByteBuffer? {
+    /// How long a client may take to send a whole request header once the storage waits for
+    /// one (idle, half a header, or a byte now and then): `network_timeout`. The wait ends only
+    /// when the complete header is in; each later piece of the body has `bodyTimeout`.
+    private var requestTimeout: TimeAmount { bodyTimeout }
+
+    /// The next piece of the current frame's body, or nil at its end. It must arrive within
+    /// `network_timeout`, and before `deadline` if one is given.
+    func nextChunk(before deadline: NIODeadline? = nil) async throws -> ByteBuffer? {
         if pending.readableBytes > 0 {
             let chunk = pending
             pending = ByteBuffer()
             return chunk
         }
         if frameEnded { return nil }
+        var timeout = bodyTimeout
+        if let deadline { timeout = max(.milliseconds(1), min(timeout, deadline - .now())) }
         let part: FDFSFramePart?
-        do { part = try await nextPart(timeout: bodyTimeout) } catch {
+        do { part = try await nextPart(timeout: timeout) } catch {
             throw ConnectionLost(reason: "\(error)")
         }
         switch part {

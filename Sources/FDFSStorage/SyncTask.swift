@@ -100,7 +100,8 @@ final class SyncTask: Sendable {
                     reportedOffline = true
                     await reportPeer(.offline)
                 }
-                if Date().timeIntervalSince(lastTalk) >= Double(configuration.heartBeatInterval) {
+                // Often enough for the peer's network_timeout, which closes idle connections.
+                if Date().timeIntervalSince(lastTalk) >= Double(min(configuration.heartBeatInterval, max(1, configuration.networkTimeout / 2))) {
                     _ = try await connection.call(.activeTest, maxResponse: 0)
                     lastTalk = Date()
                 }

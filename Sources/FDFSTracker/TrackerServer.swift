@@ -54,7 +54,7 @@ public final class TrackerServer: Service, Sendable {
                 channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FDFSFrameDecoder(maxBufferedBody: settings.maxBufferSize)))
-                    try channel.pipeline.syncOperations.addHandler(TrackerChannelHandler(service: service, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(TrackerChannelHandler(service: service, logger: logger, requestTimeout: .seconds(Int64(settings.networkTimeout))))
                 }
             }
         let host = settings.bindAddress.isEmpty ? "0.0.0.0" : settings.bindAddress

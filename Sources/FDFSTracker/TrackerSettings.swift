@@ -100,6 +100,10 @@ public struct TrackerSettings: Sendable {
     public var allowHosts = AllowHosts.everyone
     /// Most simultaneous connections; more are closed right after accept.
     public var maxConnections = 1024
+    /// Seconds a client may take to send a complete request once the tracker waits for one
+    /// (`network_timeout`); idle, half-sent and trickled requests are closed after it.
+    /// Connections of joined storages are exempt: their heartbeats are checked instead.
+    public var networkTimeout = 30
     /// Seconds without a beat after which an ACTIVE storage becomes OFFLINE.
     public var checkActiveInterval: Int64 = 100
     public var storageSyncFileMaxDelay: Int64 = 86400
@@ -166,6 +170,7 @@ public struct TrackerSettings: Sendable {
             maxBufferSize = Int(size)
         }
         maxConnections = try Self.ranged(config, "max_connections", default: 1024, 1...1_000_000)
+        networkTimeout = try Self.ranged(config, "network_timeout", default: 30, 1...3600)
         storeLookup = try Self.choice(config, "store_lookup", default: .roundRobin)
         storeGroup = config.string("store_group") ?? ""
         if storeLookup == .specifiedGroup {
