@@ -1,4 +1,7 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// FastDFS file metadata: name/value pairs encoded as `name 0x02 value`, joined by `0x01`.
 ///
@@ -12,6 +15,8 @@ public struct FDFSMetadata: Hashable, Sendable, Sequence {
 
     /// The pairs, in order.
     public private(set) var pairs: [(name: String, value: String)] = []
+    /// Where each name sits in `pairs`, so lookups and merges stay linear in the record count.
+    private var positions: [String: Int] = [:]
 
     public init() {}
 
@@ -23,16 +28,22 @@ public struct FDFSMetadata: Hashable, Sendable, Sequence {
     /// Sets (or replaces) a value.
     public mutating func set(_ name: String, _ value: String) throws(FDFSProtocolError) {
         try Self.validate(name: name, value: value)
-        if let index = pairs.firstIndex(where: { $0.name == name }) {
+        put(name, value)
+    }
+
+    /// Sets or replaces without validation (decoded or already validated pairs).
+    private mutating func put(_ name: String, _ value: String) {
+        if let index = positions[name] {
             pairs[index].value = value
         } else {
+            positions[name] = pairs.count
             pairs.append((name, value))
         }
     }
 
     /// The value for `name`.
     public subscript(name: String) -> String? {
-        pairs.first(where: { $0.name == name })?.value
+        positions[name].map { pairs[$0].value }
     }
 
     public var isEmpty: Bool { pairs.isEmpty }
@@ -42,22 +53,34 @@ public struct FDFSMetadata: Hashable, Sendable, Sequence {
 
     /// The pairs sorted by name in byte order, as the storage keeps them.
     public var sorted: FDFSMetadata {
-        var copy = self
-        copy.pairs.sort { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        // Each name's bytes once, then memcmp: byte order without per-comparison copies.
+        let keys = pairs.map { Array($0.name.utf8) }
+        let order = keys.indices.sorted { left, right in
+            keys[left].withUnsafeBufferPointer { a in
+                keys[right].withUnsafeBufferPointer { b in
+                    let common = Swift.min(a.count, b.count)
+                    let result = common == 0 ? 0 : memcmp(a.baseAddress!, b.baseAddress!, common)
+                    return result != 0 ? result < 0 : a.count < b.count
+                }
+            }
+        }
+        var copy = FDFSMetadata()
+        copy.pairs = order.map { pairs[$0] }
+        copy.positions.reserveCapacity(pairs.count)
+        for (index, pair) in copy.pairs.enumerated() { copy.positions[pair.name] = index }
         return copy
     }
 
     /// Merges `other` into this set: its values replace ones with the same name.
     public func merging(_ other: FDFSMetadata) -> FDFSMetadata {
         var copy = self
-        for pair in other.pairs {
-            if let index = copy.pairs.firstIndex(where: { $0.name == pair.name }) {
-                copy.pairs[index].value = pair.value
-            } else {
-                copy.pairs.append(pair)
-            }
-        }
+        for pair in other.pairs { copy.put(pair.name, pair.value) }
         return copy
+    }
+
+    /// The size of ``encoded()`` in bytes, without building it.
+    public var encodedSize: Int {
+        pairs.reduce(Swift.max(pairs.count - 1, 0)) { $0 + $1.name.utf8.count + 1 + $1.value.utf8.count }
     }
 
     /// The wire encoding (no trailing separator).
@@ -76,15 +99,20 @@ public struct FDFSMetadata: Hashable, Sendable, Sequence {
     /// values are kept as sent (a server may store longer ones than we would send).
     public static func decode(_ buffer: ByteBuffer) -> FDFSMetadata {
         var result = FDFSMetadata()
-        let bytes = buffer.readableBytesView
-        for record in bytes.split(separator: recordSeparator, omittingEmptySubsequences: true) {
-            guard let sep = record.firstIndex(of: fieldSeparator) else { continue }
-            let name = String(decoding: record[record.startIndex..<sep], as: UTF8.self)
-            let value = String(decoding: record[(sep + 1)...], as: UTF8.self)
-            if let index = result.pairs.firstIndex(where: { $0.name == name }) {
-                result.pairs[index].value = value
-            } else {
-                result.pairs.append((name, value))
+        buffer.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start, separator = -1
+                while end < bytes.count, bytes[end] != recordSeparator {
+                    if separator < 0, bytes[end] == fieldSeparator { separator = end }
+                    end += 1
+                }
+                if separator >= 0 {
+                    let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<separator]), as: UTF8.self)
+                    let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[(separator + 1)..<end]), as: UTF8.self)
+                    result.put(name, value)
+                }
+                start = end + 1
             }
         }
         return result
@@ -100,8 +128,8 @@ public struct FDFSMetadata: Hashable, Sendable, Sequence {
         guard valueBytes.count <= maxValueLength else {
             throw FDFSProtocolError(.invalidMetadata, "metadata value of '\(FileID.printable(name))' is longer than \(maxValueLength) bytes")
         }
-        let forbidden: Set<UInt8> = [recordSeparator, fieldSeparator]
-        guard !nameBytes.contains(where: forbidden.contains), !valueBytes.contains(where: forbidden.contains) else {
+        let isSeparator = { (byte: UInt8) in byte == recordSeparator || byte == fieldSeparator }
+        guard !nameBytes.contains(where: isSeparator), !valueBytes.contains(where: isSeparator) else {
             throw FDFSProtocolError(.invalidMetadata, "metadata '\(FileID.printable(name))' contains a 0x01 or 0x02 separator")
         }
     }

@@ -65,17 +65,22 @@ extension Session {
         return .status(.ok)
     }
 
+    /// SET_METADATA. The body, and the metadata file it leaves, are bounded by `buff_size`
+    /// (EINVAL beyond); the file work runs on the blocking pool.
     func setMetadata() async throws -> Reply {
-        var request = try SetMetadataRequest.decode(try await readBody())
-        request.metadata = MetadataStore.truncated(request.metadata)
+        let limit = context.configuration.buffSize
+        let body = try await readBody(limit: limit)
+        // Decoding 10 000s of records is CPU work: off the sessions' threads, with the I/O.
+        let request = try await context.blocking { try SetMetadataRequest.decode(body) }
         try checkGroup(request.file.group)
         let id = try fileID(request.file.remoteFilename)
         let path = try store.localPath(id)
         do {
-            guard try statFile(path) != nil else { throw StorageError.notFound("\(id) does not exist") }
-            try MetadataStore.apply(request.operation, request.metadata, dataPath: path) { operation in
-                log(operation, source: true, id.remoteFilename + "-m", timestamp: now())
+            let change = try await context.blocking { () throws(StorageError) -> BinlogRecord.Operation? in
+                guard try statFile(path) != nil else { throw StorageError.notFound("\(id) does not exist") }
+                return try MetadataStore.apply(request.operation, MetadataStore.truncated(request.metadata), dataPath: path, limit: limit)
             }
+            if let change { log(change, source: true, id.remoteFilename + "-m", timestamp: now()) }
         } catch {
             context.count("set_meta", success: false)
             throw error

@@ -9,6 +9,10 @@ import Glibc
 enum MetadataStore {
     /// Names longer than 64 bytes and values longer than 256 are cut, as the C storage does.
     static func truncated(_ metadata: FDFSMetadata) -> FDFSMetadata {
+        let fits = metadata.allSatisfy {
+            !$0.name.isEmpty && $0.name.utf8.count <= FDFSMetadata.maxNameLength && $0.value.utf8.count <= FDFSMetadata.maxValueLength
+        }
+        if fits { return metadata }
         var out = FDFSMetadata()
         for pair in metadata {
             let name = String(decoding: Array(pair.name.utf8.prefix(FDFSMetadata.maxNameLength)), as: UTF8.self)
@@ -36,22 +40,29 @@ enum MetadataStore {
         }
     }
 
-    /// Applies SET_METADATA to the metadata file of `dataPath`, calling `logged` with the
-    /// binlog operation (create, update or delete) when the file changed.
-    static func apply(_ operation: MetadataOperation, _ metadata: FDFSMetadata, dataPath: String, logged: (BinlogRecord.Operation) -> Void) throws(StorageError) {
+    /// Applies SET_METADATA to the metadata file of `dataPath` and returns the binlog
+    /// operation (create, update or delete) if the file changed. A result that would encode
+    /// to more than `limit` bytes is refused with EINVAL and changes nothing. Blocking I/O.
+    static func apply(_ operation: MetadataOperation, _ metadata: FDFSMetadata, dataPath: String, limit: Int) throws(StorageError) -> BinlogRecord.Operation? {
         let path = dataPath + "-m"
+        if operation == .merge && metadata.isEmpty { return nil }
         let existing = read(path)
         let current = existing.map { FDFSMetadata.decode(ByteBuffer(bytes: $0)) }
-        if operation == .merge && metadata.isEmpty { return }
         guard let result = merged(operation, metadata, current: current) else {
-            if existing != nil {
-                guard unlink(path) == 0 else { throw StorageError.system("delete \(path)") }
-                logged(.delete)
-            }
-            return
+            guard existing != nil else { return nil }
+            guard unlink(path) == 0 else { throw StorageError.system("delete \(path)") }
+            return .delete
+        }
+        guard result.encodedSize <= limit else {
+            throw StorageError.invalid("metadata of \(result.count) records would take \(result.encodedSize) bytes, over the limit of \(limit) bytes (buff_size)")
         }
         try writeAtomically(path, Array(result.encoded().readableBytesView))
-        logged(existing == nil ? .create : .update)
+        return existing == nil ? .create : .update
+    }
+
+    /// ``apply(_:_:dataPath:limit:)`` reporting the binlog operation to `logged`.
+    static func apply(_ operation: MetadataOperation, _ metadata: FDFSMetadata, dataPath: String, limit: Int = .max, logged: (BinlogRecord.Operation) -> Void) throws(StorageError) {
+        if let change = try apply(operation, metadata, dataPath: dataPath, limit: limit) { logged(change) }
     }
 
     /// Writes a small file through a temp file and a rename.

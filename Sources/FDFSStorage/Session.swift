@@ -180,6 +180,21 @@ final class Session: @unchecked Sendable {
         return out
     }
 
+    /// The whole body of a streamed command that is handled in memory: at most `limit` bytes,
+    /// all in within `network_timeout` (a trickling sender is cut off). A longer body is read
+    /// away (within the same time) and refused with EINVAL.
+    func readBody(limit: Int) async throws -> ByteBuffer {
+        let deadline = NIODeadline.now() + bodyTimeout
+        guard header.bodyLength <= Int64(limit) else {
+            while try await nextChunk(before: deadline) != nil {}
+            throw StorageError.invalid("\(header.command) body of \(header.bodyLength) bytes is over the limit of \(limit) bytes (buff_size)")
+        }
+        var out = ByteBuffer()
+        out.reserveCapacity(Int(header.bodyLength))
+        while var chunk = try await nextChunk(before: deadline) { out.writeBuffer(&chunk) }
+        return out
+    }
+
     /// Reads and discards the rest of the current body.
     func drain() async throws {
         while try await nextChunk() != nil {}

@@ -95,6 +95,8 @@ public final class StorageServer: Sendable {
     static let streamedCommands: Set<FDFSCommand> = [
         .uploadFile, .uploadAppenderFile, .uploadSlaveFile, .appendFile, .modifyFile,
         .syncCreateFile, .syncUpdateFile, .syncAppendFile, .syncModifyFile,
+        // Read whole by its handler, which answers an over-long body with EINVAL.
+        .setMetadata,
     ]
 
     /// Stops accepting, cancels background work and releases the event loops.
