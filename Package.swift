@@ -31,6 +31,7 @@ let package = Package(
                 "CZlib",
                 "CFastCRC",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

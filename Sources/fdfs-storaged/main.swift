@@ -52,7 +52,7 @@ struct StorageDaemon: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return EscapingLogHandler(handler)
         }
         let logger = Logger(label: "fdfs.storaged")
         var configuration: StorageConfiguration

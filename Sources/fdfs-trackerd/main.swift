@@ -57,7 +57,7 @@ struct TrackerDaemon: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            return EscapingLogHandler(handler)
         }
         let logger = Logger(label: "fdfs-trackerd")
         for entry in unknown {
