@@ -36,7 +36,10 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
         var rawQuery: String?
     }
 
-    static func parseTarget(_ uri: String) -> Target {
+    /// Splits a request target into path and query. Nil (answered 400) when a percent-decoded
+    /// query key or value holds a control character (`%00`, `%0d%0a`, …): such text has no
+    /// business in a file name or token and could not go into a response header.
+    static func parseTarget(_ uri: String) -> Target? {
         var text = Substring(uri)
         if text.hasPrefix("http://") || text.hasPrefix("https://") {
             text = text.drop { $0 != ":" }.dropFirst(3)
@@ -52,9 +55,14 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = String(parts[0]).removingPercentEncoding ?? String(parts[0])
             let value = parts.count > 1 ? (String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(parts[1])) : ""
+            guard !hasControlCharacter(key), !hasControlCharacter(value) else { return nil }
             if query[key] == nil { query[key] = value }
         }
         return Target(path: String(text), query: query, rawQuery: rawQuery)
+    }
+
+    static func hasControlCharacter(_ text: String) -> Bool {
+        text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
     }
 
     private func serve(_ head: HTTPRequestHead, _ channelContext: ChannelHandlerContext) {
@@ -64,7 +72,10 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         let configuration = context.configuration
-        let target = Self.parseTarget(head.uri)
+        guard let target = Self.parseTarget(head.uri) else {
+            respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
+            return
+        }
         // `/group/Mxx/...` or `/Mxx/...` for the local group.
         var path = Substring(target.path)
         while path.hasPrefix("/") { path = path.dropFirst() }
