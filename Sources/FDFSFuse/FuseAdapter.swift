@@ -178,8 +178,9 @@ public final class FuseAdapter: Sendable {
                 changes.mtime = .at(Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
             }
             let request = changes
+            let caller = FuseAdapter.caller(req)
             do throws(FSError) {
-                if let reply = try adapter.fs.setattrNow(ino, changes: request) {
+                if let reply = try adapter.fs.setattrNow(ino, changes: request, caller: caller) {
                     var st = FuseAdapter.stat(reply.attributes)
                     fuse_reply_attr(r.raw, &st, reply.timeout)
                     return
@@ -189,7 +190,7 @@ public final class FuseAdapter: Sendable {
                 return
             }
             adapter.async(r, "setattr") { () throws(FSError) in
-                let reply = try await adapter.fs.setattr(ino, changes: request)
+                let reply = try await adapter.fs.setattr(ino, changes: request, caller: caller)
                 var st = FuseAdapter.stat(reply.attributes)
                 fuse_reply_attr(r.raw, &st, reply.timeout)
             }
@@ -270,8 +271,9 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             guard let fi else { fuse_reply_err(req, EINVAL); return }
             let info = UncheckedFileInfo(fi.pointee)
+            let caller = FuseAdapter.caller(req)
             adapter.async(r, "open") { () throws(FSError) in
-                let reply = try await adapter.fs.open(ino, flags: info.value.flags)
+                let reply = try await adapter.fs.open(ino, flags: info.value.flags, caller: caller)
                 var out = info.value
                 out.fh = reply.handle
                 out.keep_cache = reply.keepCache ? 1 : 0
@@ -302,7 +304,7 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
             do throws(FSError) {
-                let n = try adapter.fs.write(fh, offset: Int64(offset), bytes: UnsafeRawBufferPointer(start: buf, count: size))
+                let n = try adapter.fs.write(fh, offset: Int64(offset), bytes: UnsafeRawBufferPointer(start: buf, count: size), caller: FuseAdapter.caller(req))
                 fuse_reply_write(req, n)
             } catch { adapter.fail(Request(raw: req!), error, "write") }
         }

@@ -57,7 +57,7 @@ extension FDFSFileSystem {
     }
 
     /// SETATTR without a size change touches the mapping store only.
-    public func setattrNow(_ ino: UInt64, changes: AttributeChanges) throws(FSError) -> EntryReply? {
+    public func setattrNow(_ ino: UInt64, changes: AttributeChanges, caller: Caller = .root) throws(FSError) -> EntryReply? {
         guard changes.size == nil else { return nil }
         var entry = try entry(ino)
         guard entry.kind.isUser else {
@@ -65,12 +65,12 @@ extension FDFSFileSystem {
             throw FSError(.notPermitted, "generated names and cluster directories cannot be changed")
         }
         try checkWritable()
-        try applyAttributes(&entry, changes)
+        try applyAttributes(&entry, changes, caller: caller)
         return reply(entry)
     }
 
     /// Mode, owner and times (shared with the async SETATTR).
-    func applyAttributes(_ entry: inout Entry, _ changes: AttributeChanges) throws(FSError) {
+    func applyAttributes(_ entry: inout Entry, _ changes: AttributeChanges, caller: Caller) throws(FSError) {
         let now = POSIX.nowNanoseconds()
         let ino = entry.ino
         if let mode = changes.mode { entry.mode = mode & 0o7777 }
@@ -126,6 +126,7 @@ extension FDFSFileSystem {
             guard let handle = s.handles[fh] else { return (true, nil) }
             if let ref = handle.ref, (s.openIDs[ref.id.description] ?? 0) <= 1, s.deferredDeletes.contains(ref.id.description) { return (false, nil) }
             if let write = handle.spool, write.handles == 1, write.dirty, !write.orphaned { return (false, nil) }
+            if s.detached.contains(handle.ino), !Self.isOpen(handle.ino, in: s, except: fh) { return (false, nil) }
             s.handles[fh] = nil
             if let ref = handle.ref {
                 let key = ref.id.description

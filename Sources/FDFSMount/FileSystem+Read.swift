@@ -11,8 +11,8 @@ extension FDFSFileSystem {
     // MARK: Open
 
     /// Opens a file. Generated names and committed files read from the cluster; files being
-    /// written (or whose upload is pending) read from their spool.
-    public func open(_ ino: UInt64, flags: Int32) async throws(FSError) -> OpenReply {
+    /// written (or whose upload is pending) read from their spool. `caller` opens it.
+    public func open(_ ino: UInt64, flags: Int32, caller: Caller = .root) async throws(FSError) -> OpenReply {
         let entry = try entry(ino)
         if entry.kind.isDirectory { throw FSError(.isDirectory) }
         guard entry.kind == .file || entry.kind == .generated else { throw FSError(.invalid) }
@@ -102,8 +102,8 @@ extension FDFSFileSystem {
     }
 
     public func release(_ ino: UInt64, handle fh: UInt64) async {
-        let (handle, deletions) = state.withLock { s -> (Handle?, [String]) in
-            guard let handle = s.handles.removeValue(forKey: fh) else { return (nil, []) }
+        let (handle, deletions, lastOfDetached) = state.withLock { s -> (Handle?, [String], Bool) in
+            guard let handle = s.handles.removeValue(forKey: fh) else { return (nil, [], false) }
             var ready: [String] = []
             if let ref = handle.ref {
                 let key = ref.id.description
@@ -112,9 +112,10 @@ extension FDFSFileSystem {
                 if count <= 0, s.deferredDeletes.remove(key) != nil { ready.append(key) }
             }
             handle.spool?.handles -= 1
-            return (handle, ready)
+            return (handle, ready, Self.closesDetached(handle.ino, handle: fh, in: &s))
         }
         for id in deletions { await deleteFromCluster(id) }
+        if lastOfDetached, let handle { await removeDetached(handle.ino) }
         guard let write = handle?.spool else { return }
         let needsCommit = state.withLock { _ in write.handles == 0 && write.dirty && !write.orphaned }
         if needsCommit {

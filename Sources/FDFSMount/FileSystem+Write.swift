@@ -47,8 +47,15 @@ extension FDFSFileSystem {
     }
 
     /// The write state for opening `entry` for writing: the current one, an empty spool
-    /// (O_TRUNC, or nothing committed yet), or a copy of the committed content.
+    /// (O_TRUNC, or nothing committed yet), or a copy of the committed content. Nothing is
+    /// committed for a file that was unlinked while open.
     func writeState(for entry: Entry, truncate: Bool) async throws(FSError) -> WriteState {
+        let write = try await acquireWriteState(for: entry, truncate: truncate)
+        if entry.isDetached { state.withLock { _ in write.orphaned = true } }
+        return write
+    }
+
+    func acquireWriteState(for entry: Entry, truncate: Bool) async throws(FSError) -> WriteState {
         let ino = entry.ino
         if let existing = state.withLock({ s -> WriteState? in
             guard let w = s.writes[ino] else { return nil }
@@ -112,8 +119,8 @@ extension FDFSFileSystem {
     // MARK: Write
 
     /// WRITE: lands in the spool (synchronous, local disk only). The spool cap is checked
-    /// before the bytes are written: ENOSPC when it would be exceeded.
-    public func write(_ fh: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer) throws(FSError) -> Int {
+    /// before the bytes are written: ENOSPC when it would be exceeded. `caller` is the writer.
+    public func write(_ fh: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer, caller: Caller = .root) throws(FSError) -> Int {
         guard let handle = state.withLock({ $0.handles[fh] }) else { throw FSError(.badHandle) }
         guard handle.writable, let write = handle.spool else { throw FSError(.badHandle, "not open for writing") }
         let end = offset + Int64(bytes.count)
@@ -244,7 +251,7 @@ extension FDFSFileSystem {
         var streamHandedOver = false
         defer { if !streamHandedOver, let stream { discard(stream) } }
         guard !snap.orphaned, snap.dirty || snap.failed else { return }
-        guard let entry = try store.entry(write.ino), entry.kind == .file else {
+        guard let entry = try store.entry(write.ino), entry.kind == .file, !entry.isDetached else {
             state.withLock { _ in write.orphaned = true }
             return
         }
@@ -555,6 +562,10 @@ extension FDFSFileSystem {
         try checkWritable()
         let row = try await userChild(parent, name)
         if row.kind == .directory { throw FSError(.isDirectory) }
+        if row.kind == .file, isOpen(row.ino) {
+            try await detachOpenFile(row.ino, .unlinked)
+            return
+        }
         let orphan = try store.remove(row.ino, queueDeletion: true)
         orphanWrite(row.ino)
         if let orphan { await deleteFromCluster(orphan) }
@@ -613,8 +624,11 @@ extension FDFSFileSystem {
                 throw FSError(.notDirectory)
             }
         }
-        let orphan = try store.rename(source.ino, to: newParent, newName, replacing: existing?.ino, queueDeletion: !options.keepReplaced)
+        let keepOpen = existing.map { $0.kind == .file && isOpen($0.ino) } ?? false
+        let orphan = try store.rename(source.ino, to: newParent, newName, replacing: existing?.ino, queueDeletion: !options.keepReplaced,
+                                      detachReplaced: keepOpen)
         if let existing { orphanWrite(existing.ino) }
+        if keepOpen, let existing { await removeWhenClosed(existing.ino) }
         if let orphan { await deleteFromCluster(orphan) }
     }
 
@@ -624,8 +638,8 @@ extension FDFSFileSystem {
     }
 
     /// SETATTR: mode, owner and times change the mapping only; a size change goes through
-    /// the spool (and is uploaded at once when no descriptor is open).
-    public func setattr(_ ino: UInt64, changes: AttributeChanges) async throws(FSError) -> EntryReply {
+    /// the spool (and is uploaded at once when no descriptor is open). `caller` asks.
+    public func setattr(_ ino: UInt64, changes: AttributeChanges, caller: Caller = .root) async throws(FSError) -> EntryReply {
         var entry = try entry(ino)
         guard entry.kind.isUser else {
             if options.readOnly { throw FSError(.readOnly) }
@@ -653,7 +667,7 @@ extension FDFSFileSystem {
             }
             entry = try self.entry(ino)
         }
-        try applyAttributes(&entry, changes)
+        try applyAttributes(&entry, changes, caller: caller)
         return reply(entry)
     }
 
@@ -667,7 +681,7 @@ extension FDFSFileSystem {
             if streams > 0 { logger.notice("recovery: \(streams) upload(s) streamed before the crash will be deleted from the cluster") }
             for pending in try store.pendingUploads() {
                 let entry = try store.entry(pending.ino)
-                guard let entry, entry.kind == .file else {
+                guard let entry, entry.kind == .file, !entry.isDetached else {
                     try store.dropPending(pending.id)
                     if let new = pending.newFileID, !pending.inPlace, let id = try? FileID(new) {
                         logger.notice("recovery: deleting uncommitted upload \(id) (its name is gone)")
@@ -693,10 +707,11 @@ extension FDFSFileSystem {
                     if entry.state == Entry.provisional { _ = try store.remove(entry.ino, queueDeletion: false) }
                 }
             }
-            for entry in try store.abandonedProvisional() {
+            for entry in try store.abandonedProvisional() where !entry.isDetached {
                 logger.notice("recovery: removing '\(entry.name)' (inode \(entry.ino)), created but never closed before the crash")
                 _ = try store.remove(entry.ino, queueDeletion: false)
             }
+            try await removeDetachedLeftovers()
         } catch {
             logger.error("recovery failed: \(error)")
         }

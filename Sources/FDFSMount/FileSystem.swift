@@ -94,6 +94,8 @@ public final class FDFSFileSystem: Sendable {
         /// Open handles per cluster file ID (deletion waits for the last one).
         var openIDs: [String: Int] = [:]
         var deferredDeletes: Set<String> = []
+        /// Detached inodes (unlinked or replaced while open), removed at their last close.
+        var detached: Set<UInt64> = []
         /// Cluster deletions in flight (the background pass skips them: no second DELETE_FILE).
         var deleting: Set<String> = []
         /// Appender versions seen (size-mtime) per file ID.
@@ -200,7 +202,7 @@ public final class FDFSFileSystem: Sendable {
         }
         let atime = entry.kind == .file ? max(entry.atime, 0) : entry.atime
         return FileAttributes(
-            ino: entry.ino, mode: mode, nlink: entry.kind.isDirectory ? 2 : 1, uid: uid, gid: gid, size: size,
+            ino: entry.ino, mode: mode, nlink: entry.kind.isDirectory ? 2 : (entry.isDetached ? 0 : 1), uid: uid, gid: gid, size: size,
             atime: atime, mtime: mtime, ctime: entry.ctime, blockSize: Int32(min(options.blockSize, 1 << 20)))
     }
 

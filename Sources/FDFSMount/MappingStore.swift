@@ -234,14 +234,15 @@ public final class MappingStore: Sendable {
         }
     }
 
-    /// Removes a user entry. Returns the file ID that no name refers to any more (to delete
-    /// from the cluster), if any. With `queueDeletion`, that ID is recorded in the deletions
-    /// journal in the same transaction.
+    /// Removes a user entry (its directory's mtime and ctime change). Returns the file ID that
+    /// no name refers to any more (to delete from the cluster), if any. With `queueDeletion`,
+    /// that ID is recorded in the deletions journal in the same transaction.
     public func remove(_ ino: UInt64, queueDeletion: Bool) throws(FSError) -> String? {
         try transaction { (db: SQLiteDatabase) throws(FSError) -> String? in
             guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return nil }
             try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(ino))])
             try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
+            try Self.touch(db, entry.parent, at: POSIX.nowNanoseconds())
             return try Self.orphan(db, entry.kind == .file ? entry.fileID : nil, queueDeletion: queueDeletion)
         }
     }
@@ -259,18 +260,29 @@ public final class MappingStore: Sendable {
     }
 
     /// Renames `ino` to (`newParent`, `newName`), replacing `replaced` (if any) in the same
-    /// transaction. Returns a file ID no longer referenced (queued for deletion when asked).
-    public func rename(_ ino: UInt64, to newParent: UInt64, _ newName: String, replacing replaced: UInt64?, queueDeletion: Bool) throws(FSError) -> String? {
+    /// transaction; both directories' mtime and ctime change. Returns a file ID no longer
+    /// referenced (queued for deletion when asked). With `detachReplaced` the replaced file
+    /// keeps its row, detached, for descriptors still open on it (see ``detach(_:_:)``).
+    public func rename(_ ino: UInt64, to newParent: UInt64, _ newName: String, replacing replaced: UInt64?, queueDeletion: Bool,
+                       detachReplaced: Bool = false) throws(FSError) -> String? {
         try transaction { (db: SQLiteDatabase) throws(FSError) -> String? in
             var orphaned: String?
-            if let replaced {
-                let old = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(replaced))])
-                try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(replaced))])
-                try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(replaced))])
-                if let old, old.kind == .file { orphaned = try Self.orphan(db, old.fileID, queueDeletion: queueDeletion) }
+            if let replaced, let old = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(replaced))]) {
+                if detachReplaced {
+                    try Self.detach(db, old, .replaced)
+                } else {
+                    try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(replaced))])
+                    try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(replaced))])
+                    if old.kind == .file { orphaned = try Self.orphan(db, old.fileID, queueDeletion: queueDeletion) }
+                }
             }
+            let now = POSIX.nowNanoseconds()
+            if let moved = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) {
+                try Self.touch(db, moved.parent, at: now)
+            }
+            try Self.touch(db, newParent, at: now)
             try db.run("UPDATE entries SET parent = ?, name = ?, ctime = ? WHERE ino = ?",
-                       [.int(Int64(newParent)), .text(newName), .int(POSIX.nowNanoseconds()), .int(Int64(ino))])
+                       [.int(Int64(newParent)), .text(newName), .int(now), .int(Int64(ino))])
             // Every file at or below the moved entry carries a new path.
             try db.run("""
                 WITH RECURSIVE moved(ino) AS (SELECT ? UNION ALL SELECT e.ino FROM entries e JOIN moved ON e.parent = moved.ino)
@@ -475,7 +487,7 @@ public final class MappingStore: Sendable {
     /// Every user file with its path and ID (for `fdfs-mount export`).
     public func exportAll() throws(FSError) -> [(path: String, fileID: String)] {
         try with { (db: SQLiteDatabase) throws(FSError) -> [(path: String, fileID: String)] in
-            let files = try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE kind = 2 AND file_id IS NOT NULL", [])
+            let files = try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE kind = 2 AND file_id IS NOT NULL AND parent != 0", [])
             var result: [(path: String, fileID: String)] = []
             for file in files {
                 let path = try Self.ancestry(db, file.ino).map(\.name).joined(separator: "/")

@@ -287,6 +287,33 @@ final class TestMount {
     }
 }
 
+extension TestMount {
+    /// A fresh directory under the first group, and its path in the mount.
+    func workdir() -> String {
+        let group = Shell.ok("ls '\(mountpoint)' | head -1").trimmingCharacters(in: .whitespacesAndNewlines)
+        let dir = path(group) + "/e2e-" + UUID().uuidString.prefix(8)
+        Shell.ok("mkdir '\(dir)'")
+        return dir
+    }
+}
+
+/// The cluster file ID of a mounted file (its `user.fdfs.file_id` xattr).
+func mountedFileID(_ path: String) throws -> FileID {
+    try FileID(Shell.ok("getfattr --only-values -n user.fdfs.file_id '\(path)'"))
+}
+
+/// Deletes reach the other group members by asynchronous replication, and the tracker may
+/// send the query to one of them: waits (up to 20 s per file) until no storage has it.
+func expectGoneFromCluster(_ ids: [FileID], _ client: FDFSClient, sourceLocation: SourceLocation = #_sourceLocation) async {
+    for id in ids {
+        let gone = await Processes.wait(for: 20, poll: 0.2) {
+            do { _ = try await client.fileInfo(id) } catch { return true }
+            return false
+        }
+        #expect(gone, "\(id) is still in the cluster", sourceLocation: sourceLocation)
+    }
+}
+
 /// Random bytes written to a local temp file.
 func localFile(_ size: Int, in dir: String) -> (path: String, bytes: [UInt8]) {
     var bytes = [UInt8](repeating: 0, count: size)

@@ -183,17 +183,9 @@ extension MountE2E {
 
 extension MountE2E {
 @Suite(.serialized) struct WriteSideE2ETests {
-    /// A fresh directory under the first group, and its path in the mount.
-    func workdir(_ mount: TestMount) -> String {
-        let group = Shell.ok("ls '\(mount.mountpoint)' | head -1").trimmingCharacters(in: .whitespacesAndNewlines)
-        let dir = mount.path(group) + "/e2e-" + UUID().uuidString.prefix(8)
-        Shell.ok("mkdir '\(dir)'")
-        return dir
-    }
+    func workdir(_ mount: TestMount) -> String { mount.workdir() }
 
-    func fileID(_ path: String) throws -> FileID {
-        try FileID(Shell.ok("getfattr --only-values -n user.fdfs.file_id '\(path)'"))
-    }
+    func fileID(_ path: String) throws -> FileID { try mountedFileID(path) }
 
     func makeTree(_ dir: String) {
         Shell.ok("""
@@ -249,16 +241,9 @@ extension MountE2E {
         await client.shutdown()
     }
 
-    /// Deletes reach the other group members by asynchronous replication, and the tracker may
-    /// send the query to one of them: waits (up to 20 s per file) until no storage has it.
+    /// Waits until no storage has the files (see ``expectGoneFromCluster(_:_:sourceLocation:)``).
     func expectGone(_ ids: [FileID], _ client: FDFSClient, sourceLocation: SourceLocation = #_sourceLocation) async {
-        for id in ids {
-            let gone = await Processes.wait(for: 20, poll: 0.2) {
-                do { _ = try await client.fileInfo(id) } catch { return true }
-                return false
-            }
-            #expect(gone, "\(id) is still in the cluster", sourceLocation: sourceLocation)
-        }
+        await expectGoneFromCluster(ids, client, sourceLocation: sourceLocation)
     }
 
     @Test func aLargeFileIsStreamedWhileWrittenAndEndsAsANormalFile() async throws {

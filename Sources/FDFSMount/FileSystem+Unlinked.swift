@@ -1,0 +1,66 @@
+import Synchronization
+
+/// Files unlinked (or replaced by a rename) while descriptors are open on them: as POSIX
+/// says, the descriptors keep working (fstat shows no links, reads return the bytes, writes
+/// land in the spool) and the file is removed, with its cluster file, when the last one
+/// closes. Until then the row stays in the mapping store, detached from every directory
+/// (``Entry/isDetached``), which also keeps its inode number from being reused.
+extension FDFSFileSystem {
+    /// Is a descriptor open on `ino`? Call under the state lock.
+    static func isOpen(_ ino: UInt64, in s: State, except fh: UInt64? = nil) -> Bool {
+        s.handles.contains { $0.key != fh && $0.value.ino == ino }
+    }
+
+    func isOpen(_ ino: UInt64) -> Bool {
+        state.withLock { s in Self.isOpen(ino, in: s) }
+    }
+
+    /// Takes away the name of a file with open descriptors: its row is kept, detached, and
+    /// removed when the last descriptor closes; nothing written through them is committed.
+    func detachOpenFile(_ ino: UInt64, _ reason: DetachReason) async throws(FSError) {
+        try store.detach(ino, reason)
+        orphanWrite(ino)
+        await removeWhenClosed(ino)
+    }
+
+    /// After `ino` was detached: marks it for removal at its last close, or removes it now
+    /// if that close came first. Exactly one of the two paths removes it (both decide under
+    /// the state lock).
+    func removeWhenClosed(_ ino: UInt64) async {
+        let closed = state.withLock { s -> Bool in
+            guard Self.isOpen(ino, in: s) else { return true }
+            s.detached.insert(ino)
+            return false
+        }
+        if closed { await removeDetached(ino) }
+    }
+
+    /// Is handle `fh` the last descriptor of a detached inode? Then it is no longer marked,
+    /// and the caller removes the inode (``removeDetached(_:)``). Call under the state lock,
+    /// before or after `fh` left `s.handles`.
+    static func closesDetached(_ ino: UInt64, handle fh: UInt64, in s: inout State) -> Bool {
+        guard s.detached.contains(ino), !isOpen(ino, in: s, except: fh) else { return false }
+        s.detached.remove(ino)
+        return true
+    }
+
+    /// Removes a detached row (its last descriptor closed) and deletes its cluster file when
+    /// no name refers to it any more (for a replaced file, unless `keep_replaced`).
+    func removeDetached(_ ino: UInt64) async {
+        do throws(FSError) {
+            guard let entry = try store.entry(ino), let reason = entry.detachReason else { return }
+            let delete = reason == .unlinked || !options.keepReplaced
+            if let orphan = try store.remove(ino, queueDeletion: delete) { await deleteFromCluster(orphan) }
+        } catch {
+            logger.error("cannot remove unlinked inode \(ino): \(error); the next mount removes it")
+        }
+    }
+
+    /// After a restart no descriptor is open: files detached before are removed.
+    func removeDetachedLeftovers() async throws(FSError) {
+        for entry in try store.detachedEntries() {
+            logger.notice("recovery: removing inode \(entry.ino), unlinked while open before the restart")
+            await removeDetached(entry.ino)
+        }
+    }
+}

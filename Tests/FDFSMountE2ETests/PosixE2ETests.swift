@@ -1,0 +1,100 @@
+import FDFSClient
+import FDFSProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes a Python script into `dir` and returns its path (scripts as files keep the quoting
+/// of the shell out of them).
+func pythonScript(_ source: String, in dir: String) -> String {
+    let path = dir + "/script-" + UUID().uuidString.prefix(8) + ".py"
+    FileManager.default.createFile(atPath: path, contents: Data(source.utf8))
+    return path
+}
+
+/// Runs a Python script with arguments; its output.
+@discardableResult
+func python(_ source: String, in dir: String, _ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) -> String {
+    let script = pythonScript(source, in: dir)
+    return Shell.ok("python3 '\(script)' " + arguments.map { "'\($0)'" }.joined(separator: " "), sourceLocation: sourceLocation)
+}
+
+extension MountE2E {
+/// POSIX behaviour that tools rely on, checked through a real kernel mount.
+@Suite(.serialized) struct PosixE2ETests {
+    @Test func anUnlinkedOpenFileStaysReadableUntilItsLastClose() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let work = mount.workdir()
+        let local = localFile(300_000, in: mount.root)
+        Shell.ok("cp '\(local.path)' '\(work)/held'")
+        let id = try mountedFileID(work + "/held")
+        let report = mount.root + "/report", closeNow = mount.root + "/close-now"
+        let script = pythonScript("""
+            import hashlib, os, sys, time
+            path, report, close_now = sys.argv[1:4]
+            fd = os.open(path, os.O_RDONLY)
+            os.unlink(path)
+            st = os.fstat(fd)
+            data = b''
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                data += chunk
+            with open(report + '.tmp', 'w') as f:
+                f.write('%s %d %d %s\\n' % (os.path.exists(path), st.st_nlink, st.st_size, hashlib.sha256(data).hexdigest()))
+            os.rename(report + '.tmp', report)
+            while not os.path.exists(close_now):
+                time.sleep(0.02)
+            os.close(fd)
+            """, in: mount.root)
+        let holder = try #require(Child(["/usr/bin/python3", script, work + "/held", report, closeNow], stdout: mount.root + "/py.out", stderr: mount.root + "/py.err"))
+        defer {
+            holder.signal(SIGKILL)
+            holder.wait()
+        }
+        let reported = waitUntil(20) { FileManager.default.fileExists(atPath: report) || !holder.isRunning }
+        let errors = (try? String(contentsOfFile: mount.root + "/py.err", encoding: .utf8)) ?? ""
+        #expect(reported && FileManager.default.fileExists(atPath: report), "\(errors)")
+        // Gone from the directory; fstat: no links and the size; read: every byte.
+        #expect((try? String(contentsOfFile: report, encoding: .utf8)) == "False 0 300000 \(sha256(local.path))\n", "\(errors)")
+        // While the descriptor is open the cluster keeps the file…
+        #expect(try await client.fileInfo(id).size == 300_000)
+        // …and it is deleted after the last close.
+        FileManager.default.createFile(atPath: closeNow, contents: nil)
+        #expect(waitUntil(20) { !holder.isRunning })
+        #expect(holder.wait() == 0)
+        await expectGoneFromCluster([id], client)
+        #expect(Shell.ok("ls -A '\(work)'") == "")
+        await client.shutdown()
+    }
+
+    @Test func aWriterUnlinkedWhileOpenWritesOnAndCommitsNothing() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount()
+        defer { mount.stop() }
+        let work = mount.workdir()
+        let uploads = mount.metric("fdfs_mount_uploads_total")
+        let output = python("""
+            import os, sys
+            path = sys.argv[1]
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            os.write(fd, b'abc')
+            os.unlink(path)
+            os.write(fd, b'de')
+            st = os.fstat(fd)
+            data = os.pread(fd, 10, 0)
+            os.close(fd)
+            print(os.path.exists(path), st.st_nlink, st.st_size, data.decode())
+            """, in: mount.root, [work + "/scratch"])
+        #expect(output == "False 0 5 abcde\n")
+        #expect(mount.metric("fdfs_mount_uploads_total") == uploads)
+        #expect(Shell.ok("ls -A '\(work)'") == "")
+    }
+}
+}
