@@ -39,12 +39,13 @@ extension FDFSFileSystem {
     }
 
     func createChecked(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> (EntryReply, OpenReply) {
-        let row = try store.insert(newEntry(parent: parent, name: name, kind: .file, mode: mode, caller: caller))
+        let row = try store.create(newEntry(parent: parent, name: name, kind: .file, mode: mode, caller: caller))
         let write: WriteState
         do { write = try writeStateEmpty(ino: row.ino, dirty: true, mtime: row.mtime) } catch {
             _ = try? store.remove(row.ino, queueDeletion: false)
             throw error
         }
+        state.withLock { _ in write.privilegeBits = Self.privilegeBits(row.mode) }
         let open = register(Handle(ino: row.ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false,
                             directIO: writesBypassPageCache(flags))
         return (reply(row), open)
@@ -53,7 +54,7 @@ extension FDFSFileSystem {
     public func mkdirNow(parent: UInt64, name: String, mode: UInt32, caller: Caller) throws(FSError) -> EntryReply? {
         let dir = try entry(parent)
         guard try checkCreatableNow(dir, name) else { return nil }
-        return reply(try store.insert(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+        return reply(try store.create(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
     }
 
     /// SETATTR without a size change touches the mapping store only.
@@ -73,7 +74,9 @@ extension FDFSFileSystem {
     func applyAttributes(_ entry: inout Entry, _ changes: AttributeChanges, caller: Caller) throws(FSError) {
         let now = POSIX.nowNanoseconds()
         let ino = entry.ino
-        if let mode = changes.mode { entry.mode = mode & 0o7777 }
+        let mode = Self.mode(after: changes, of: entry, by: caller)
+        let modeChanged = mode != entry.mode
+        entry.mode = mode
         if let uid = changes.uid { entry.uid = uid }
         if let gid = changes.gid { entry.gid = gid }
         switch changes.atime {
@@ -93,8 +96,9 @@ extension FDFSFileSystem {
         } else if let write = state.withLock({ $0.writes[ino] }) {
             entry.mtime = state.withLock { _ in write.mtime }
         }
+        state.withLock { s in s.writes[ino]?.privilegeBits = Self.privilegeBits(mode) }
         try store.update(entry)
-        if entry.kind == .file, changes.mode != nil || changes.mtime != nil { scheduleMetadata(entry.fileID, ino: ino) }
+        if entry.kind == .file, modeChanged || changes.mode != nil || changes.mtime != nil { scheduleMetadata(entry.fileID, ino: ino) }
     }
 
     /// Opening a directory users made needs no cluster listing.

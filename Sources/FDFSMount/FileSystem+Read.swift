@@ -23,6 +23,13 @@ extension FDFSFileSystem {
             if options.readOnly { throw FSError(.readOnly) }
             if entry.kind == .generated { throw FSError(.accessDenied, "generated names are read-only") }
             let write = try await writeState(for: entry, truncate: truncate)
+            if truncate, !Self.keepsPrivilegeBits(caller) {
+                do throws(FSError) { try clearPrivilegeBits(ino) } catch {
+                    state.withLock { _ in write.handles -= 1 }
+                    releaseIfIdle(write)
+                    throw error
+                }
+            }
             return register(Handle(ino: ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false,
                             directIO: writesBypassPageCache(flags))
         }

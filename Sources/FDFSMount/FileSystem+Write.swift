@@ -51,7 +51,12 @@ extension FDFSFileSystem {
     /// committed for a file that was unlinked while open.
     func writeState(for entry: Entry, truncate: Bool) async throws(FSError) -> WriteState {
         let write = try await acquireWriteState(for: entry, truncate: truncate)
-        if entry.isDetached { state.withLock { _ in write.orphaned = true } }
+        state.withLock { _ in
+            if entry.isDetached { write.orphaned = true }
+            write.privilegeBits = Self.privilegeBits(entry.mode)
+            // O_TRUNC changed the content now (a new spool starts with mtime now).
+            if truncate { write.changed = max(write.changed, write.mtime) }
+        }
         return write
     }
 
@@ -109,6 +114,7 @@ extension FDFSFileSystem {
             write.dirty = true
             write.generation += 1
             write.mtime = POSIX.nowNanoseconds()
+            write.changed = write.mtime
             write.truncatedTo = min(write.truncatedTo, size)
             defer { write.stream = nil }
             return write.stream
@@ -136,7 +142,7 @@ extension FDFSFileSystem {
         guard bytes.count == 0 || POSIX.pwriteAll(write.fd, bytes.baseAddress!, bytes.count, offset) else {
             throw FSError.posix("write spool")
         }
-        let stream = state.withLock { _ -> UploadStream? in
+        let (stream, clearsPrivilege) = state.withLock { _ -> (UploadStream?, Bool) in
             if offset == 0, write.size == 0, write.stream == nil, write.baseFileID == nil, options.streamThreshold > 0 {
                 write.stream = makeStream(for: write)
             }
@@ -144,12 +150,18 @@ extension FDFSFileSystem {
             write.dirty = true
             write.generation += 1
             write.mtime = POSIX.nowNanoseconds()
+            write.changed = write.mtime
             if write.baseFileID != nil {
                 if write.written.count < 4096 { write.written.append(offset..<end) } else { write.written = [0..<Int64.max] }
             }
-            return write.stream
+            return (write.stream, write.privilegeBits != 0 && !Self.keepsPrivilegeBits(caller))
         }
         stream?.wrote(offset: offset, end: end)
+        if clearsPrivilege {
+            do throws(FSError) { try clearPrivilegeBits(write.ino) } catch {
+                logger.error("cannot clear the set-ID bits of inode \(write.ino) after a write by uid \(caller.uid): \(error)")
+            }
+        }
         return bytes.count
     }
 
@@ -243,7 +255,8 @@ extension FDFSFileSystem {
         let (snap, stream) = state.withLock { _ in
             defer { write.stream = nil } // a later change starts over from the spool
             return ((dirty: write.dirty, failed: write.failed, generation: write.generation, size: write.size, orphaned: write.orphaned,
-                     base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime),
+                     base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime,
+                     changed: write.changed),
                     write.stream)
         }
         // The stream is either handed to finishStream (which commits or discards it) or, on
@@ -286,10 +299,11 @@ extension FDFSFileSystem {
         } catch {
             metrics.add(metrics.uploadFailures)
             state.withLock { _ in write.failed = true }
-            if entry.mtime != snap.mtime {
+            if entry.mtime != snap.mtime || entry.ctime < snap.changed {
                 // The name shows the time of the write even while its upload waits for a retry.
                 var changed = entry
                 changed.mtime = snap.mtime
+                changed.ctime = max(entry.ctime, snap.changed)
                 try? store.update(changed)
             }
             logger.error("upload of \(path) failed: \(error); spooled data kept for a retry")
@@ -305,7 +319,7 @@ extension FDFSFileSystem {
         let orphan: String?
         do {
             (_, orphan) = try store.commitUpload(pending: pendingID, ino: write.ino, newID: newID.description, size: snap.size, mtime: snap.mtime,
-                                                 generatedParent: generatedParent, generated: generated, queueDeletion: !options.keepReplaced)
+                                                 ctime: snap.changed, generatedParent: generatedParent, generated: generated, queueDeletion: !options.keepReplaced)
         } catch {
             if error.code == .notFound {
                 // The name went away during the upload: the new file belongs to nobody.
@@ -534,7 +548,7 @@ extension FDFSFileSystem {
     public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) async throws(FSError) -> EntryReply {
         let dir = try entry(parent)
         try await checkCreatable(dir, name)
-        return reply(try store.insert(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+        return reply(try store.create(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
     }
 
     public func symlink(parent: UInt64, name: String, target: String, caller: Caller) async throws(FSError) -> EntryReply {
@@ -543,7 +557,7 @@ extension FDFSFileSystem {
         var row = newEntry(parent: parent, name: name, kind: .symlink, mode: 0o777, caller: caller)
         row.target = target
         row.size = Int64(target.utf8.count)
-        return reply(try store.insert(row))
+        return reply(try store.create(row))
     }
 
     /// The user entry `name` in `parent`, or the right error for what stands there instead.

@@ -37,6 +37,11 @@ final class WriteState: @unchecked Sendable {
     var truncatedTo: Int64 = .max
     /// mtime to report while dirty (ns).
     var mtime: Int64
+    /// When a write or truncation last changed the content (ns; 0: not yet): the file's
+    /// ctime is at least this.
+    var changed: Int64 = 0
+    /// The set-ID bits a write by a user without CAP_FSETID clears (see ``FDFSFileSystem/privilegeBits(_:)``).
+    var privilegeBits: UInt32 = 0
     /// The upload streamed while a new file is written in order (see ``UploadStream``).
     var stream: UploadStream?
     let lock = AsyncLock()
@@ -178,6 +183,7 @@ public final class FDFSFileSystem: Sendable {
         var uid = entry.uid, gid = entry.gid
         var size = entry.size
         var mtime = entry.mtime
+        var ctime = entry.ctime
         switch entry.kind {
         case .root, .group, .storePath, .subdirHigh, .subdirLow:
             mode = UInt32(S_IFDIR) | ((options.readOnly || entry.kind == .root ? 0o555 : 0o755) & ~umask)
@@ -198,12 +204,13 @@ public final class FDFSFileSystem: Sendable {
             state.withLock { _ in
                 size = write.size
                 mtime = write.mtime
+                ctime = max(ctime, write.changed)
             }
         }
         let atime = entry.kind == .file ? max(entry.atime, 0) : entry.atime
         return FileAttributes(
             ino: entry.ino, mode: mode, nlink: entry.kind.isDirectory ? 2 : (entry.isDetached ? 0 : 1), uid: uid, gid: gid, size: size,
-            atime: atime, mtime: mtime, ctime: entry.ctime, blockSize: Int32(min(options.blockSize, 1 << 20)))
+            atime: atime, mtime: mtime, ctime: ctime, blockSize: Int32(min(options.blockSize, 1 << 20)))
     }
 
     func timeout(_ entry: Entry) -> Double {

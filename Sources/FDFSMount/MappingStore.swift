@@ -328,10 +328,10 @@ public final class MappingStore: Sendable {
     }
 
     /// Commits an upload: the entry points at `newID` with `size` (and optionally a new
-    /// mtime), the generated row of the new ID exists under `generatedParent`, the journal
+    /// mtime, and a ctime it does not go below), the generated row of the new ID exists under `generatedParent`, the journal
     /// row is gone, and the replaced ID is queued for deletion when nothing refers to it.
     /// Returns (entry, orphaned old ID). Fails with ENOENT when the entry was removed meanwhile.
-    public func commitUpload(pending id: Int64, ino: UInt64, newID: String, size: Int64, mtime: Int64? = nil, generatedParent: UInt64?, generated: Entry?, queueDeletion: Bool) throws(FSError) -> (Entry, String?) {
+    public func commitUpload(pending id: Int64, ino: UInt64, newID: String, size: Int64, mtime: Int64? = nil, ctime: Int64? = nil, generatedParent: UInt64?, generated: Entry?, queueDeletion: Bool) throws(FSError) -> (Entry, String?) {
         try transaction { (db: SQLiteDatabase) throws(FSError) -> (Entry, String?) in
             try db.run("DELETE FROM pending WHERE id = ?", [.int(id)])
             guard var entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]), entry.kind == .file else {
@@ -342,8 +342,9 @@ public final class MappingStore: Sendable {
             entry.size = size
             entry.state = Entry.committed
             if let mtime { entry.mtime = mtime }
-            try db.run("UPDATE entries SET file_id = ?, size = ?, mtime = ?, state = 0 WHERE ino = ?",
-                       [.text(newID), .int(size), .int(entry.mtime), .int(Int64(ino))])
+            if let ctime { entry.ctime = max(entry.ctime, ctime) }
+            try db.run("UPDATE entries SET file_id = ?, size = ?, mtime = ?, ctime = ?, state = 0 WHERE ino = ?",
+                       [.text(newID), .int(size), .int(entry.mtime), .int(entry.ctime), .int(Int64(ino))])
             try Self.markMetadataDue(db, newID, ino: ino)
             if generatedParent != nil, var generated {
                 generated.fileID = newID

@@ -96,5 +96,78 @@ extension MountE2E {
         #expect(mount.metric("fdfs_mount_uploads_total") == uploads)
         #expect(Shell.ok("ls -A '\(work)'") == "")
     }
+
+    /// Runs `line` as user nobody (no CAP_FSETID).
+    func asNobody(_ line: String) {
+        Shell.ok("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c \"\(line)\"")
+    }
+
+    @Test func writesTruncationsAndChownClearSetIDBits() async throws {
+        _ = try TestCluster.clientConf()
+        // allow_other: user nobody writes; attr_timeout=0: every stat asks the mount.
+        let mount = try TestMount(options: "allow_other,attr_timeout=0")
+        defer { mount.stop() }
+        let work = mount.workdir()
+        let file = work + "/tool"
+        Shell.ok("printf abc > '\(file)'")
+        func mode() -> String { Shell.ok("stat -c %a '\(file)'").trimmingCharacters(in: .whitespacesAndNewlines) }
+        Shell.ok("chmod 6777 '\(file)'")
+        Shell.ok("printf d >> '\(file)'")
+        #expect(mode() == "6777", "root keeps them")
+        asNobody("printf e >> '\(file)'")
+        #expect(mode() == "777", "a write by nobody")
+        Shell.ok("chmod 2766 '\(file)'")
+        asNobody("printf f >> '\(file)'")
+        #expect(mode() == "2766", "set-group-ID without group-execute stays")
+        Shell.ok("chmod 4777 '\(file)'")
+        asNobody("truncate -s 2 '\(file)'")
+        #expect(mode() == "777", "truncate by nobody")
+        Shell.ok("chmod 4777 '\(file)'")
+        asNobody(": > '\(file)'")
+        #expect(mode() == "777", "O_TRUNC by nobody")
+        Shell.ok("chmod 6745 '\(file)' && chown 1:1 '\(file)'")
+        #expect(mode() == "2745", "chown")
+        #expect(Shell.ok("cat '\(file)'") == "")
+        Shell.ok("rm -rf '\(work)'")
+    }
+
+    @Test func namespaceChangesWritesAndTruncationsUpdateTimes() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount(options: "attr_timeout=0")
+        defer { mount.stop() }
+        let work = mount.workdir()
+        let output = python("""
+            import os, sys, time
+            d = sys.argv[1]
+            def times(path):
+                st = os.stat(path)
+                return (st.st_mtime_ns, st.st_ctime_ns)
+            def check(what, paths, change):
+                before = [times(p) for p in paths]
+                time.sleep(0.01)
+                change()
+                after = [times(p) for p in paths]
+                for p, old, new in zip(paths, before, after):
+                    if not (new[0] > old[0] and new[1] > old[1]):
+                        print('%s: %s mtime %d -> %d, ctime %d -> %d' % (what, p, old[0], new[0], old[1], new[1]))
+            a, b = d + '/a', d + '/b'
+            os.mkdir(a)
+            os.mkdir(b)
+            check('create', [a], lambda: os.close(os.open(a + '/f', os.O_CREAT | os.O_WRONLY, 0o644)))
+            check('mkdir', [a], lambda: os.mkdir(a + '/sub'))
+            check('symlink', [a], lambda: os.symlink('f', a + '/l'))
+            check('unlink', [a], lambda: os.unlink(a + '/l'))
+            check('rmdir', [a], lambda: os.rmdir(a + '/sub'))
+            check('rename', [a, b], lambda: os.rename(a + '/f', b + '/f'))
+            fd = os.open(b + '/f', os.O_WRONLY)
+            check('write', [b + '/f'], lambda: os.write(fd, b'data'))
+            os.close(fd)
+            check('O_TRUNC', [b + '/f'], lambda: os.close(os.open(b + '/f', os.O_WRONLY | os.O_TRUNC)))
+            check('truncate', [b + '/f'], lambda: os.truncate(b + '/f', 100))
+            print('done')
+            """, in: mount.root, [work])
+        #expect(output == "done\n")
+        Shell.ok("rm -rf '\(work)'")
+    }
 }
 }
