@@ -120,7 +120,7 @@ extension FDFSFileSystem {
     public func flushIsNoop(_ fh: UInt64) -> Bool {
         state.withLock { s in
             guard let handle = s.handles[fh], handle.writable, let write = handle.spool else { return true }
-            return !(write.dirty || write.failed) || write.orphaned
+            return write.orphaned || (write.writeFailure == nil && !(write.dirty || write.failed))
         }
     }
 
@@ -129,7 +129,7 @@ extension FDFSFileSystem {
         let write = state.withLock { s -> (done: Bool, write: WriteState?) in
             guard let handle = s.handles[fh] else { return (true, nil) }
             if let ref = handle.ref, (s.openIDs[ref.id.description] ?? 0) <= 1, s.deferredDeletes.contains(ref.id.description) { return (false, nil) }
-            if let write = handle.spool, write.handles == 1, write.dirty, !write.orphaned { return (false, nil) }
+            if let write = handle.spool, write.handles == 1, write.dirty || write.writeFailure != nil, !write.orphaned { return (false, nil) }
             if s.detached.contains(handle.ino), !Self.isOpen(handle.ino, in: s, except: fh) { return (false, nil) }
             s.handles[fh] = nil
             if let ref = handle.ref {

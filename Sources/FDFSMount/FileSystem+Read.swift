@@ -124,7 +124,13 @@ extension FDFSFileSystem {
         for id in deletions { await deleteFromCluster(id) }
         if lastOfDetached, let handle { await removeDetached(handle.ino) }
         guard let write = handle?.spool else { return }
-        let needsCommit = state.withLock { _ in write.handles == 0 && write.dirty && !write.orphaned }
+        let (needsCommit, failed) = state.withLock { _ in
+            (write.handles == 0 && write.dirty && !write.orphaned && write.writeFailure == nil, write.writeFailure != nil)
+        }
+        if failed {
+            discardFailedWrite(write)
+            return
+        }
         if needsCommit {
             // Written but never flushed (mmap, or a flush that failed): upload now; on failure
             // the retrier keeps trying.
@@ -135,19 +141,25 @@ extension FDFSFileSystem {
         releaseIfIdle(write)
     }
 
-    /// Drops a write state (closing and removing its spool) once nothing needs it.
-    func releaseIfIdle(_ write: WriteState) {
+    /// Drops a write state (closing and removing its spool) once nothing needs it: no handle
+    /// is open and nothing is left to commit, or its changes are to be discarded. Returns
+    /// whether it was dropped.
+    @discardableResult
+    func releaseIfIdle(_ write: WriteState, discardingChanges: Bool = false) -> Bool {
         let (drop, stream) = state.withLock { s -> (Bool, UploadStream?) in
-            guard write.handles == 0, write.orphaned || (!write.dirty && !write.failed), s.writes[write.ino] === write else { return (false, nil) }
+            guard write.handles == 0, discardingChanges || write.orphaned || (!write.dirty && !write.failed), s.writes[write.ino] === write else {
+                return (false, nil)
+            }
             s.writes[write.ino] = nil
             defer { write.stream = nil }
             return (true, write.stream)
         }
-        guard drop else { return }
+        guard drop else { return false }
         if let stream { discard(stream) }
         close(write.fd)
         Glibc.unlink(write.path)
         spool.release(write.reserved)
+        return true
     }
 
     // MARK: Read

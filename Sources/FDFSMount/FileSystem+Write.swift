@@ -137,10 +137,13 @@ extension FDFSFileSystem {
         }
         do { try spool.reserve(growth) } catch {
             state.withLock { _ in write.reserved -= growth }
+            recordWriteFailure(write, error)
             throw error
         }
         guard bytes.count == 0 || POSIX.pwriteAll(write.fd, bytes.baseAddress!, bytes.count, offset) else {
-            throw FSError.posix("write spool")
+            let error = FSError.posix("write spool")
+            recordWriteFailure(write, error)
+            throw error
         }
         let (stream, clearsPrivilege) = state.withLock { _ -> (UploadStream?, Bool) in
             if offset == 0, write.size == 0, write.stream == nil, write.baseFileID == nil, options.streamThreshold > 0 {
@@ -256,14 +259,17 @@ extension FDFSFileSystem {
             defer { write.stream = nil } // a later change starts over from the spool
             return ((dirty: write.dirty, failed: write.failed, generation: write.generation, size: write.size, orphaned: write.orphaned,
                      base: write.baseFileID, baseSize: write.baseSize, written: write.written, truncatedTo: write.truncatedTo, mtime: write.mtime,
-                     changed: write.changed),
+                     changed: write.changed, writeFailure: write.writeFailure),
                     write.stream)
         }
         // The stream is either handed to finishStream (which commits or discards it) or, on
         // every other way out, discarded here.
         var streamHandedOver = false
         defer { if !streamHandedOver, let stream { discard(stream) } }
-        guard !snap.orphaned, snap.dirty || snap.failed else { return }
+        guard !snap.orphaned else { return }
+        // A failed write left the content short: every flush says so, nothing is committed.
+        if let failure = snap.writeFailure { throw failure }
+        guard snap.dirty || snap.failed else { return }
         guard let entry = try store.entry(write.ino), entry.kind == .file, !entry.isDetached else {
             state.withLock { _ in write.orphaned = true }
             return

@@ -29,6 +29,9 @@ final class WriteState: @unchecked Sendable {
     var orphaned = false
     /// The last upload failed; the retrier will try again once no handle is open.
     var failed = false
+    /// A write into the file failed: its unsaved content is short and is never committed
+    /// (see FileSystem+FailedWrite.swift).
+    var writeFailure: FSError?
     /// In appendable mode: the appender file the spool started from, its size then, the
     /// ranges written since, and the smallest size set by truncation.
     var baseFileID: String?
@@ -160,7 +163,7 @@ public final class FDFSFileSystem: Sendable {
     /// and give back idle read buffers once reads have stopped.
     public func background() async {
         BufferPool.shared.trim()
-        let retry = state.withLock { s in s.writes.values.filter { $0.handles == 0 && ($0.dirty || $0.failed) && !$0.orphaned } }
+        let retry = state.withLock { s in s.writes.values.filter { $0.handles == 0 && ($0.dirty || $0.failed) && !$0.orphaned && $0.writeFailure == nil } }
         for write in retry {
             do throws(FSError) {
                 try await commit(write)

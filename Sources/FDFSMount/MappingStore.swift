@@ -327,6 +327,11 @@ public final class MappingStore: Sendable {
         try with { (db: SQLiteDatabase) throws(FSError) in try db.run("DELETE FROM pending WHERE id = ?", [.int(id)]) }
     }
 
+    /// Forgets every upload journaled for `ino` (its spool is being dropped).
+    public func dropPendingUploads(ino: UInt64) throws(FSError) {
+        try with { (db: SQLiteDatabase) throws(FSError) in try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))]) }
+    }
+
     /// Commits an upload: the entry points at `newID` with `size` (and optionally a new
     /// mtime, and a ctime it does not go below), the generated row of the new ID exists under `generatedParent`, the journal
     /// row is gone, and the replaced ID is queued for deletion when nothing refers to it.

@@ -169,5 +169,44 @@ extension MountE2E {
         #expect(output == "done\n")
         Shell.ok("rm -rf '\(work)'")
     }
+
+    @Test func aWriteRefusedForSpaceFailsCloseAndKeepsTheOldContent() async throws {
+        _ = try TestCluster.clientConf()
+        let mount = try TestMount(options: "spool_size=4M")
+        defer { mount.stop() }
+        let work = mount.workdir()
+        let old = localFile(1_000_000, in: mount.root)
+        Shell.ok("cp '\(old.path)' '\(work)/kept'")
+        let id = try mountedFileID(work + "/kept")
+        let uploads = mount.metric("fdfs_mount_uploads_total")
+        let writer = """
+            import errno, os, sys
+            path, flags = sys.argv[1], os.O_WRONLY | os.O_TRUNC | os.O_CREAT
+            fd = os.open(path, flags, 0o644)
+            chunk, failed = os.urandom(1 << 20), None
+            for i in range(8):
+                try:
+                    os.write(fd, chunk)
+                except OSError as e:
+                    failed = errno.errorcode[e.errno]
+                    break
+            try:
+                os.close(fd)
+                closed = 'ok'
+            except OSError as e:
+                closed = errno.errorcode[e.errno]
+            print(failed, closed)
+            """
+        // An existing file: write and close fail, the name keeps the old content.
+        #expect(python(writer, in: mount.root, [work + "/kept"]) == "ENOSPC ENOSPC\n")
+        #expect(sha256(work + "/kept") == sha256(old.path))
+        #expect(try mountedFileID(work + "/kept") == id)
+        // A new file: nothing is committed, the name goes (at the release that follows close(),
+        // and from the kernel's cache within attr_timeout).
+        #expect(python(writer, in: mount.root, [work + "/new"]) == "ENOSPC ENOSPC\n")
+        #expect(waitUntil(5) { !FileManager.default.fileExists(atPath: work + "/new") })
+        #expect(mount.metric("fdfs_mount_uploads_total") == uploads)
+        Shell.ok("rm -rf '\(work)'")
+    }
 }
 }
