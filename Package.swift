@@ -141,6 +141,7 @@ let package = Package(
             name: "FDFSStorageTests",
             dependencies: [
                 "FDFSTestSupport",
+                "FDFSFuzzTargets",
                 "FDFSStorage",
                 "FDFSClient",
                 "FDFSProtocol",

@@ -22,6 +22,9 @@ public struct StorageConfiguration: Sendable {
     public var fileDistributeRotateCount = 100
     public var connectTimeout = 10
     public var networkTimeout = 30
+    /// Client connections open at once on the storage port (C default 256); more are closed
+    /// as they arrive. Connections of group members replicating count too.
+    public var maxConnections = 256
     public var uploadPriority = 10
     /// Records between two mark-file writes of a sync task.
     public var writeMarkFileFreq = 500
@@ -52,7 +55,7 @@ public struct StorageConfiguration: Sendable {
 
     /// Keys of the C storage.conf and http.conf that we accept without using them.
     static let ignoredKeys: Set<String> = [
-        "disabled", "client_bind", "address_family", "max_connections", "accept_threads", "work_threads",
+        "disabled", "client_bind", "address_family", "accept_threads", "work_threads",
         "disk_rw_separated", "disk_reader_threads", "disk_writer_threads", "sync_min_threads", "sync_max_threads",
         "sync_interval", "sync_start_time", "sync_end_time", "disk_recovery_threads", "fsync_after_written_bytes",
         "sync_log_buff_interval", "sync_binlog_buff_interval", "sync_stat_file_interval", "thread_stack_size",
@@ -113,6 +116,7 @@ public struct StorageConfiguration: Sendable {
         syncWaitMsec = try positive("sync_wait_msec", 100, 1...3_600_000)
         connectTimeout = try positive("connect_timeout", 10, 1...3600)
         networkTimeout = try positive("network_timeout", 30, 1...3600)
+        maxConnections = try positive("max_connections", 256, 1...1_000_000)
         uploadPriority = try config.int("upload_priority", default: 10)
         writeMarkFileFreq = try positive("write_mark_file_freq", 500, 1...1_000_000)
         let buff = try config.size("buff_size", default: 256 * 1024)

@@ -55,7 +55,15 @@ public final class StorageServer: Sendable {
                     return channel.close()
                 }
                 let key = ObjectIdentifier(channel)
-                connections.withLockedValue { $0[key] = channel }
+                let admitted = connections.withLockedValue { open -> Bool in
+                    guard open.count < configuration.maxConnections else { return false }
+                    open[key] = channel
+                    return true
+                }
+                guard admitted else {
+                    context.logger.warning("connection from \(peer) refused: max_connections (\(configuration.maxConnections)) reached")
+                    return channel.close()
+                }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
                 return channel.eventLoop.makeCompletedFuture {
                     let queue = FramePartInbox(highWater: 2 << 20)
