@@ -61,6 +61,7 @@ let package = Package(
             name: "FDFSFuzzTargets",
             dependencies: [
                 "FDFSProtocol",
+                "FDFSStorage",
                 "FDFSTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

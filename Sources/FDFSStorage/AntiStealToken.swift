@@ -14,7 +14,9 @@ public enum AntiStealToken {
     /// Why a token was refused, or nil when it is good.
     public static func check(token: String, timestamp: Int64, remoteFilename: String, secret: String, ttl: Int, now: Int64) -> String? {
         guard token.utf8.count == 32 else { return "token is not 32 characters" }
-        if timestamp != 0 && now - timestamp > Int64(ttl) { return "token expired" }
+        // A hostile `ts` (e.g. Int64.min) must not overflow the age: that trapped the server.
+        let (age, overflow) = now.subtractingReportingOverflow(timestamp)
+        if timestamp != 0 && (overflow || age > Int64(ttl)) { return "token expired" }
         guard make(remoteFilename: remoteFilename, secret: secret, timestamp: timestamp) == token.lowercased() else { return "token mismatch" }
         return nil
     }

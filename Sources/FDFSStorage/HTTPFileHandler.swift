@@ -29,42 +29,6 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// A parsed request target.
-    struct Target {
-        var path: String
-        var query: [String: String]
-        var rawQuery: String?
-    }
-
-    /// Splits a request target into path and query. Nil (answered 400) when a percent-decoded
-    /// query key or value holds a control character (`%00`, `%0d%0a`, …): such text has no
-    /// business in a file name or token and could not go into a response header.
-    static func parseTarget(_ uri: String) -> Target? {
-        var text = Substring(uri)
-        if text.hasPrefix("http://") || text.hasPrefix("https://") {
-            text = text.drop { $0 != ":" }.dropFirst(3)
-            text = text.firstIndex(of: "/").map { text[$0...] } ?? "/"
-        }
-        var rawQuery: String?
-        if let mark = text.firstIndex(of: "?") {
-            rawQuery = String(text[text.index(after: mark)...])
-            text = text[..<mark]
-        }
-        var query: [String: String] = [:]
-        for pair in (rawQuery ?? "").split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = String(parts[0]).removingPercentEncoding ?? String(parts[0])
-            let value = parts.count > 1 ? (String(parts[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(parts[1])) : ""
-            guard !hasControlCharacter(key), !hasControlCharacter(value) else { return nil }
-            if query[key] == nil { query[key] = value }
-        }
-        return Target(path: String(text), query: query, rawQuery: rawQuery)
-    }
-
-    static func hasControlCharacter(_ text: String) -> Bool {
-        text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
-    }
-
     private func serve(_ head: HTTPRequestHead, _ channelContext: ChannelHandlerContext) {
         let keepAlive = head.isKeepAlive
         guard head.method == .GET || head.method == .HEAD else {
@@ -72,7 +36,7 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         let configuration = context.configuration
-        guard let target = Self.parseTarget(head.uri) else {
+        guard let target = HTTPRequestParsing.target(head.uri) else {
             respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
             return
         }
@@ -208,7 +172,7 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
         var status = HTTPResponseStatus.ok
         var start: Int64 = 0, end = size - 1
         if let range = request.headers.first(name: "Range") {
-            switch Self.parseRange(range, size: size) {
+            switch HTTPRequestParsing.range(range, size: size) {
             case let .range(first, last):
                 status = .partialContent
                 (start, end) = (first, last)
@@ -228,33 +192,6 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
         finish(channelContext, request, HTTPResponseHead(version: request.version, status: status, headers: headers), body: nil, region: region, handle: handle, keepAlive: keepAlive)
     }
 
-    enum RangeResult: Equatable {
-        case range(Int64, Int64)
-        case unsatisfiable
-        case ignore
-    }
-
-    /// One `bytes=` range (reference §7.4); several ranges are refused (no multipart replies).
-    static func parseRange(_ header: String, size: Int64) -> RangeResult {
-        let text = header.trimmingCharacters(in: .whitespaces)
-        guard text.lowercased().hasPrefix("bytes=") else { return .ignore }
-        let specs = text.dropFirst(6).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        guard specs.count == 1, let spec = specs.first, let dash = spec.firstIndex(of: "-") else { return .unsatisfiable }
-        let first = spec[..<dash], last = spec[spec.index(after: dash)...]
-        if first.isEmpty {
-            guard let suffix = Int64(last), suffix > 0, size > 0 else { return .unsatisfiable }
-            return .range(max(size - suffix, 0), size - 1)
-        }
-        guard let start = Int64(first), start >= 0 else { return .unsatisfiable }
-        guard start < size else { return .unsatisfiable }
-        var end = size - 1
-        if !last.isEmpty {
-            guard let value = Int64(last) else { return .unsatisfiable }
-            end = min(value, size - 1)
-        }
-        guard start <= end else { return .unsatisfiable }
-        return .range(start, end)
-    }
 
     /// RFC 1123 date, as HTTP headers use.
     static func httpDate(_ seconds: Int64) -> String {

@@ -1,9 +1,10 @@
 import FDFSProtocol
+import FDFSStorage
 import NIOCore
 
 /// Every decoder of untrusted input, as fuzz targets: frame headers and the frame splitter,
 /// every request and response body, file IDs and generated names, metadata, configuration
-/// text.
+/// text, and the HTTP port's request target, Range header and anti-steal token.
 public enum FuzzTargets {
     public static let all: [FuzzTarget] = protocolBodies + storageHeads + text + [frameHeader, frameSplitter]
 
@@ -111,6 +112,29 @@ public enum FuzzTargets {
         },
         .text("allow-hosts", samples: ["127.0.0.1", "10.0.[1-20].1", "192.168.0.0/16", "*"]) { text in
             _ = try? AllowHosts(values: text.split(separator: "\n").map(String.init), resolve: { _ in [] })
+            return nil
+        },
+        .text("http-target", samples: ["/group1/M00/00/2A/wKgz6lnduTeAMdrcAAEoRmXZPp870.jpeg?token=abc&ts=1", "/M00/00/00/a%2e%2e/b?filename=%00", "http://h:1/x?a=%zz&b=+"]) { text in
+            guard let target = HTTPRequestParsing.target(text) else { return nil }
+            if target.query.keys.contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 } }) || target.query.values.contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 } }) {
+                return "http-target: '\(text)' kept a control character in its query"
+            }
+            return nil
+        },
+        .text("http-range", samples: ["bytes=0-99", "bytes=-5", "bytes=10-", "bytes=1-2,3-4", "bytes=99999999999999999999-", "bytes=-9223372036854775808"]) { text in
+            for size: Int64 in [0, 1, 1000, Int64.max] {
+                if case .range(let start, let end) = HTTPRequestParsing.range(text, size: size), !(0 <= start && start <= end && end < size) {
+                    return "http-range: '\(text)' gives \(start)-\(end) outside a \(size)-byte file"
+                }
+            }
+            return nil
+        },
+        .text("anti-steal-token", samples: ["0123456789abcdef0123456789abcdef 1700000000", "x -1", " 9223372036854775807", "0123456789abcdef0123456789abcdef -9223372036854775808"]) { text in
+            let parts = text.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let token = parts[0], timestamp = Int64(parts.count > 1 ? parts[1] : "") ?? 0
+            let name = "M00/00/2A/wKgz6lnduTeAMdrcAAEoRmXZPp870.jpeg", secret = "FastDFS1234567890", now: Int64 = 1_700_000_000
+            guard AntiStealToken.check(token: token, timestamp: timestamp, remoteFilename: name, secret: secret, ttl: 900, now: now) == nil else { return nil }
+            if token.lowercased() != AntiStealToken.make(remoteFilename: name, secret: secret, timestamp: timestamp) { return "anti-steal-token: '\(text)' accepted without being the file's token" }
             return nil
         },
     ]

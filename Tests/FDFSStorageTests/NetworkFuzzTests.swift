@@ -136,6 +136,27 @@ import Glibc
         #expect(again.status == 200 && again.body == content)
     }
 
+    /// Found by the anti-steal-token fuzz target: `ts=-9223372036854775808` overflowed the
+    /// token's age and the storage died on the request.
+    @Test func antiStealTokensWithHostileTimestampsAreRefusedNotFatal() async throws {
+        let storage = StorageNode(httpPort: freePort(), extraConfig: """
+            http.anti_steal.check_token = true
+            http.anti_steal.secret_key = FastDFS1234567890
+            http.anti_steal.token_ttl = 900
+            """, networkTimeout: 2)
+        try await storage.start()
+        defer { storage.destroy() }
+        let client = try await StorageClient.connect(storage)
+        defer { client.close() }
+        let id = try await client.upload(Array("guarded".utf8), ext: "txt")
+        let token = String(repeating: "0", count: 32)
+        for ts in ["-9223372036854775808", "9223372036854775807", "-1", "99999999999999999999", "0x10", ""] {
+            let response = try httpRequest(host: storage.ip, port: storage.httpPort, path: "/\(id.description)?token=\(token)&ts=\(ts)")
+            #expect(response.status == 400, "ts=\(ts): \(response.status)")
+            #expect(storage.process!.isRunning, "the storage died on ts=\(ts)")
+        }
+    }
+
     @Test func floodsOfIdleAndHalfSentConnectionsAreClosedAndMaxConnectionsHolds() async throws {
         let storage = StorageNode(extraConfig: "max_connections = 64", networkTimeout: 2)
         try await storage.start()
