@@ -26,6 +26,7 @@ public struct UploadRequestHead: Hashable, Sendable {
 
     /// Decodes the head from the first 15 bytes and checks it against the frame's length.
     public static func decode(_ head: ByteBuffer, bodyLength: Int64) throws(FDFSProtocolError) -> UploadRequestHead {
+        guard bodyLength >= 0 else { throw FDFSProtocolError(.malformed, "\(Self.self): negative pkg_len \(bodyLength)") }
         var reader = BodyReader(head, context: "UPLOAD")
         let index = Int8(bitPattern: try reader.byte("store_path_index"))
         let size = try reader.int64("file_size")
@@ -70,6 +71,7 @@ public struct UploadSlaveRequestHead: Hashable, Sendable {
 
     /// Decodes the head; `head` must hold at least the fixed part and the master name.
     public static func decode(_ head: inout ByteBuffer, bodyLength: Int64) throws(FDFSProtocolError) -> UploadSlaveRequestHead {
+        guard bodyLength >= 0 else { throw FDFSProtocolError(.malformed, "\(Self.self): negative pkg_len \(bodyLength)") }
         var reader = BodyReader(head, context: "UPLOAD_SLAVE")
         let masterLength = try reader.int64("master_filename_len")
         let size = try reader.int64("file_size")
@@ -244,6 +246,7 @@ public struct AppendRequestHead: Hashable, Sendable {
     }
 
     public static func decode(_ head: inout ByteBuffer, bodyLength: Int64) throws(FDFSProtocolError) -> AppendRequestHead {
+        guard bodyLength >= 0 else { throw FDFSProtocolError(.malformed, "\(Self.self): negative pkg_len \(bodyLength)") }
         var reader = BodyReader(head, context: "APPEND")
         let nameLength = try appenderNameLength(try reader.int64("appender_filename_len"), "APPEND")
         let length = try reader.int64("file_size")
@@ -278,6 +281,7 @@ public struct ModifyRequestHead: Hashable, Sendable {
     }
 
     public static func decode(_ head: inout ByteBuffer, bodyLength: Int64) throws(FDFSProtocolError) -> ModifyRequestHead {
+        guard bodyLength >= 0 else { throw FDFSProtocolError(.malformed, "\(Self.self): negative pkg_len \(bodyLength)") }
         var reader = BodyReader(head, context: "MODIFY")
         let nameLength = try appenderNameLength(try reader.int64("appender_filename_len"), "MODIFY")
         let offset = try reader.int64("file_offset")

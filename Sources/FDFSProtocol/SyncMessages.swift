@@ -75,6 +75,7 @@ public struct SyncFileHead: Hashable, Sendable {
     /// Decodes the head; with `contentFollows` the content must fill the rest of the frame,
     /// without it (status EEXIST) the frame must end after the filename.
     public static func decode(_ head: inout ByteBuffer, bodyLength: Int64, contentFollows: Bool) throws(FDFSProtocolError) -> SyncFileHead {
+        guard bodyLength >= 0 else { throw FDFSProtocolError(.malformed, "\(Self.self): negative pkg_len \(bodyLength)") }
         var reader = BodyReader(head, context: "SYNC_CREATE/UPDATE")
         let nameLength = try syncNameLength(try reader.int64("filename_len"), "filename_len", "SYNC_CREATE/UPDATE")
         let size = try reader.int64("file_size")
@@ -197,6 +198,7 @@ public struct SyncModifyHead: Hashable, Sendable {
     }
 
     public static func decode(_ head: inout ByteBuffer, bodyLength: Int64) throws(FDFSProtocolError) -> SyncModifyHead {
+        guard bodyLength >= 0 else { throw FDFSProtocolError(.malformed, "\(Self.self): negative pkg_len \(bodyLength)") }
         var reader = BodyReader(head, context: "SYNC_APPEND/MODIFY")
         let nameLength = try syncNameLength(try reader.int64("filename_len"), "filename_len", "SYNC_APPEND/MODIFY")
         let offset = try reader.int64("start_offset")

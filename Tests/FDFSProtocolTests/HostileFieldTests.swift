@@ -37,4 +37,16 @@ import Testing
         let encoded = ListStorageRequest(group: "group1", storageID: String(repeating: "é", count: 10)).encoded()
         #expect(encoded.readableBytes <= 31)
     }
+
+    /// Found by libFuzzer (`Scripts/fuzz`, target upload-head): a head checked against a very
+    /// negative pkg_len overflowed `pkg_len - 15` and trapped. The frame decoder never passes
+    /// one, but a pure decoder must refuse it rather than crash.
+    @Test func headsRefuseANegativeFrameLength() {
+        let upload = body([0], [0, 0, 0, 0, 0, 0, 0, 1], padded("txt", 6))
+        #expect(throws: FDFSProtocolError.self) { try UploadRequestHead.decode(upload, bodyLength: Int64.min + 3) }
+        var append = body([0, 0, 0, 0, 0, 0, 0, 4], [0, 0, 0, 0, 0, 0, 0, 1], Array("abcd".utf8))
+        #expect(throws: FDFSProtocolError.self) { try AppendRequestHead.decode(&append, bodyLength: Int64.min) }
+        var modify = body([0, 0, 0, 0, 0, 0, 0, 4], [0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1], Array("abcd".utf8))
+        #expect(throws: FDFSProtocolError.self) { try ModifyRequestHead.decode(&modify, bodyLength: Int64.min + 7) }
+    }
 }
