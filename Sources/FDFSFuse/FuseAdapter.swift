@@ -52,6 +52,7 @@ public final class FuseAdapter: Sendable {
         st.st_ino = UInt(a.ino)
         st.st_mode = a.mode
         st.st_nlink = UInt(a.nlink)
+        st.st_rdev = UInt(a.rdev)
         st.st_uid = a.uid
         st.st_gid = a.gid
         st.st_size = Int(a.size)
@@ -80,7 +81,10 @@ public final class FuseAdapter: Sendable {
 
     func fail(_ req: Request, _ error: FSError, _ op: String) {
         switch error.code {
-        case .notFound, .exists, .notEmpty, .noData, .rangeTooSmall, .notDirectory, .isDirectory, .readOnly, .notPermitted, .accessDenied:
+        // Answers to what the caller asked for (bad names, missing files, refusals) are not
+        // the mount's errors: debug only.
+        case .notFound, .exists, .notEmpty, .noData, .rangeTooSmall, .notDirectory, .isDirectory, .readOnly, .notPermitted, .accessDenied,
+             .nameTooLong, .invalid, .crossDevice, .fileTooLarge:
             if !error.message.isEmpty { logger.debug("\(op): \(error)") }
         default:
             logger.error("\(op) failed: \(error)")
@@ -202,9 +206,15 @@ public final class FuseAdapter: Sendable {
                 fuse_reply_readlink(req, target)
             } catch { adapter.fail(Request(raw: req!), error, "readlink") }
         }
-        ops.mknod = { req, _, _, mode, _ in
-            // Regular files come through CREATE; devices, FIFOs and sockets are not stored.
-            fuse_reply_err(req, mode & S_IFMT == S_IFREG ? ENOSYS : EPERM)
+        ops.mknod = { req, parent, name, mode, rdev in
+            let r = Request(raw: req!)
+            let adapter = FuseAdapter.from(req)
+            let caller = FuseAdapter.caller(req)
+            let bytes = FuseAdapter.name(name)
+            adapter.async(r, "mknod") { () throws(FSError) in
+                let name = try FuseAdapter.newName(bytes)
+                FuseAdapter.replyEntry(r, try await adapter.fs.mknod(parent: parent, name: name, mode: mode, rdev: UInt64(rdev), caller: caller))
+            }
         }
         ops.mkdir = { req, parent, name, mode in
             let r = Request(raw: req!)
@@ -265,7 +275,15 @@ public final class FuseAdapter: Sendable {
                 fuse_reply_err(r.raw, 0)
             }
         }
-        ops.link = { req, _, _, _ in fuse_reply_err(req, EPERM) }
+        ops.link = { req, ino, newParent, newName in
+            let r = Request(raw: req!)
+            let adapter = FuseAdapter.from(req)
+            let bytes = FuseAdapter.name(newName)
+            adapter.async(r, "link") { () throws(FSError) in
+                let name = try FuseAdapter.newName(bytes)
+                FuseAdapter.replyEntry(r, try await adapter.fs.link(ino, newParent: newParent, newName: name))
+            }
+        }
         ops.open = { req, ino, fi in
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)

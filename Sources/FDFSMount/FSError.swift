@@ -13,13 +13,14 @@ public struct FSError: Error, Sendable, CustomStringConvertible {
         case notDirectory        // ENOTDIR
         case isDirectory         // EISDIR
         case notEmpty            // ENOTEMPTY
-        case notPermitted        // EPERM: generated names, synthetic directories, hard links
+        case notPermitted        // EPERM: generated names, synthetic directories, links to directories
         case accessDenied        // EACCES
         case readOnly            // EROFS: mounted ro
         case noSpace             // ENOSPC: spool full, cluster full
+        case fileTooLarge        // EFBIG: a size the spool can never hold
         case nameTooLong         // ENAMETOOLONG
         case invalid             // EINVAL
-        case crossDevice         // EXDEV: rename between groups
+        case crossDevice         // EXDEV: rename or link between groups
         case noData              // ENODATA: no such xattr
         case rangeTooSmall       // ERANGE: xattr buffer
         case notSupported        // ENOTSUP
@@ -50,6 +51,7 @@ public struct FSError: Error, Sendable, CustomStringConvertible {
         case .accessDenied: EACCES
         case .readOnly: EROFS
         case .noSpace: ENOSPC
+        case .fileTooLarge: EFBIG
         case .nameTooLong: ENAMETOOLONG
         case .invalid: EINVAL
         case .crossDevice: EXDEV

@@ -566,13 +566,14 @@ extension FDFSFileSystem {
         return reply(try store.create(row))
     }
 
-    /// The user entry `name` in `parent`, or the right error for what stands there instead.
-    func userChild(_ parent: UInt64, _ name: String) async throws(FSError) -> Entry {
+    /// The user entry `name` in `parent` as its name row (a hard link is a row of its own)
+    /// and as the inode it names, or the right error for what stands there instead.
+    func userName(_ parent: UInt64, _ name: String) async throws(FSError) -> (name: Entry, inode: Entry) {
         let dir = try entry(parent)
         guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
-        if let row = try store.child(parent, name) {
-            guard row.kind.isUser else { throw FSError(.notPermitted, "\(name) is not a user entry") }
-            return row
+        if let row = try store.nameRow(parent, name) {
+            guard let inode = try store.child(parent, name), inode.kind.isUser else { throw FSError(.notPermitted, "\(name) is not a user entry") }
+            return (row, inode)
         }
         if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.notPermitted) }
         throw FSError(.notFound)
@@ -580,8 +581,10 @@ extension FDFSFileSystem {
 
     public func unlink(parent: UInt64, name: String) async throws(FSError) {
         try checkWritable()
-        let row = try await userChild(parent, name)
+        let (nameRow, row) = try await userName(parent, name)
         if row.kind == .directory { throw FSError(.isDirectory) }
+        // One of several names: the inode, its content and its descriptors are untouched.
+        if try store.dropName(nameRow) { return }
         if row.kind == .file, isOpen(row.ino) {
             try await detachOpenFile(row.ino, .unlinked)
             return
@@ -603,7 +606,7 @@ extension FDFSFileSystem {
 
     public func rmdir(parent: UInt64, name: String) async throws(FSError) {
         try checkWritable()
-        let row = try await userChild(parent, name)
+        let row = try await userName(parent, name).inode
         guard row.kind == .directory else { throw FSError(.notDirectory) }
         if try store.hasChildren(row.ino) { throw FSError(.notEmpty) }
         _ = try store.remove(row.ino, queueDeletion: false)
@@ -618,7 +621,7 @@ extension FDFSFileSystem {
         try checkWritable()
         guard newName.utf8.count <= 255 else { throw FSError(.nameTooLong) }
         if flags & Self.renameExchange != 0 { throw FSError(.invalid, "RENAME_EXCHANGE is not supported") }
-        let source = try await userChild(parent, name)
+        let (sourceName, source) = try await userName(parent, name)
         let target = try entry(newParent)
         guard target.kind.isDirectory else { throw FSError(.notDirectory) }
         if target.kind == .root { throw FSError(.notPermitted) }
@@ -627,6 +630,7 @@ extension FDFSFileSystem {
         if source.kind == .directory, newParent == source.ino || targetChain.contains(where: { $0.ino == source.ino }) {
             throw FSError(.invalid, "cannot move a directory into itself")
         }
+        let existingName = try store.nameRow(newParent, newName)
         let existing = try store.child(newParent, newName)
         if existing == nil, target.kind.isSynthetic, await syntheticChild(target, newName) != nil { throw FSError(.notPermitted) }
         if existing == nil, target.kind == .subdirLow, let path = target.fileID, let slash = path.firstIndex(of: "/"),
@@ -644,17 +648,15 @@ extension FDFSFileSystem {
                 throw FSError(.notDirectory)
             }
         }
-        let keepOpen = existing.map { $0.kind == .file && isOpen($0.ino) } ?? false
-        let orphan = try store.rename(source.ino, to: newParent, newName, replacing: existing?.ino, queueDeletion: !options.keepReplaced,
+        // A replaced name that is not its inode's last takes nothing else with it.
+        var lastName = false
+        if let existingName, existingName.kind != .hardLink { lastName = try store.linkCount(existingName.ino) == 0 }
+        let keepOpen = lastName && existing.map { $0.kind == .file && isOpen($0.ino) } ?? false
+        let orphan = try store.rename(sourceName.ino, to: newParent, newName, replacing: existingName?.ino, queueDeletion: !options.keepReplaced,
                                       detachReplaced: keepOpen)
-        if let existing { orphanWrite(existing.ino) }
+        if lastName, let existing { orphanWrite(existing.ino) }
         if keepOpen, let existing { await removeWhenClosed(existing.ino) }
         if let orphan { await deleteFromCluster(orphan) }
-    }
-
-    public func link(_ ino: UInt64, newParent: UInt64, newName: String) throws(FSError) -> EntryReply {
-        try checkWritable()
-        throw FSError(.notPermitted, "hard links are not supported")
     }
 
     /// SETATTR: mode, owner and times change the mapping only; a size change goes through
@@ -669,6 +671,8 @@ extension FDFSFileSystem {
         if let size = changes.size {
             guard entry.kind == .file else { throw FSError(entry.kind == .directory ? .isDirectory : .invalid) }
             guard size >= 0 else { throw FSError(.invalid) }
+            // A size the spool can never hold is EFBIG; one that does not fit now is ENOSPC.
+            guard size <= options.spoolSize else { throw FSError(.fileTooLarge, "\(size) bytes is more than spool_size") }
             let write = try await writeState(for: entry, truncate: size == 0)
             do throws(FSError) {
                 try resize(write, to: size)

@@ -202,6 +202,8 @@ public final class FDFSFileSystem: Sendable {
             mode = UInt32(S_IFDIR) | (entry.mode & 0o7777)
         case .symlink:
             mode = UInt32(S_IFLNK) | 0o777
+        case .fifo, .socket, .characterDevice, .blockDevice, .hardLink:
+            mode = entry.kind.typeBits | (entry.mode & 0o7777)
         }
         if entry.kind == .file, let write = state.withLock({ $0.writes[entry.ino] }) {
             state.withLock { _ in
@@ -212,8 +214,8 @@ public final class FDFSFileSystem: Sendable {
         }
         let atime = entry.kind == .file ? max(entry.atime, 0) : entry.atime
         return FileAttributes(
-            ino: entry.ino, mode: mode, nlink: entry.kind.isDirectory ? 2 : (entry.isDetached ? 0 : 1), uid: uid, gid: gid, size: size,
-            atime: atime, mtime: mtime, ctime: ctime, blockSize: Int32(min(options.blockSize, 1 << 20)))
+            ino: entry.ino, mode: mode, nlink: linkCount(entry), uid: uid, gid: gid, size: size,
+            atime: atime, mtime: mtime, ctime: ctime, blockSize: Int32(min(options.blockSize, 1 << 20)), rdev: entry.rdev)
     }
 
     func timeout(_ entry: Entry) -> Double {
@@ -453,8 +455,7 @@ public final class FDFSFileSystem: Sendable {
 
     /// A mapping-store row as a directory listing entry.
     func listed(_ child: Entry) -> DirectoryEntry {
-        let type: UInt32 = child.kind.isDirectory ? UInt32(S_IFDIR) : (child.kind == .symlink ? UInt32(S_IFLNK) : UInt32(S_IFREG))
-        return DirectoryEntry(name: child.name, ino: child.ino, type: type)
+        DirectoryEntry(name: child.name, ino: child.ino, type: child.kind.typeBits)
     }
 
     /// Keeps a listing for READDIR under a new directory handle.

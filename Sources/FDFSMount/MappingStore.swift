@@ -14,12 +14,23 @@ public enum EntryKind: Int64, Sendable {
     case storePath = 6
     case subdirHigh = 7
     case subdirLow = 8
+    /// Special files: inodes of the mapping store with a mode (and a device number) and no
+    /// cluster file; the kernel does their I/O.
+    case fifo = 9
+    case socket = 10
+    case characterDevice = 11
+    case blockDevice = 12
+    /// A further name of an inode (a hard link): the row is a name only, `linkIno` is the
+    /// inode it names. Never returned as an inode.
+    case hardLink = 13
 
     /// Directories the mount synthesises from the cluster's layout.
     public var isSynthetic: Bool { self == .root || self == .group || self == .storePath || self == .subdirHigh || self == .subdirLow }
     public var isDirectory: Bool { isSynthetic || self == .directory }
+    /// FIFOs, sockets and device nodes.
+    public var isSpecial: Bool { (EntryKind.fifo.rawValue...EntryKind.blockDevice.rawValue).contains(rawValue) }
     /// Entries users own (and may rename, remove, change).
-    public var isUser: Bool { self == .file || self == .directory || self == .symlink }
+    public var isUser: Bool { self == .file || self == .directory || self == .symlink || isSpecial }
 }
 
 /// One row of the namespace.
@@ -44,6 +55,10 @@ public struct Entry: Sendable, Hashable {
     public var target: String?
     /// 0 = committed, 1 = provisional (created, not yet uploaded).
     public var state: Int64
+    /// The device number of a character or block device.
+    public var rdev: UInt64 = 0
+    /// For a ``EntryKind/hardLink`` row: the inode it names.
+    public var linkIno: UInt64 = 0
 
     public static let committed: Int64 = 0
     public static let provisional: Int64 = 1
@@ -69,7 +84,7 @@ public final class MappingStore: Sendable {
     private let db: Mutex<SQLiteDatabase>
     public let path: String
 
-    static let columns = "ino, parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state"
+    static let columns = "ino, parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino"
 
     public init(path: String, readOnly: Bool = false) throws(FSError) {
         self.path = path
@@ -94,6 +109,7 @@ public final class MappingStore: Sendable {
                 CREATE TABLE IF NOT EXISTS groups(name TEXT PRIMARY KEY, store_paths INTEGER NOT NULL, subdirs INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT);
                 """)
+            try Self.addColumnsForLinksAndSpecialFiles(database)
             let now = POSIX.nowNanoseconds()
             try database.run(
                 "INSERT OR IGNORE INTO entries(ino, parent, name, kind, mode, uid, gid, atime, mtime, ctime) VALUES(1, 0, '', 0, 493, 0, 0, ?, ?, ?)",
@@ -120,7 +136,8 @@ public final class MappingStore: Sendable {
             kind: EntryKind(rawValue: row.int(3)) ?? .file, mode: UInt32(truncatingIfNeeded: row.int(4)),
             uid: UInt32(truncatingIfNeeded: row.int(5)), gid: UInt32(truncatingIfNeeded: row.int(6)),
             atime: row.int(7), mtime: row.int(8), ctime: row.int(9), size: row.int(10),
-            fileID: row.isNull(11) ? nil : row.text(11), target: row.isNull(12) ? nil : row.text(12), state: row.int(13))
+            fileID: row.isNull(11) ? nil : row.text(11), target: row.isNull(12) ? nil : row.text(12), state: row.int(13),
+            rdev: UInt64(bitPattern: row.int(14)), linkIno: UInt64(row.int(15)))
     }
 
     static func fetchEntry(_ db: SQLiteDatabase, _ sql: String, _ values: [SQLValue]) throws(FSError) -> Entry? {
@@ -143,21 +160,39 @@ public final class MappingStore: Sendable {
         }
     }
 
+    /// The inode named `name` in `parent` (a hard link resolved to its inode, carrying the
+    /// link's parent and name).
     public func child(_ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
         try with { (db: SQLiteDatabase) throws(FSError) -> Entry? in
-            try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE parent = ? AND name = ?", [.int(Int64(parent)), .text(name)])
+            guard let row = try Self.nameRow(db, parent, name) else { return nil }
+            return try Self.resolved(db, row)
         }
     }
 
+    /// The row of the name `name` in `parent` as stored (a ``EntryKind/hardLink`` row is not
+    /// resolved).
+    public func nameRow(_ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
+        try with { (db: SQLiteDatabase) throws(FSError) -> Entry? in try Self.nameRow(db, parent, name) }
+    }
+
+    static func nameRow(_ db: SQLiteDatabase, _ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
+        try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", [.int(Int64(parent)), .text(name)])
+    }
+
+    /// The inodes named in `parent`, hard links resolved (each with its own name).
     public func children(_ parent: UInt64) throws(FSError) -> [Entry] {
         try with { (db: SQLiteDatabase) throws(FSError) -> [Entry] in
-            try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = ? ORDER BY name", [.int(Int64(parent))])
+            var list: [Entry] = []
+            for row in try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = ? ORDER BY name", [.int(Int64(parent))]) {
+                if let inode = try Self.resolved(db, row) { list.append(inode) }
+            }
+            return list
         }
     }
 
     public func hasChildren(_ parent: UInt64) throws(FSError) -> Bool {
         try with { (db: SQLiteDatabase) throws(FSError) -> Bool in
-            try db.firstInt("SELECT 1 FROM entries WHERE parent = ? AND kind IN (2, 3, 4) LIMIT 1", [.int(Int64(parent))]) != nil
+            try db.firstInt("SELECT 1 FROM entries WHERE parent = ? AND kind IN (2, 3, 4, 9, 10, 11, 12, 13) LIMIT 1", [.int(Int64(parent))]) != nil
         }
     }
 
@@ -207,9 +242,10 @@ public final class MappingStore: Sendable {
             throw FSError(.exists, entry.name)
         }
         try db.run(
-            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [.int(Int64(entry.parent)), .text(entry.name), .int(entry.kind.rawValue), .int(entry.mode), .int(entry.uid), .int(entry.gid),
-             .int(entry.atime), .int(entry.mtime), .int(entry.ctime), .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state)])
+             .int(entry.atime), .int(entry.mtime), .int(entry.ctime), .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state),
+             .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno))])
         var copy = entry
         copy.ino = UInt64(db.lastInsertRowID)
         return copy
@@ -241,6 +277,7 @@ public final class MappingStore: Sendable {
         try transaction { (db: SQLiteDatabase) throws(FSError) -> String? in
             guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return nil }
             try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(ino))])
+            try db.run("DELETE FROM entries WHERE kind = ? AND link_ino = ?", [.int(EntryKind.hardLink.rawValue), .int(Int64(ino))])
             try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
             try Self.touch(db, entry.parent, at: POSIX.nowNanoseconds())
             return try Self.orphan(db, entry.kind == .file ? entry.fileID : nil, queueDeletion: queueDeletion)
@@ -263,12 +300,17 @@ public final class MappingStore: Sendable {
     /// transaction; both directories' mtime and ctime change. Returns a file ID no longer
     /// referenced (queued for deletion when asked). With `detachReplaced` the replaced file
     /// keeps its row, detached, for descriptors still open on it (see ``detach(_:_:)``).
+    /// `ino` and `replaced` are name rows (``nameRow(_:_:)``): a hard link moves as a name,
+    /// and a replaced name that is not its inode's last goes alone (``dropName(_:)``).
     public func rename(_ ino: UInt64, to newParent: UInt64, _ newName: String, replacing replaced: UInt64?, queueDeletion: Bool,
                        detachReplaced: Bool = false) throws(FSError) -> String? {
         try transaction { (db: SQLiteDatabase) throws(FSError) -> String? in
             var orphaned: String?
+            let now = POSIX.nowNanoseconds()
             if let replaced, let old = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(replaced))]) {
-                if detachReplaced {
+                if try Self.dropName(db, old, at: now) {
+                    // The replaced inode keeps its other names.
+                } else if detachReplaced {
                     try Self.detach(db, old, .replaced)
                 } else {
                     try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(replaced))])
@@ -276,9 +318,9 @@ public final class MappingStore: Sendable {
                     if old.kind == .file { orphaned = try Self.orphan(db, old.fileID, queueDeletion: queueDeletion) }
                 }
             }
-            let now = POSIX.nowNanoseconds()
             if let moved = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) {
                 try Self.touch(db, moved.parent, at: now)
+                if moved.kind == .hardLink { try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(moved.linkIno))]) }
             }
             try Self.touch(db, newParent, at: now)
             try db.run("UPDATE entries SET parent = ?, name = ?, ctime = ? WHERE ino = ?",

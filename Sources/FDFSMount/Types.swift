@@ -15,6 +15,8 @@ public struct FileAttributes: Sendable, Hashable {
     public var mtime: Int64
     public var ctime: Int64
     public var blockSize: Int32
+    /// The device number of a device node (0 otherwise).
+    public var rdev: UInt64 = 0
 
     public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }
     public var isRegular: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFREG) }
@@ -38,7 +40,7 @@ public struct OpenReply: Sendable {
 public struct DirectoryEntry: Sendable, Hashable {
     public var name: String
     public var ino: UInt64
-    /// Type bits (S_IFDIR, S_IFREG, S_IFLNK).
+    /// Type bits (S_IFDIR, S_IFREG, S_IFLNK, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK).
     public var type: UInt32
 }
 
