@@ -532,14 +532,15 @@ public final class MappingStore: Sendable {
         }
     }
 
-    /// Every user file with its path and ID (for `fdfs-mount export`).
+    /// Every user file with its path and ID, one line per name (for `fdfs-mount export`).
     public func exportAll() throws(FSError) -> [(path: String, fileID: String)] {
         try with { (db: SQLiteDatabase) throws(FSError) -> [(path: String, fileID: String)] in
-            let files = try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE kind = 2 AND file_id IS NOT NULL AND parent != 0", [])
+            let names = try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE kind IN (2, 13) AND parent != 0", [])
             var result: [(path: String, fileID: String)] = []
-            for file in files {
-                let path = try Self.ancestry(db, file.ino).map(\.name).joined(separator: "/")
-                result.append((path, file.fileID ?? ""))
+            for name in names {
+                guard let file = try Self.resolved(db, name), file.kind == .file, let fileID = file.fileID, !file.isDetached else { continue }
+                let path = try Self.ancestry(db, name.ino).map(\.name).joined(separator: "/")
+                result.append((path, fileID))
             }
             return result.sorted { $0.path < $1.path }
         }

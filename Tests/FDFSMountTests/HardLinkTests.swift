@@ -32,6 +32,7 @@ import Glibc
         #expect(linked.ino == ino && linked.nlink == 2 && linked.ctime > before)
         #expect(try await resolve(fs, "group1/sub/b").attributes.ino == ino)
         #expect(try await resolve(fs, "group1/a").attributes.nlink == 2)
+        #expect(try fs.store.exportAll().map(\.path) == ["group1/a", "group1/sub/b"])
         // A rewrite through one name is read through the other, and the old file goes.
         try await rewrite(fs, try await resolve(fs, "group1/sub/b").attributes.ino, [9, 8, 7, 6])
         #expect(try await readAll(fs, try await resolve(fs, "group1/a").attributes.ino) == [9, 8, 7, 6])
