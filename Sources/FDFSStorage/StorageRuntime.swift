@@ -41,6 +41,8 @@ public final class StorageContext: Sendable {
         /// Newest source timestamp received from each source storage (for SYNC_REPORT).
         var syncedFrom: [String: Int64] = [:]
         var syncedChanged = false
+        var memberLists = GroupMemberLists()
+        /// The union of the trackers' member lists (see ``GroupMemberLists``).
         var members: [GroupMember] = []
         var myStatus: UInt8?
         var initFlag = InitFlag()
@@ -201,10 +203,17 @@ public final class StorageContext: Sendable {
         }
     }
 
+    /// The members of our group that any tracker lists, sorted by id (see ``GroupMemberLists``
+    /// for the status when trackers disagree).
     public var members: [GroupMember] { state.withLockedValue { $0.members } }
-    func setMembers(_ members: [GroupMember]) { state.withLockedValue { $0.members = members } }
 
-    /// True when a storage at `ip` is in the tracker's latest member list of our group
+    /// Records the member list `tracker` sent. One list per tracker, used as their union, so a
+    /// member does not flicker in and out with whichever tracker answered last.
+    func setMembers(_ members: [GroupMember], from tracker: String) {
+        state.withLockedValue { $0.members = $0.memberLists.update(members, from: tracker) }
+    }
+
+    /// True when a storage at `ip` is in some tracker's latest member list of our group
     /// (members deleted or whose IP changed do not count).
     func isGroupMember(ip: String) -> Bool {
         state.withLockedValue { state in

@@ -130,7 +130,7 @@ final class TrackerReporter: Sendable {
         let response = try TrackerBeatResponse.decode(body)
         guard let briefs = response.members else { return }
         let members = briefs.map { GroupMember(id: $0.id, ip: $0.ip, port: Int($0.port), status: $0.status) }
-        context.setMembers(members)
+        context.setMembers(members, from: tracker.description)
         if let me = members.first(where: { $0.ip == context.myIP && $0.port == configuration.port }) {
             context.setMyStatus(me.status)
         }

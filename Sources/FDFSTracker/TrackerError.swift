@@ -24,6 +24,9 @@ public struct TrackerError: Error, Hashable, Sendable, CustomStringConvertible {
         case notSupported
         /// The reply would exceed the network buffer (ENOSPC, as the C tracker answers).
         case tooLarge
+        /// The answer is not known here yet; the caller should ask again or ask another
+        /// tracker (EAGAIN).
+        case notYet
     }
 
     public var code: Code
@@ -45,6 +48,7 @@ public struct TrackerError: Error, Hashable, Sendable, CustomStringConvertible {
         case .notJoined: .EACCES
         case .badStatus: FDFSStatus(rawValue: 14)  // EFAULT
         case .notSupported: .EOPNOTSUPP
+        case .notYet: .EAGAIN
         }
     }
 

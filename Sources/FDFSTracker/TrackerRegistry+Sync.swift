@@ -62,7 +62,15 @@ extension TrackerRegistry {
 
     /// SYNC_SRC_REQ (86): which storage is the sync source of `destinationID`? Every member asks
     /// this when it starts a sync thread towards a peer without a mark file; the one that finds
-    /// itself named replays its whole binlog. nil (empty reply) when there is no usable source.
+    /// itself named replays its whole binlog. nil (empty reply) when there is no usable source;
+    /// a source that is gone (unknown, DELETED, IP_CHANGED) is forgotten.
+    ///
+    /// A destination in WAIT_SYNC has a source somewhere: with several trackers, the one that
+    /// answered its SYNC_DEST_REQ knows it, and this one may not know it yet (the destination's
+    /// SYNC_NOTIFY failed here while the source was unknown to this tracker), or the source has
+    /// not come back to OFFLINE/ONLINE/ACTIVE here yet. An empty reply would make every member
+    /// conclude it is not the source and wait for good, so this answers EAGAIN instead: the
+    /// asker retries, or asks another tracker.
     public mutating func syncSourceRequest(_ request: StorageSyncSourceRequest) throws(TrackerError) -> StorageSyncSource? {
         guard var group = groups[request.group] else { throw TrackerError(.notFound, "SYNC_SRC_REQ: no group \(request.group)") }
         guard let destination = group.storages[request.destinationID] else {
@@ -71,13 +79,19 @@ extension TrackerRegistry {
         guard ![.initial, .deleted, .ipChanged].contains(destination.status) else {
             throw TrackerError(.notFound, "SYNC_SRC_REQ: storage \(destination.id) is \(destination.status.name)")
         }
-        guard let sourceID = destination.syncSourceID else { return nil }
-        if let source = group.storages[sourceID], [.offline, .online, .active, .recovery].contains(source.status) {
-            return StorageSyncSource(sourceID: sourceID, untilTimestamp: destination.syncUntilTimestamp)
+        let source = destination.syncSourceID.flatMap { group.storages[$0] }
+        if let source, [.offline, .online, .active, .recovery].contains(source.status) {
+            return StorageSyncSource(sourceID: source.id, untilTimestamp: destination.syncUntilTimestamp)
         }
-        group.storages[destination.id]!.syncSourceID = nil
-        groups[request.group] = group
-        needsSave = true
+        if destination.syncSourceID != nil, source == nil || source?.status == .deleted || source?.status == .ipChanged {
+            group.storages[destination.id]!.syncSourceID = nil
+            groups[request.group] = group
+            needsSave = true
+        }
+        if destination.status == .waitSync {
+            let known = source.map { "its source \($0.id) is \($0.status.name) here" } ?? "this tracker does not know its source yet"
+            throw TrackerError(.notYet, "SYNC_SRC_REQ: storage \(destination.id) waits for a sync source; \(known)")
+        }
         return nil
     }
 

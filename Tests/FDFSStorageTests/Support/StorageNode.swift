@@ -14,10 +14,11 @@ final class StorageNode: @unchecked Sendable {
     let trackers: [String]
     let extraConfig: String
     let networkTimeout: Int
+    let heartBeatInterval: Int
     var process: ServerProcess?
     private var starts = 0
 
-    init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "", networkTimeout: Int = 10) {
+    init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "", networkTimeout: Int = 10, heartBeatInterval: Int = 1) {
         self.dir = TemporaryDirectory("fdfs-storaged")
         self.ip = ip
         self.port = port ?? freePort(host: ip)
@@ -26,6 +27,7 @@ final class StorageNode: @unchecked Sendable {
         self.trackers = trackers
         self.extraConfig = extraConfig
         self.networkTimeout = networkTimeout
+        self.heartBeatInterval = heartBeatInterval
     }
 
     var basePath: String { dir.path + "/base" }
@@ -46,7 +48,7 @@ final class StorageNode: @unchecked Sendable {
         store_path_count = 1
         store_path0 = \(storePath)
         subdir_count_per_path = 4
-        heart_beat_interval = 1
+        heart_beat_interval = \(heartBeatInterval)
         stat_report_interval = 1
         sync_wait_msec = 20
         network_timeout = \(networkTimeout)

@@ -8,9 +8,13 @@ final class TrackerNode: @unchecked Sendable {
     let dir = TemporaryDirectory("fdfs-trackerd")
     let port = freePort()
     let reserved: String
+    let extraConfig: String
     var process: ServerProcess?
 
-    init(reserved: String = "10M") { self.reserved = reserved }
+    init(reserved: String = "10M", extraConfig: String = "") {
+        self.reserved = reserved
+        self.extraConfig = extraConfig
+    }
 
     var address: String { "127.0.0.1:\(port)" }
 
@@ -25,7 +29,7 @@ final class TrackerNode: @unchecked Sendable {
         reserved_storage_space = \(reserved)
         store_lookup = 0
         storage_sync_file_max_time = 2
-
+        \(extraConfig)
         """.write(toFile: conf, atomically: true, encoding: .utf8)
         let process = try ServerProcess(executable: "fdfs-trackerd", arguments: [conf], name: "tracker", logPath: dir.path + "/trackerd.log")
         self.process = process
@@ -39,6 +43,9 @@ final class TrackerNode: @unchecked Sendable {
     func client() -> FDFSClient {
         FDFSClient(configuration: ClientConfiguration(trackers: [ServerAddress(host: "127.0.0.1", port: port)], connectTimeout: .seconds(3), networkTimeout: .seconds(20)))
     }
+
+    /// Stops the process; its state stays for the next ``start()``.
+    func stop() { process?.stop() }
 
     func destroy() {
         process?.stop()
