@@ -11,6 +11,9 @@ public struct SyncMark: Hashable, Sendable {
     public var untilTimestamp: Int64 = 0
     public var scanRowCount: Int64 = 0
     public var syncRowCount: Int64 = 0
+    /// Files some of whose changes were not sent because the file was gone here by then
+    /// (renamed or deleted since). Written as `skipped_files=` only when there are any.
+    public var skippedFiles: Set<String> = []
 
     public init() {}
 
@@ -26,7 +29,7 @@ public struct SyncMark: Hashable, Sendable {
         until_timestamp=\(untilTimestamp)
         scan_row_count=\(scanRowCount)
         sync_row_count=\(syncRowCount)
-
+        \(skippedFiles.isEmpty ? "" : "skipped_files=\(skippedFiles.sorted().joined(separator: ","))\n")
         """
     }
 
@@ -47,6 +50,7 @@ public struct SyncMark: Hashable, Sendable {
         untilTimestamp = values["until_timestamp"].flatMap { Int64($0) } ?? 0
         scanRowCount = values["scan_row_count"].flatMap { Int64($0) } ?? 0
         syncRowCount = values["sync_row_count"].flatMap { Int64($0) } ?? 0
+        skippedFiles = Set((values["skipped_files"] ?? "").split(separator: ",").map(String.init))
     }
 
     private static func bool(_ text: String?) -> Bool {

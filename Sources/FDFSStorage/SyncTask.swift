@@ -111,7 +111,7 @@ final class SyncTask: Sendable {
             for entry in batch {
                 mark.scanRowCount += 1
                 if let record = entry.record, needsSync(record, mark) {
-                    try await send(record, over: connection)
+                    try await send(record, over: connection, skipped: &mark.skippedFiles)
                     mark.syncRowCount += 1
                 } else if entry.record == nil {
                     context.logger.warning("skipping a malformed binlog line before binlog \(entry.nextIndex) offset \(entry.nextOffset)")
@@ -185,8 +185,10 @@ final class SyncTask: Sendable {
         return try? context.store.localPath(id)
     }
 
-    /// Sends one record; a status that means "already so" counts as success.
-    private func send(_ record: BinlogRecord, over connection: FDFSConnection) async throws {
+    /// Sends one record; a status that means "already so" counts as success. `skipped` names
+    /// the files with changes that could not be sent because the file was gone here by then:
+    /// their copy on the peer is behind, so a later rename must not just rename it.
+    private func send(_ record: BinlogRecord, over connection: FDFSConnection, skipped: inout Set<String>) async throws {
         guard let path = localPath(record.filename) else {
             context.logger.warning("binlog record with an invalid name skipped: \(record)")
             return
@@ -195,19 +197,28 @@ final class SyncTask: Sendable {
         let group = configuration.group
         switch (record.operation, record.isSource) {
         case (.create, _), (.update, _):
-            try await sendFile(record.filename, path: path, command: record.operation == .create ? .syncCreateFile : .syncUpdateFile, timestamp: timestamp, over: connection)
+            if try await !sendFile(record.filename, path: path, command: record.operation == .create ? .syncCreateFile : .syncUpdateFile, timestamp: timestamp, over: connection) {
+                skipped.insert(record.filename)
+            }
         case (.delete, _):
+            skipped.remove(record.filename)
             if (try? statFile(path, follow: false)) ?? nil != nil { return }
             try await expect(ok: [.ENOENT]) { try await connection.call(.syncDeleteFile, body: SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: record.filename).encoded(), maxResponse: 0) }
         case (.append, _), (.modify, _):
             let (offset, length) = record.numbers
-            // A file gone since is handled by the record that removed or renamed it.
-            guard offset >= 0, length >= 0, offset <= Int64.max - length, let info = try? statFile(path) else { return }
+            guard offset >= 0, length >= 0, offset <= Int64.max - length else { return }
+            guard let info = try? statFile(path) else {
+                // Gone since: the record that removed or renamed the file handles it.
+                skipped.insert(record.filename)
+                return
+            }
             guard Int64(info.st_size) >= offset + length else {
                 // The file shrank since (a later truncate): these bytes no longer exist here, and
                 // skipping them could leave the copy behind for good (created from an older
                 // state, then patched by the later records). Send the whole current content.
-                try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+                if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
+                    skipped.insert(record.filename)
+                }
                 return
             }
             let head = SyncModifyHead(remoteFilename: record.filename, offset: offset, length: length, timestamp: timestamp, group: group)
@@ -230,13 +241,17 @@ final class SyncTask: Sendable {
                     _ = try await connection.readBody(try await connection.readHead(operation: "\(command)"), operation: "\(command)", maxResponse: 0)
                 }
                 if shrank {
-                    try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+                    if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
+                        skipped.insert(record.filename)
+                    }
                     return
                 }
                 context.countSyncOut(bytes: length)
             } catch let error as FDFSClientError where error.status == .EEXIST {
             } catch let error as FDFSClientError where error.status == .ENOENT {
-                try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+                if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
+                    skipped.insert(record.filename)
+                }
             }
         case (.truncate, _):
             let (oldSize, newSize) = record.numbers
@@ -244,21 +259,46 @@ final class SyncTask: Sendable {
             do {
                 try await expect(ok: [.EEXIST]) { try await connection.call(.syncTruncateFile, body: request.encoded(), maxResponse: 0) }
             } catch let error as FDFSClientError where error.status == .ENOENT {
-                try await sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection)
+                if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
+                    skipped.insert(record.filename)
+                }
             }
         case (.link, _):
             let request = SyncLinkRequest(destFilename: record.filename, sourceFilename: record.arguments.first ?? "", timestamp: timestamp, group: group)
             try await expect(ok: [.ENOENT, .EEXIST]) { try await connection.call(.syncCreateLink, body: request.encoded(), maxResponse: 0) }
         case (.rename, true):
-            let request = SyncRenameRequest(newFilename: record.filename, oldFilename: record.arguments.first ?? "", timestamp: timestamp, group: group)
+            let oldFilename = record.arguments.first ?? ""
+            if skipped.remove(oldFilename) != nil {
+                try await sendRenamedWhole(record.filename, path: path, oldFilename: oldFilename, timestamp: timestamp, over: connection, skipped: &skipped)
+                return
+            }
+            let request = SyncRenameRequest(newFilename: record.filename, oldFilename: oldFilename, timestamp: timestamp, group: group)
             do {
                 try await expect(ok: [.EEXIST]) { try await connection.call(.syncRenameFile, body: request.encoded(), maxResponse: 0) }
             } catch let error as FDFSClientError where error.status == .ENOENT {
-                try await sendFile(record.filename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection)
+                if try await !sendFile(record.filename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection) {
+                    skipped.insert(record.filename)
+                }
             }
         case (.rename, false):
-            try await sendFile(record.filename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection)
+            if try await !sendFile(record.filename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection) {
+                skipped.insert(record.filename)
+            }
         }
+    }
+
+    /// A rename whose old name missed changes here (appends that came after the file was
+    /// renamed, so the old name no longer existed to send them from): renaming the peer's copy
+    /// would leave it short, which a C FastDFS replica does without a check. Instead the file
+    /// goes whole under its new name (SYNC_CREATE_FILE), and the old name is deleted on the
+    /// peer, as the rename would have removed it.
+    private func sendRenamedWhole(_ newFilename: String, path: String, oldFilename: String, timestamp: UInt32, over connection: FDFSConnection, skipped: inout Set<String>) async throws {
+        context.logger.debug("sync to \(peer.ip):\(peer.port): \(oldFilename) missed changes before it was renamed to \(newFilename); sending the file whole")
+        if try await !sendFile(newFilename, path: path, command: .syncCreateFile, timestamp: timestamp, over: connection) {
+            skipped.insert(newFilename)
+        }
+        let delete = SyncDeleteRequest(timestamp: timestamp, group: configuration.group, remoteFilename: oldFilename)
+        try await expect(ok: [.ENOENT]) { try await connection.call(.syncDeleteFile, body: delete.encoded(), maxResponse: 0) }
     }
 
     /// Runs a call, treating the listed statuses as success.
@@ -274,14 +314,15 @@ final class SyncTask: Sendable {
     }
 
     /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE with the file's current content; skipped if the file
-    /// is gone (a later delete record follows).
-    private func sendFile(_ remote: String, path: String, command: FDFSCommand, timestamp: UInt32, over connection: FDFSConnection) async throws {
+    /// is gone (a later delete or rename record follows). False when skipped.
+    @discardableResult
+    private func sendFile(_ remote: String, path: String, command: FDFSCommand, timestamp: UInt32, over connection: FDFSConnection) async throws -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var info = stat()
         fstat(fd, &info)
-        guard isRegular(info) else { return }
+        guard isRegular(info) else { return false }
         var size = Int64(info.st_size)
         // Small files (appender files change while they are synced) go as a copy read now;
         // larger ones by sendfile.
@@ -300,6 +341,7 @@ final class SyncTask: Sendable {
         } catch {
             guard error.status == .EEXIST else { throw error }
         }
+        return true
     }
 
     /// Changes and files up to this size are read into memory before they are sent.

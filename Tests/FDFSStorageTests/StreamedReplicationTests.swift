@@ -6,7 +6,10 @@ import Testing
 
 /// The mount's streamed upload (UPLOAD_APPENDER_FILE, several APPEND_FILE, then
 /// REGENERATE_APPENDER_FILENAME) in a real two-member group: the replica must end with the
-/// source's bytes, however the sync of the appends and the rename interleave.
+/// source's bytes, however the sync of the appends and the rename interleave. The source must
+/// get there by itself: a C FastDFS replica renames whatever copy it has, so the source may
+/// never send SYNC_RENAME for a copy that missed appends (our replicas refuse such a rename,
+/// logging "does not match", which must not happen here).
 @Suite(.serialized) struct StreamedReplicationTests {
     /// A 50 MB file in five pieces, as `cp` through fdfs-mount sends it, several times over.
     @Test func streamedAppenderConvergesOnTheReplica() async throws {
@@ -45,6 +48,10 @@ import Testing
                 let size = (try? FileManager.default.attributesOfItem(atPath: node.localPath(id))[.size] as? Int) ?? nil
                 #expect(converged, "\(id) on \(node.ip): \(size.map(String.init) ?? "missing"), want \(content.count) bytes")
             }
+        }
+        for node in [a, b] {
+            let refusals = node.logs.split(separator: "\n").filter { $0.contains("does not match") }
+            #expect(refusals.isEmpty, "\(node.ip) refused a copy or a rename:\n\(refusals.joined(separator: "\n"))")
         }
     }
 }

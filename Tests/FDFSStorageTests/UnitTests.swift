@@ -154,6 +154,11 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
         #expect(SyncMark.load(path: path) == mark)
         #expect(SyncMark.load(path: dir.path + "/missing.mark") == nil)
         #expect(SyncMark(text: "binlog_offset=1\n") == nil)
+
+        mark.skippedFiles = ["M00/00/01/b.txt", "M00/00/01/a.txt"]
+        try mark.write(path: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8).hasSuffix("sync_row_count=7\nskipped_files=M00/00/01/a.txt,M00/00/01/b.txt\n"))
+        #expect(SyncMark.load(path: path) == mark)
     }
 }
 
