@@ -8,17 +8,9 @@ import Testing
 /// (size and CRC32), whichever sync command brings it.
 @Suite(.serialized) struct ReplicaIntegrityTests {
     @Test func replicaRefusesFilesThatDoNotMatchTheirID() async throws {
-        let tracker = TrackerNode()
-        let port = sharedFreePort(["127.0.0.2", "127.0.0.3"])
-        let a = StorageNode(ip: "127.0.0.2", port: port, trackers: [tracker.address])
-        let b = StorageNode(ip: "127.0.0.3", port: port, trackers: [tracker.address], httpPort: freePort(host: "127.0.0.3"))
-        defer { b.destroy(); a.destroy(); tracker.destroy() }
-        try await tracker.start()
-        try await a.start()
-        try await b.start()
-        let client = tracker.client()
-        defer { Task { await client.shutdown() } }
-        try await waitUntil(30, "A and B active") { await allActive(client, [a, b]) }
+        let group = try await TwoMemberGroup.start(httpOnB: true)
+        defer { group.destroy() }
+        let (a, b) = (group.a, group.b)
 
         let good = Array("twenty bytes of data".utf8)
         let bad = Array("twenty bytes of junk".utf8)

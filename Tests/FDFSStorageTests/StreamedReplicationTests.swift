@@ -13,17 +13,9 @@ import Testing
 @Suite(.serialized) struct StreamedReplicationTests {
     /// A 50 MB file in five pieces, as `cp` through fdfs-mount sends it, several times over.
     @Test func streamedAppenderConvergesOnTheReplica() async throws {
-        let tracker = TrackerNode()
-        let port = sharedFreePort(["127.0.0.2", "127.0.0.3"])
-        let a = StorageNode(ip: "127.0.0.2", port: port, trackers: [tracker.address])
-        let b = StorageNode(ip: "127.0.0.3", port: port, trackers: [tracker.address])
-        defer { b.destroy(); a.destroy(); tracker.destroy() }
-        try await tracker.start()
-        try await a.start()
-        try await b.start()
-        let client = tracker.client()
-        defer { Task { await client.shutdown() } }
-        try await waitUntil(30, "A and B active") { await allActive(client, [a, b]) }
+        let group = try await TwoMemberGroup.start()
+        defer { group.destroy() }
+        let (a, b, client) = (group.a, group.b, group.client)
 
         let pieceSize = 10 << 20
         let random = FileHandle(forReadingAtPath: "/dev/urandom")!
