@@ -63,14 +63,16 @@ import Testing
         defer { node.destroy() }
         let socket = try RawSocket(host: node.ip, port: node.port)
         let chunk = [UInt8](repeating: 0x41, count: 64 << 10)
-        let chunks = 8
+        // A piece every 0.5 s (1.5 s of slack under the 2 s timeout on a loaded machine; 1 s
+        // gaps failed there), 5 s in all: longer than twice the timeout.
+        let chunks = 10
         var head = UploadRequestHead(storePathIndex: -1, fileSize: Int64(chunk.count * chunks), fileExtension: "bin").encoded()
         try socket.send(RawSocket.header(bodyLength: Int64(head.readableBytes + chunk.count * chunks), command: FDFSCommand.uploadFile.rawValue))
         try socket.send(head.readBytes(length: head.readableBytes)!)
         let start = Date()
         for _ in 0..<chunks {
             try socket.send(chunk)
-            try await Task.sleep(for: .milliseconds(1000))
+            try await Task.sleep(for: .milliseconds(500))
         }
         let reply = try #require(try socket.readResponse())
         #expect(reply.status == 0)

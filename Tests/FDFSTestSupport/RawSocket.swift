@@ -10,22 +10,7 @@ public final class RawSocket {
 
     /// Connects to `host:port`; reads time out after `receiveTimeout` seconds.
     public init(host: String, port: Int, receiveTimeout: Int = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawSocketError("socket failed: errno \(errno)") }
-        var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let code = errno
-            close(fd)
-            throw RawSocketError("connect to \(host):\(port) failed: errno \(code)")
-        }
+        fd = try connectIPv4(host: host, port: port, receiveTimeout: receiveTimeout).get()
     }
 
     deinit { close(fd) }
@@ -86,6 +71,30 @@ public final class RawSocket {
 
     /// True when the server has already closed the connection (no waiting).
     public var isClosedByPeer: Bool { secondsUntilClosed(within: 0.05) != nil }
+}
+
+/// A new TCP socket connected to the IPv4 address `host:port` (reads time out after
+/// `receiveTimeout` seconds when given), or why it could not be.
+public func connectIPv4(host: String, port: Int, receiveTimeout: Int? = nil) -> Result<Int32, RawSocketError> {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return .failure(RawSocketError("socket failed: errno \(errno)")) }
+    if let receiveTimeout {
+        var timeout = timeval(tv_sec: receiveTimeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
+    let result = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard result == 0 else {
+        let code = errno
+        close(fd)
+        return .failure(RawSocketError("connect to \(host):\(port) failed: errno \(code)"))
+    }
+    return .success(fd)
 }
 
 /// A failed raw socket operation.

@@ -1,6 +1,7 @@
 import FDFSProtocol
 import Foundation
 import enum FDFSTestSupport.Processes
+import func FDFSTestSupport.connectIPv4
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -94,20 +95,9 @@ final class RawClient {
     let fd: Int32
 
     init(port: Int, host: String = "127.0.0.1") throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket failed") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            close(fd)
-            throw TestFailure("connect to \(host):\(port) failed: errno \(errno)")
+        switch connectIPv4(host: host, port: port, receiveTimeout: 10) {
+        case .success(let fd): self.fd = fd
+        case .failure(let error): throw TestFailure(error.description)
         }
     }
 

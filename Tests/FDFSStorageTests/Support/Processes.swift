@@ -1,5 +1,6 @@
 import Foundation
 import enum FDFSTestSupport.Processes
+import func FDFSTestSupport.connectIPv4
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,16 +41,9 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// True when something accepts TCP connections on host:port.
 func isListening(host: String, port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host, &address.sin_addr)
-    let result = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    return result == 0
+    guard case .success(let fd) = connectIPv4(host: host, port: port) else { return false }
+    close(fd)
+    return true
 }
 
 /// A server process started by a test; stopped (SIGTERM, then SIGKILL) by ``stop()``, and

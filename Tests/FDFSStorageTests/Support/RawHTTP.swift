@@ -1,3 +1,4 @@
+import FDFSTestSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -13,18 +14,8 @@ struct RawHTTPResponse {
 }
 
 func httpRequest(host: String, port: Int, method: String = "GET", path: String, headers: [String: String] = [:]) throws -> RawHTTPResponse {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard case .success(let fd) = connectIPv4(host: host, port: port, receiveTimeout: 10) else { throw TestFailure("cannot connect to \(host):\(port)") }
     defer { close(fd) }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    inet_pton(AF_INET, host, &address.sin_addr)
-    let connected = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestFailure("cannot connect to \(host):\(port)") }
     var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
     for (name, value) in headers { text += "\(name): \(value)\r\n" }
     text += "\r\n"
