@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Linux only: the mount is built on libfuse3 and the servers and tests use Glibc directly, so
+// no Apple platform is declared (the macOS 14 entry claimed a build that does not exist).
+
 let package = Package(
     name: "fdfs",
-    platforms: [.macOS(.v14)],
     products: [
         .library(name: "FDFSProtocol", targets: ["FDFSProtocol"]),
         .library(name: "FDFSClient", targets: ["FDFSClient"]),
