@@ -79,6 +79,13 @@ let package = Package(
             dependencies: ["FDFSFuzzTargets", "FDFSTestSupport"],
             path: "Tests/fdfs-fuzz"
         ),
+        .executableTarget(
+            name: "fdfs-fsx",
+            dependencies: [
+                "FDFSProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .target(
             name: "FDFSTestSupport",
             dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")],
@@ -212,7 +219,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FDFSMountE2ETests",
-            dependencies: ["FDFSTestSupport", "FDFSClient", "FDFSProtocol", "fdfs-mount", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["FDFSTestSupport", "FDFSClient", "FDFSProtocol", "fdfs-mount", "fdfs-fsx", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "FDFSProtocolTests",
