@@ -7,13 +7,12 @@ import Glibc
 /// SEMANTICS.md ("close (FLUSH)"): a failed upload returns `EIO`, the spooled data is kept and
 /// readable, and the upload is retried in the background once the file is closed; `fsync` is
 /// the same as FLUSH. So with a tolerance:
-/// * `close()` may fail with `EIO` (the descriptor is gone either way): the run goes on, and
-///   the next open and every later check must still show every byte;
-/// * `fsync()` may fail with `EIO`: it is retried, as a user would, every 0.5 s until it
-///   succeeds or `seconds` pass (then the run fails);
-/// * at the end, a last close that fails is followed by open, `fsync` retried the same way,
-///   and a close that must succeed: then the committed file is read back.
-/// Reads never get a tolerance: they must fail over to another storage.
+/// * `close()` and `fsync()` of the mount may fail with `EIO` (a closed descriptor is gone
+///   either way): the run goes on, and every later read and check must still show every byte;
+/// * at the end, a last close that fails is followed, as a user would do it, by open and
+///   `fsync` retried every 0.5 s until it succeeds (within `seconds`), and a close that must
+///   succeed; then the committed file is read back through a fresh descriptor.
+/// Reads and opens never get a tolerance: they must fail over to another storage.
 struct EIOTolerance: Sendable {
     var seconds: Double
 }
@@ -114,7 +113,7 @@ final class Exerciser {
             try both(step) { file throws(CallError) in try file.mapWrite(bytes, offset: offset, sync: sync) }
         case .fsync:
             try call(step) { () throws(CallError) in try shadow.fsync() }
-            try fsyncMount(step: step)
+            do throws(CallError) { try mount.fsync() } catch { try tolerate(error, step: step) }
         case .reopen:
             try closeBoth(step: step)
             try compareCommitted(step: step)
@@ -142,6 +141,7 @@ final class Exerciser {
         do throws(CallError) { try mount.close() } catch { try tolerate(error, step: step) }
     }
 
+    /// fsync until it succeeds: at once without a tolerance, else retried for its seconds.
     private func fsyncMount(step: Int) throws(FSXError) {
         var clock = timespec()
         clock_gettime(CLOCK_MONOTONIC, &clock)
