@@ -25,6 +25,8 @@ public protocol ClusterBackend: Sendable {
     func listGroups() async throws(FSError) -> [GroupInfo]
     /// QUERY_FILE_INFO without the CRC computation.
     func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo
+    /// QUERY_FILE_INFO (without the CRC computation) asked of one storage.
+    func fileInfo(_ id: FileID, on endpoint: StorageEndpoint) async throws(FSError) -> FileInfo
     /// Storages that can serve `id` now (QUERY_FETCH_ALL).
     func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint]
     /// More storages to read `id` from once every one in `tried` failed: QUERY_FETCH_ALL asked
@@ -66,6 +68,10 @@ public struct FDFSClusterBackend: ClusterBackend {
 
     public func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo {
         do { return try await client.fileInfo(id, computeCRC32: false) } catch { throw FSError(error, "file info \(id)") }
+    }
+
+    public func fileInfo(_ id: FileID, on endpoint: StorageEndpoint) async throws(FSError) -> FileInfo {
+        do { return try await client.fileInfo(id, on: endpoint, computeCRC32: false) } catch { throw FSError(error, "file info \(id) on \(endpoint)") }
     }
 
     public func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint] {

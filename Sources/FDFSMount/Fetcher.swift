@@ -148,9 +148,11 @@ public final class BlockFetcher: Sendable {
     /// group's ACTIVE members), so a fresh file whose source died is read from a member that
     /// already holds it even while the tracker still names only the source.
     func download(_ ref: FileRef, index: Int, offset: Int64, length: Int) async throws(FSError) -> Block {
-        var list = try await replicas(ref.id)
-        if list.isEmpty { list = try await replicas(ref.id, refresh: true) }
-        guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
+        var list = ref.id.servers(among: try await replicas(ref.id))
+        if list.isEmpty { list = ref.id.servers(among: try await replicas(ref.id, refresh: true)) }
+        guard !list.isEmpty else {
+            throw FSError(.io, ref.id.isPinnedToSource ? "the source storage of appender file \(ref.id) is not available" : "no storage holds \(ref.id)")
+        }
         let race = Race<Block>()
         let attempts = Attempts(order: (0..<list.count).map { list[($0 + index) % list.count] })
 
@@ -187,7 +189,8 @@ public final class BlockFetcher: Sendable {
                 attempt(endpoint, failover: failover)
             case .expand(let tried):
                 Task {
-                    let more = await cluster.moreReadTargets(ref.id, excluding: tried)
+                    // An appender file has no other storage to fail over to (AppenderSource.swift).
+                    let more = ref.id.isPinnedToSource ? [] : await cluster.moreReadTargets(ref.id, excluding: tried)
                     if !more.isEmpty {
                         logger.warning("reading \(ref.id) from storages the tracker did not name first: \(more)")
                         remember(ref.id, more + tried.filter { !attempts.hasFailed($0) })

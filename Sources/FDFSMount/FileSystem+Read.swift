@@ -87,7 +87,12 @@ extension FDFSFileSystem {
         case .trunk:
             return FileRef(id: id, size: entry.size, version: "t")
         case .appender, .slave:
-            let info = try await cluster.fileInfo(id)
+            let info: FileInfo
+            if id.isPinnedToSource {
+                info = try await cluster.fileInfo(id, on: try await appenderSource(id))
+            } else {
+                info = try await cluster.fileInfo(id)
+            }
             let version = "\(info.size)-\(info.createTimestamp)"
             let previous = state.withLock { s -> String? in
                 defer { s.appenderVersions[id.description] = version }

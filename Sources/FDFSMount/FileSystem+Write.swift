@@ -280,14 +280,27 @@ extension FDFSFileSystem {
             inPlace = true
         }
         let t0 = ContinuousClock.now
-        let pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
+        var pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: inPlace)
         let t1 = ContinuousClock.now
         let newID: FileID
         var streamed: FileID?
         do throws(FSError) {
             if inPlace, let base = snap.base, let baseID = try? FileID(base) {
-                try await updateInPlace(baseID, write: write, size: snap.size, baseSize: snap.baseSize, written: snap.written, truncatedTo: snap.truncatedTo)
-                newID = baseID
+                do throws(FSError) {
+                    _ = try await appenderSource(baseID)
+                    try await updateInPlace(baseID, write: write, size: snap.size, baseSize: snap.baseSize, written: snap.written, truncatedTo: snap.truncatedTo)
+                    newID = baseID
+                } catch {
+                    // Not resumed later (an APPEND that landed would be sent twice) and never
+                    // sent to another member (its copy may be older): the whole spool becomes a
+                    // new appender file, and the old one is deleted after the commit.
+                    logger.warning("in-place update of \(path) (\(baseID)) failed: \(error); uploading the whole file as a new appender file")
+                    state.withLock { _ in if write.baseFileID == base { write.baseFileID = nil } }
+                    inPlace = false
+                    try store.dropPending(pendingID)
+                    pendingID = try store.beginUpload(ino: write.ino, spool: write.path, size: snap.size, oldFileID: entry.fileID, inPlace: false)
+                    newID = try await cluster.upload(filePath: write.path, options: upload)
+                }
             } else {
                 var finished: (FileID, FileID)?
                 if let stream {

@@ -25,6 +25,11 @@ final class MemoryCluster: ClusterBackend {
         /// QUERY_FETCH_ALL names only 127.0.0.1 (a fresh file whose replica the tracker does
         /// not know of yet); 127.0.0.2 is still a member that holds every file.
         var onlySourceNamed = false
+        /// The source (127.0.0.1) is down: the tracker names the member 127.0.0.2 for reads,
+        /// file info and changes, and 127.0.0.2 serves ``memberCopies`` where it lags.
+        var sourceDown = false
+        /// What the member 127.0.0.2 holds of a file whose last changes it has not synced yet.
+        var memberCopies: [String: [UInt8]] = [:]
     }
 
     let state = Mutex(State())
@@ -65,14 +70,32 @@ final class MemoryCluster: ClusterBackend {
 
     func fileInfo(_ id: FileID) async throws(FSError) -> FileInfo {
         note("fileInfo")
+        if member(id), let copy = state.withLock({ $0.memberCopies[id.description] }) {
+            return FileInfo(size: Int64(copy.count), createTimestamp: 1, crc32: 0, sourceIP: "127.0.0.1")
+        }
         guard let (bytes, mtime) = state.withLock({ s in s.files[id.description].map { ($0, s.mtimes[id.description] ?? 0) } }) else {
             throw FSError(.notFound, "no \(id)")
         }
         return FileInfo(size: Int64(bytes.count), createTimestamp: mtime, crc32: 0, sourceIP: "127.0.0.1")
     }
 
+    func fileInfo(_ id: FileID, on endpoint: StorageEndpoint) async throws(FSError) -> FileInfo {
+        note("fileInfoOn")
+        if endpoint.ip == "127.0.0.1", state.withLock({ $0.sourceDown }) { throw FSError(.unreachable, "source down") }
+        if endpoint.ip == "127.0.0.2", let copy = state.withLock({ $0.memberCopies[id.description] }) {
+            return FileInfo(size: Int64(copy.count), createTimestamp: 1, crc32: 0, sourceIP: "127.0.0.1")
+        }
+        return try await fileInfo(id)
+    }
+
+    /// The tracker names the member while the source is down: reads, info and changes go there.
+    private func member(_ id: FileID) -> Bool {
+        state.withLock { $0.sourceDown && $0.memberCopies[id.description] != nil }
+    }
+
     func replicas(_ id: FileID) async throws(FSError) -> [StorageEndpoint] {
         note("replicas")
+        if state.withLock({ $0.sourceDown }) { return [StorageEndpoint(ip: "127.0.0.2", port: 1)] }
         if state.withLock({ $0.onlySourceNamed }) { return [StorageEndpoint(ip: "127.0.0.1", port: 1)] }
         return [StorageEndpoint(ip: "127.0.0.1", port: 1), StorageEndpoint(ip: "127.0.0.2", port: 1)]
     }
@@ -85,13 +108,14 @@ final class MemoryCluster: ClusterBackend {
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {
         note("read")
         if endpoint.ip == "127.0.0.1" {
-            if state.withLock({ $0.failFirstReplica }) { throw FSError(.unreachable, "replica down") }
+            if state.withLock({ $0.failFirstReplica || $0.sourceDown }) { throw FSError(.unreachable, "replica down") }
             if state.withLock({ $0.stallFirstReplica }) {
                 try? await Task.sleep(for: .seconds(30))
                 throw FSError(.timeout, "stalled")
             }
         }
-        guard var bytes = state.withLock({ $0.files[id.description] }) else { throw FSError(.notFound) }
+        let copy = endpoint.ip == "127.0.0.2" ? state.withLock({ $0.memberCopies[id.description] }) : nil
+        guard var bytes = copy ?? state.withLock({ $0.files[id.description] }) else { throw FSError(.notFound) }
         if state.withLock({ $0.corruptReads }), !bytes.isEmpty { bytes[bytes.count / 2] ^= 0xFF }
         let start = Int(offset), end = length == 0 ? bytes.count : min(bytes.count, Int(offset + length))
         guard start <= end else { throw FSError(.invalid) }
@@ -165,6 +189,7 @@ final class MemoryCluster: ClusterBackend {
 
     func append(_ id: FileID, _ bytes: ByteBuffer) async throws(FSError) {
         note("append")
+        if member(id) { return state.withLock { $0.memberCopies[id.description]! += Array(bytes.readableBytesView) } }
         state.withLock { s in
             s.files[id.description, default: []] += Array(bytes.readableBytesView)
             s.mtimes[id.description, default: 0] += 1
@@ -173,22 +198,25 @@ final class MemoryCluster: ClusterBackend {
 
     func modify(_ id: FileID, offset: Int64, _ bytes: ByteBuffer) async throws(FSError) {
         note("modify")
+        let onMember = member(id)
         state.withLock { s in
-            var content = s.files[id.description] ?? []
+            var content = (onMember ? s.memberCopies[id.description] : s.files[id.description]) ?? []
             let new = Array(bytes.readableBytesView)
             let end = Int(offset) + new.count
             if content.count < end { content += [UInt8](repeating: 0, count: end - content.count) }
             content.replaceSubrange(Int(offset)..<end, with: new)
-            s.files[id.description] = content
+            if onMember { s.memberCopies[id.description] = content } else { s.files[id.description] = content }
             s.mtimes[id.description, default: 0] += 1
         }
     }
 
     func truncate(_ id: FileID, size: Int64) async throws(FSError) {
         note("truncate")
+        let onMember = member(id)
         state.withLock { s in
-            var content = s.files[id.description] ?? []
+            var content = (onMember ? s.memberCopies[id.description] : s.files[id.description]) ?? []
             if content.count > Int(size) { content.removeLast(content.count - Int(size)) } else { content += [UInt8](repeating: 0, count: Int(size) - content.count) }
+            if onMember { s.memberCopies[id.description] = content; return }
             s.files[id.description] = content
             s.mtimes[id.description, default: 0] += 1
         }
