@@ -15,6 +15,10 @@ import Glibc
 /// Reads and opens never get a tolerance: they must fail over to another storage.
 struct EIOTolerance: Sendable {
     var seconds: Double
+    /// Also retry (every 0.5 s, within `seconds`) an open or a read-back of the mounted file
+    /// that fails with EIO: in appendable mode an appender file is read only at its source
+    /// storage (SEMANTICS.md, failover), so while that storage is down these fail until it is back.
+    var retryReads = false
 }
 
 /// What a run does and what it found.
@@ -117,7 +121,8 @@ final class Exerciser {
         case .reopen:
             try closeBoth(step: step)
             try compareCommitted(step: step)
-            try both(step) { file throws(CallError) in try file.open(flags: O_RDWR) }
+            try call(step) { () throws(CallError) in try shadow.open(flags: O_RDWR) }
+            try retryingReads(step) { () throws(CallError) in try mount.open(flags: O_RDWR) }
         case .reopenTruncating:
             try closeBoth(step: step)
             try both(step) { file throws(CallError) in try file.open(flags: O_RDWR | O_TRUNC) }
@@ -129,7 +134,7 @@ final class Exerciser {
         try call(step) { () throws(CallError) in try shadow.close() }
         do throws(CallError) { try mount.close() } catch {
             try tolerate(error, step: step)
-            try call(step) { () throws(CallError) in try mount.open(flags: O_RDWR) }
+            try retryingReads(step) { () throws(CallError) in try mount.open(flags: O_RDWR) }
             try fsyncMount(step: step)
             try call(step) { () throws(CallError) in try mount.close() }
         }
@@ -156,6 +161,24 @@ final class Exerciser {
                 if Double(clock.tv_sec) > deadline {
                     throw FSXError.mismatch(step: step, "fsync kept failing with EIO for \(tolerance?.seconds ?? 0) s: the upload never succeeded")
                 }
+                usleep(500_000)
+            }
+        }
+    }
+
+    /// A call on the mount that reads through the cluster, retried on EIO when the tolerance
+    /// says so (noted in the log).
+    private func retryingReads<T>(_ step: Int, _ body: () throws(CallError) -> T) throws(FSXError) -> T {
+        var clock = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &clock)
+        let deadline = Double(clock.tv_sec) + (tolerance?.seconds ?? 0)
+        while true {
+            do throws(CallError) { return try body() } catch {
+                guard tolerance?.retryReads == true, error.code == EIO else { throw FSXError.call(step: step, error) }
+                clock_gettime(CLOCK_MONOTONIC, &clock)
+                guard Double(clock.tv_sec) <= deadline else { throw FSXError.call(step: step, error) }
+                summary.toleratedFailures += 1
+                if !log.isEmpty, !log[log.count - 1].note.contains("retried") { log[log.count - 1].note += " [\(error.call): EIO, retried]" }
                 usleep(500_000)
             }
         }
@@ -193,7 +216,7 @@ final class Exerciser {
             let shadowFile = FileUnderTest(path: shadow.path, side: "shadow")
             return try shadowFile.contentsThroughFreshDescriptor()
         }
-        let actual = try call(step) { () throws(CallError) in try mount.contentsThroughFreshDescriptor() }
+        let actual = try retryingReads(step) { () throws(CallError) in try mount.contentsThroughFreshDescriptor() }
         try compare(actual, expected, base: 0, what: "whole file through a fresh O_RDONLY descriptor", step: step)
     }
 

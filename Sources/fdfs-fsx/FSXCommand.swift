@@ -29,6 +29,8 @@ struct FSXCommand: ParsableCommand {
     @Option(help: "Leave out these operations (comma-separated).") var without: String?
     @Option(help: "Tolerate EIO from close() and fsync() of the mount for up to this many seconds of retries (while a storage is down).")
     var tolerateEio: Double?
+    @Flag(help: "With --tolerate-eio: also retry opens and read-backs of the mount that fail with EIO (appendable mode while an appender file's source storage is down).")
+    var retryReads = false
     @Option(help: "STEP:COMMAND, run with /bin/sh before step STEP (repeatable).") var hook: [String] = []
     @Flag(name: .shortAndLong, help: "Print every operation.") var verbose = false
     @Argument(help: "The file in the mount (created or truncated).") var file: String
@@ -39,7 +41,7 @@ struct FSXCommand: ParsableCommand {
         let limits = try planLimits()
         let hooks = try parsedHooks()
         let exerciser = Exerciser(seed: seed, steps: ops, limits: limits, file: file, shadow: shadow,
-                                  tolerance: tolerateEio.map { EIOTolerance(seconds: $0) }, hooks: hooks, verbose: verbose)
+                                  tolerance: tolerateEio.map { EIOTolerance(seconds: $0, retryReads: retryReads) }, hooks: hooks, verbose: verbose)
         say("fdfs-fsx: seed \(seed), \(ops) operations, max size \(hex(limits.maxFileSize)), max write \(hex(limits.maxWriteSize)), operations \(limits.kinds.map(\.rawValue).joined(separator: ","))")
         var clock = timespec()
         clock_gettime(CLOCK_MONOTONIC, &clock)
@@ -69,6 +71,7 @@ struct FSXCommand: ParsableCommand {
         if let only { replay += ["--only", only] }
         if let without { replay += ["--without", without] }
         if let tolerateEio { replay += ["--tolerate-eio", "\(tolerateEio)"] }
+        if retryReads { replay.append("--retry-reads") }
         for item in hook { replay += ["--hook", "'\(item)'"] }
         text += "replay: " + (replay + ["'\(file)'", "'\(shadow)'"]).joined(separator: " ") + "\n"
         FileHandleOutput.write(text, to: 2)
