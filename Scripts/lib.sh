@@ -47,3 +47,59 @@ build_products() {
     FDFS_BIN_DIR="$(cd "$FDFS_ROOT" && swift build -c "$configuration" --show-bin-path)"
     export FDFS_BIN_DIR
 }
+
+# Debian's PostgreSQL server (installed when missing); sets PG_BIN to its newest bin directory.
+ensure_postgres() {
+    ensure_apt postgresql
+    PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+    [ -x "$PG_BIN/initdb" ] || die "no initdb under /usr/lib/postgresql: is the postgresql package installed?"
+}
+
+# Is TCP port $1 on loopback free?
+port_free() {
+    python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# A loopback port nobody listens on.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a throw-away PostgreSQL server for the tests: initdb into a new temporary directory,
+# listening on 127.0.0.1 only, on $FDFS_TEST_POSTGRES_PORT when that is free or else any free
+# port, trusting local connections (no password), with a database fdfs_test. Runs as the
+# postgres user when we are root (initdb refuses root). Exports FDFS_TEST_POSTGRES_URL and
+# FDFS_TEST_POSTGRES_DIR; stop_test_postgres stops it and removes the directory.
+start_test_postgres() {
+    ensure_postgres
+    local dir port
+    dir="$(mktemp -d /tmp/fdfs-test-postgres.XXXXXX)" || die "mktemp failed"
+    export FDFS_TEST_POSTGRES_DIR="$dir"
+    port="${FDFS_TEST_POSTGRES_PORT:-}"
+    if [ -z "$port" ] || ! port_free "$port"; then port="$(free_port)"; fi
+    local as=()
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$dir"
+        as=(runuser -u postgres --)
+    fi
+    log "starting a throw-away PostgreSQL in $dir on 127.0.0.1:$port"
+    "${as[@]}" "$PG_BIN/initdb" -D "$dir/data" -U fdfs --auth=trust --no-locale -E UTF8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null \
+        || { cat "$dir/server.log" >&2; die "PostgreSQL did not start (log: $dir/server.log)"; }
+    "${as[@]}" "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U fdfs fdfs_test || die "createdb fdfs_test failed"
+    export FDFS_TEST_POSTGRES_URL="postgres://fdfs@127.0.0.1:$port/fdfs_test?sslmode=disable"
+}
+
+# Stops the server start_test_postgres started (if any) and removes its directory.
+stop_test_postgres() {
+    local dir="${FDFS_TEST_POSTGRES_DIR:-}"
+    [ -n "$dir" ] && [ -d "$dir/data" ] || return 0
+    local as=()
+    [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
+    "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 \
+        || "${as[@]}" "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$dir"
+    unset FDFS_TEST_POSTGRES_DIR
+}

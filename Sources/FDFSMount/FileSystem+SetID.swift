@@ -45,7 +45,7 @@ extension FDFSFileSystem {
 extension MappingStore {
     /// Clears `bits` of the mode of `ino`; its ctime becomes `now`.
     func clearModeBits(_ ino: UInt64, _ bits: UInt32, at now: Int64) throws(FSError) {
-        try with { (db: SQLiteDatabase) throws(FSError) in
+        try with { (db: any MetadataConnection) throws(FSError) in
             try db.run("UPDATE entries SET mode = mode & ?, ctime = ? WHERE ino = ?", [.int(Int64(~bits & 0o7777)), .int(now), .int(Int64(ino))])
         }
     }

@@ -125,7 +125,7 @@ public final class FDFSFileSystem: Sendable {
         self.metrics = metrics
         self.startTime = POSIX.nowNanoseconds()
         try POSIX.mkdirs(stateDir)
-        self.store = try MappingStore(path: stateDir + "/mapping.db")
+        self.store = try MappingStore(location: options.meta, stateDir: stateDir)
         self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, blockSize: options.blockSize, directIO: options.directCache, metrics: metrics, logger: logger)
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)

@@ -3,21 +3,8 @@
 /// file ID live on the inode, so every name sees the same content and a commit that repoints
 /// the inode at a new file ID repoints all its names at once.
 extension MappingStore {
-    /// Schema step for stores made before special files and hard links: the `rdev` and
-    /// `link_ino` columns, and the partial indexes that keep link counts cheap.
-    static func addColumnsForLinksAndSpecialFiles(_ db: SQLiteDatabase) throws(FSError) {
-        var columns: Set<String> = []
-        try db.query("PRAGMA table_info(entries)") { (row: SQLRow) throws(FSError) in columns.insert(row.text(1) ?? "") }
-        if !columns.contains("rdev") { try db.execute("ALTER TABLE entries ADD COLUMN rdev INTEGER NOT NULL DEFAULT 0") }
-        if !columns.contains("link_ino") { try db.execute("ALTER TABLE entries ADD COLUMN link_ino INTEGER NOT NULL DEFAULT 0") }
-        try db.execute("""
-            CREATE INDEX IF NOT EXISTS entries_links ON entries(link_ino) WHERE kind = 13;
-            CREATE INDEX IF NOT EXISTS entries_subdirectories ON entries(parent) WHERE kind = 3;
-            """)
-    }
-
     /// `row` itself, or for a hard link the inode it names (with the link's parent and name).
-    static func resolved(_ db: SQLiteDatabase, _ row: Entry) throws(FSError) -> Entry? {
+    static func resolved(_ db: any MetadataConnection, _ row: Entry) throws(FSError) -> Entry? {
         guard row.kind == .hardLink else { return row }
         guard var inode = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE ino = ?", [.int(Int64(row.linkIno))]) else { return nil }
         inode.parent = row.parent
@@ -28,7 +15,7 @@ extension MappingStore {
     /// Gives inode `ino` the further name `name` in `parent`: the directory's mtime and ctime
     /// and the inode's ctime change. Returns the inode as seen through the new name.
     public func link(_ ino: UInt64, into parent: UInt64, as name: String) throws(FSError) -> Entry {
-        try transaction { (db: SQLiteDatabase) throws(FSError) -> Entry in
+        try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
             guard var inode = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]),
                   !inode.isDetached, inode.kind != .hardLink else {
                 throw FSError(.notFound, "inode \(ino) has no name")
@@ -51,10 +38,10 @@ extension MappingStore {
     /// the inode's own row, the inode takes over its oldest hard link's name. Returns false,
     /// changing nothing, when `row` is the inode's only name (the caller removes the inode).
     public func dropName(_ row: Entry) throws(FSError) -> Bool {
-        try transaction { (db: SQLiteDatabase) throws(FSError) -> Bool in try Self.dropName(db, row, at: POSIX.nowNanoseconds()) }
+        try transaction { (db: any MetadataConnection) throws(FSError) -> Bool in try Self.dropName(db, row, at: POSIX.nowNanoseconds()) }
     }
 
-    static func dropName(_ db: SQLiteDatabase, _ row: Entry, at now: Int64) throws(FSError) -> Bool {
+    static func dropName(_ db: any MetadataConnection, _ row: Entry, at now: Int64) throws(FSError) -> Bool {
         if row.kind == .hardLink {
             try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(row.ino))])
             try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(row.linkIno))])
@@ -74,14 +61,14 @@ extension MappingStore {
 
     /// How many hard link rows name inode `ino` (its names besides its own row).
     public func linkCount(_ ino: UInt64) throws(FSError) -> Int {
-        try with { (db: SQLiteDatabase) throws(FSError) -> Int in
+        try with { (db: any MetadataConnection) throws(FSError) -> Int in
             Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE kind = 13 AND link_ino = ?", [.int(Int64(ino))]) ?? 0)
         }
     }
 
     /// How many directories users made directly in directory `ino` (an index count).
     public func subdirectoryCount(_ ino: UInt64) throws(FSError) -> Int {
-        try with { (db: SQLiteDatabase) throws(FSError) -> Int in
+        try with { (db: any MetadataConnection) throws(FSError) -> Int in
             Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE parent = ? AND kind = 3", [.int(Int64(ino))]) ?? 0)
         }
     }

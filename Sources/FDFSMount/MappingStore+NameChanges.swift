@@ -23,7 +23,7 @@ extension MappingStore {
     /// Inserts a user entry (file, directory, symlink) and sets its directory's mtime and
     /// ctime to its creation time, in one transaction.
     public func create(_ entry: Entry) throws(FSError) -> Entry {
-        try transaction { (db: SQLiteDatabase) throws(FSError) -> Entry in
+        try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
             let row = try Self.insert(db, entry, orExisting: false)
             try Self.touch(db, entry.parent, at: entry.ctime)
             return row
@@ -31,7 +31,7 @@ extension MappingStore {
     }
 
     /// A name was added to or removed from directory `ino`: its mtime and ctime become `now`.
-    static func touch(_ db: SQLiteDatabase, _ ino: UInt64, at now: Int64) throws(FSError) {
+    static func touch(_ db: any MetadataConnection, _ ino: UInt64, at now: Int64) throws(FSError) {
         try db.run("UPDATE entries SET mtime = ?, ctime = ? WHERE ino = ?", [.int(now), .int(now), .int(Int64(ino))])
     }
 
@@ -39,13 +39,13 @@ extension MappingStore {
     /// it (``Entry/isDetached``); its directory's times change as for a removal. The row goes
     /// with ``remove(_:queueDeletion:)`` once the last descriptor closes.
     public func detach(_ ino: UInt64, _ reason: DetachReason) throws(FSError) {
-        try transaction { (db: SQLiteDatabase) throws(FSError) in
+        try transaction { (db: any MetadataConnection) throws(FSError) in
             guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return }
             try Self.detach(db, entry, reason)
         }
     }
 
-    static func detach(_ db: SQLiteDatabase, _ entry: Entry, _ reason: DetachReason) throws(FSError) {
+    static func detach(_ db: any MetadataConnection, _ entry: Entry, _ reason: DetachReason) throws(FSError) {
         let now = POSIX.nowNanoseconds()
         try db.run("UPDATE entries SET parent = 0, name = ?, ctime = ? WHERE ino = ?",
                    [.text("\(reason.rawValue)-\(entry.ino)"), .int(now), .int(Int64(entry.ino))])
@@ -54,7 +54,7 @@ extension MappingStore {
 
     /// Detached rows (after a restart no descriptor is open on any of them).
     public func detachedEntries() throws(FSError) -> [Entry] {
-        try with { (db: SQLiteDatabase) throws(FSError) -> [Entry] in
+        try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
             try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = 0 AND ino != ?", [.int(Int64(Self.rootIno))])
         }
     }

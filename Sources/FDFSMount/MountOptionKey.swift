@@ -26,6 +26,8 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
     case uploadTargetTTL = "upload_target_ttl"
     case kernelReadaheadKB = "kernel_readahead_kb"
     case metrics
+    /// Where the namespace lives: `sqlite` or a `postgres://` URL (``MetadataLocation``).
+    case meta
     /// Passed to libfuse as they are.
     case fsname, subtype
     case maxRead = "max_read"
@@ -53,6 +55,7 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
         case .attrTimeout, .stallTimeout, .uploadTargetTTL: "1"
         case .kernelReadaheadKB: "4096"
         case .metrics: "127.0.0.1:9100"
+        case .meta: "sqlite"
         case .fsname: "fdfs"
         case .subtype: "fdfs"
         case .maxRead: "1048576"

@@ -22,6 +22,8 @@ public struct MountOptions: Sendable {
     public var immutableTimeout: Double = 3600
     public var autoUnmount = false
     public var metrics: String?
+    /// Where the namespace lives (`meta=`; `$FDFS_META_URL` when not given).
+    public var meta: MetadataLocation = .sqlite
     public var appendable = false
     public var keepReplaced = false
     public var spoolDir: String?
@@ -66,11 +68,13 @@ public struct MountOptions: Sendable {
         usage: fdfs-mount MOUNTPOINT [-c client.conf | --tracker HOST:PORT ...] [-o OPTIONS] [-f] [-d]
                mount.fdfs SOURCE MOUNTPOINT [-o OPTIONS]      (SOURCE: client.conf path or HOST:PORT[,HOST:PORT])
                fdfs-mount export STATE_DIR|MOUNTPOINT [--json]
+               fdfs-mount meta init URL                       (creates or migrates the namespace's schema)
         options (-o, comma-separated):
           ro rw allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache cached_writes debug
           state_dir=DIR cache_dir=DIR cache_size=SIZE block_size=SIZE readahead=SIZE memory=SIZE
           spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
           metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
+          meta=sqlite|postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable] (SQLite/PostgreSQL, $FDFS_META_URL)
           fsname=NAME subtype=NAME max_read=BYTES (passed to libfuse)
         """
 
@@ -121,6 +125,7 @@ public struct MountOptions: Sendable {
             case .kernelReadaheadKB: kernelReadaheadKB = Int(try Self.number(need(), key))
             case .autoUnmount: autoUnmount = true
             case .metrics: metrics = try need()
+            case .meta: meta = try MetadataLocation(parsing: need())
             case .appendable: appendable = true
             case .keepReplaced: keepReplaced = true
             case .spoolDir: spoolDir = try need()

@@ -1,8 +1,10 @@
 import CSQLite
 
-/// A thin wrapper over one SQLite connection. Not thread-safe by itself: ``MappingStore`` owns
-/// one and serialises every use behind a lock.
-final class SQLiteDatabase {
+/// A thin wrapper over one SQLite connection: the default engine of ``MappingStore``
+/// (`STATE_DIR/mapping.db`, WAL mode). Not thread-safe by itself: the store owns one and
+/// serialises every use behind a lock.
+final class SQLiteDatabase: MetadataConnection {
+    var engine: MetadataEngineKind { .sqlite }
     private(set) var handle: OpaquePointer?
     let path: String
     private var statements: [String: OpaquePointer] = [:]
@@ -39,7 +41,7 @@ final class SQLiteDatabase {
     }
 
     /// Runs a statement (cached by its text) with bound values; `row` is called per result row.
-    func query(_ sql: String, _ values: [SQLValue] = [], row: (SQLRow) throws(FSError) -> Void = { _ throws(FSError) in }) throws(FSError) {
+    func query(_ sql: String, _ values: [SQLValue], row: (SQLRow) throws(FSError) -> Void) throws(FSError) {
         let statement = try prepare(sql)
         defer { sqlite3_reset(statement); sqlite3_clear_bindings(statement) }
         for (index, value) in values.enumerated() {
@@ -53,7 +55,7 @@ final class SQLiteDatabase {
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_ROW {
-                try row(SQLRow(statement: statement))
+                try row(SQLRow(storage: .sqlite(statement)))
             } else if rc == SQLITE_DONE {
                 return
             } else {
@@ -62,31 +64,13 @@ final class SQLiteDatabase {
         }
     }
 
-    func run(_ sql: String, _ values: [SQLValue] = []) throws(FSError) {
-        try query(sql, values)
-    }
-
-    func firstInt(_ sql: String, _ values: [SQLValue] = []) throws(FSError) -> Int64? {
-        var result: Int64?
-        try query(sql, values) { (row: SQLRow) throws(FSError) in if result == nil { result = row.int(0) } }
-        return result
-    }
-
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
     var changes: Int { Int(sqlite3_changes(handle)) }
 
-    /// Runs `body` in one transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on error).
-    func transaction<T>(_ body: () throws(FSError) -> T) throws(FSError) -> T {
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
-    }
+    /// Transactions take the write lock at once (no deadlock between two readers upgrading).
+    func begin() throws(FSError) { try execute("BEGIN IMMEDIATE") }
+    func commit() throws(FSError) { try execute("COMMIT") }
+    func rollback() throws(FSError) { try execute("ROLLBACK") }
 
     private func prepare(_ sql: String) throws(FSError) -> OpaquePointer {
         if let cached = statements[sql] { return cached }
@@ -99,22 +83,10 @@ final class SQLiteDatabase {
     }
 }
 
-enum SQLValue {
-    case null
-    case int(Int64)
-    case text(String)
-
-    static func int(_ v: Int) -> SQLValue { .int(Int64(v)) }
-    static func int(_ v: UInt32) -> SQLValue { .int(Int64(v)) }
-    static func optional(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
-}
-
-struct SQLRow {
-    let statement: OpaquePointer
-
-    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
-    func text(_ column: Int32) -> String? {
+extension SQLiteDatabase {
+    static func int(_ statement: OpaquePointer, _ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+    static func isNull(_ statement: OpaquePointer, _ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+    static func text(_ statement: OpaquePointer, _ column: Int32) -> String? {
         guard let pointer = sqlite3_column_text(statement, column) else { return nil }
         return String(cString: pointer)
     }

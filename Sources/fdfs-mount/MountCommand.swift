@@ -13,6 +13,7 @@ import Glibc
 /// `fdfs-mount MOUNTPOINT [-c client.conf | --tracker HOST:PORT…] [-o OPTIONS] [-f] [-d]`
 /// `mount.fdfs SOURCE MOUNTPOINT [-o OPTIONS]` (SOURCE: a client.conf path or HOST:PORT[,HOST:PORT])
 /// `fdfs-mount export STATE_DIR|MOUNTPOINT [--json]`
+/// `fdfs-mount meta init URL`
 ///
 /// Argument parsing uses the standard library only: nothing may start a thread before the
 /// process daemonizes.
@@ -29,11 +30,16 @@ enum MountCommand {
         let program = argv.first.map { String($0.split(separator: "/").last ?? "") } ?? "fdfs-mount"
         var rest = Array(argv.dropFirst())
         if rest.first == "export" { return export(Array(rest.dropFirst())) }
+        if rest.first == "meta" { return meta(Array(rest.dropFirst())) }
         if rest.contains("-h") || rest.contains("--help") {
             print(usage)
             return 0
         }
         var options = MountOptions()
+        // `$FDFS_META_URL` keeps a database password out of `ps`; `-o meta=` overrides it.
+        if let url = getenv("FDFS_META_URL"), url.pointee != 0 {
+            do throws(FSError) { options.meta = try MetadataLocation(parsing: String(cString: url)) } catch { return fail("FDFS_META_URL: \(error.message)") }
+        }
         var mountpoint: String?
         var configPath: String?
         var trackers: [String] = []
@@ -243,6 +249,30 @@ enum MountCommand {
             for row in rows { print("\(row.path)\t\(row.fileID)") }
         }
         return 0
+    }
+
+    // MARK: meta
+
+    /// `fdfs-mount meta init URL|sqlite:STATE_DIR`: creates the namespace's schema, or migrates
+    /// an older one, and prints its version. The URL may come from `$FDFS_META_URL`.
+    static func meta(_ args: [String]) -> Int32 {
+        let usage = "usage: fdfs-mount meta init [postgres://USER[:PASS]@HOST[:PORT]/DB | STATE_DIR] (default: $FDFS_META_URL)"
+        guard args.first == "init", args.count <= 2 else { return fail(usage) }
+        let target = args.count == 2 ? args[1] : getenv("FDFS_META_URL").map { String(cString: $0) }
+        guard let target, !target.isEmpty else { return fail(usage) }
+        do throws(FSError) {
+            let store: MappingStore
+            if target.hasPrefix("postgres://") || target.hasPrefix("postgresql://") {
+                store = try MappingStore(location: MetadataLocation(parsing: target), stateDir: "")
+            } else {
+                mkdirAll(target)
+                store = try MappingStore(location: .sqlite, stateDir: target)
+            }
+            print("\(store.path): schema version \(try store.schemaVersion())")
+            return 0
+        } catch {
+            return fail(error.message)
+        }
     }
 
     static func escape(_ text: String) -> String {

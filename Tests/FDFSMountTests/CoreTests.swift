@@ -20,6 +20,7 @@ func makeFS(_ dir: TempDir, _ cluster: MemoryCluster, configure: (inout MountOpt
     options.blockSize = 64 << 10
     options.cacheSize = 4 << 20
     options.readahead = 256 << 10
+    options.meta = try TestMetadata.location(for: dir.path)
     configure(&options)
     let fs = try FDFSFileSystem(options: options, cluster: cluster, stateDir: dir.path + "/state", logger: quiet)
     await fs.start()

@@ -1,0 +1,60 @@
+import FDFSProtocol
+
+/// The last known group layout, rows a restart cleans up, export, and settings.
+extension MappingStore {
+    // MARK: Groups and provisional rows
+
+    public func saveGroups(_ groups: [GroupInfo]) throws(FSError) {
+        try transaction { (db: any MetadataConnection) throws(FSError) in
+            for group in groups {
+                try db.run("INSERT INTO groups(name, store_paths, subdirs) VALUES(?,?,?) ON CONFLICT(name) DO UPDATE SET store_paths = excluded.store_paths, subdirs = excluded.subdirs",
+                           [.text(group.name), .int(group.storePathCount), .int(group.subdirCount)])
+            }
+        }
+    }
+
+    public func savedGroups() throws(FSError) -> [GroupInfo] {
+        try with { (db: any MetadataConnection) throws(FSError) -> [GroupInfo] in
+            var list: [GroupInfo] = []
+            try db.query("SELECT name, store_paths, subdirs FROM groups ORDER BY name") { (row: SQLRow) throws(FSError) in
+                list.append(GroupInfo(name: row.text(0) ?? "", storePathCount: Int(row.int(1)), subdirCount: Int(row.int(2))))
+            }
+            return list
+        }
+    }
+
+    /// Provisional rows (created, never uploaded) that no pending upload will finish.
+    public func abandonedProvisional() throws(FSError) -> [Entry] {
+        try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
+            try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE state = 1 AND ino NOT IN (SELECT ino FROM pending)", [])
+        }
+    }
+
+    /// Every user file with its path and ID, one line per name (for `fdfs-mount export`).
+    public func exportAll() throws(FSError) -> [(path: String, fileID: String)] {
+        try with { (db: any MetadataConnection) throws(FSError) -> [(path: String, fileID: String)] in
+            let names = try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE kind IN (2, 13) AND parent != 0", [])
+            var result: [(path: String, fileID: String)] = []
+            for name in names {
+                guard let file = try Self.resolved(db, name), file.kind == .file, let fileID = file.fileID, !file.isDetached else { continue }
+                let path = try Self.ancestry(db, name.ino).map(\.name).joined(separator: "/")
+                result.append((path, fileID))
+            }
+            return result.sorted { $0.path < $1.path }
+        }
+    }
+
+    public func setting(_ key: String) throws(FSError) -> String? {
+        try with { (db: any MetadataConnection) throws(FSError) -> String? in
+            var value: String?
+            try db.query("SELECT value FROM settings WHERE key = ?", [.text(key)]) { (row: SQLRow) throws(FSError) in value = row.text(0) }
+            return value
+        }
+    }
+
+    public func setSetting(_ key: String, _ value: String) throws(FSError) {
+        try with { (db: any MetadataConnection) throws(FSError) in
+            try db.run("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [.text(key), .text(value)])
+        }
+    }
+}

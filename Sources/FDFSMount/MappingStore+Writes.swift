@@ -1,0 +1,115 @@
+import FDFSProtocol
+
+/// Names and attributes: inserting, updating, removing and renaming rows.
+extension MappingStore {
+    // MARK: Writes
+
+    /// Inserts a row (or returns the existing one with the same parent and name when
+    /// `orExisting`).
+    @discardableResult
+    public func insert(_ entry: Entry, orExisting: Bool = false) throws(FSError) -> Entry {
+        try with { (db: any MetadataConnection) throws(FSError) -> Entry in try Self.insert(db, entry, orExisting: orExisting) }
+    }
+
+    static func insert(_ db: any MetadataConnection, _ entry: Entry, orExisting: Bool) throws(FSError) -> Entry {
+        if let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", [.int(Int64(entry.parent)), .text(entry.name)]) {
+            if orExisting { return existing }
+            throw FSError(.exists, entry.name)
+        }
+        let ino = try db.firstInt(
+            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING ino",
+            [.int(Int64(entry.parent)), .text(entry.name), .int(entry.kind.rawValue), .int(entry.mode), .int(entry.uid), .int(entry.gid),
+             .int(entry.atime), .int(entry.mtime), .int(entry.ctime), .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state),
+             .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno))])
+        guard let ino else { throw FSError(.io, "inserting \(entry.name) gave no inode") }
+        var copy = entry
+        copy.ino = UInt64(ino)
+        return copy
+    }
+
+    /// Inserts many synthetic rows in one transaction (listing a synthetic directory).
+    public func insertAll(_ entries: [Entry]) throws(FSError) -> [Entry] {
+        try transaction { (db: any MetadataConnection) throws(FSError) -> [Entry] in
+            var result: [Entry] = []
+            for entry in entries { result.append(try Self.insert(db, entry, orExisting: true)) }
+            return result
+        }
+    }
+
+    /// Writes every attribute of an existing row.
+    public func update(_ entry: Entry) throws(FSError) {
+        try with { (db: any MetadataConnection) throws(FSError) in
+            try db.run(
+                "UPDATE entries SET mode=?, uid=?, gid=?, atime=?, mtime=?, ctime=?, size=?, file_id=?, target=?, state=? WHERE ino=?",
+                [.int(entry.mode), .int(entry.uid), .int(entry.gid), .int(entry.atime), .int(entry.mtime), .int(entry.ctime),
+                 .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state), .int(Int64(entry.ino))])
+        }
+    }
+
+    /// Removes a user entry (its directory's mtime and ctime change). Returns the file ID that
+    /// no name refers to any more (to delete from the cluster), if any. With `queueDeletion`,
+    /// that ID is recorded in the deletions journal in the same transaction.
+    public func remove(_ ino: UInt64, queueDeletion: Bool) throws(FSError) -> String? {
+        try transaction { (db: any MetadataConnection) throws(FSError) -> String? in
+            guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return nil }
+            try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(ino))])
+            try db.run("DELETE FROM entries WHERE kind = ? AND link_ino = ?", [.int(EntryKind.hardLink.rawValue), .int(Int64(ino))])
+            try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
+            try Self.touch(db, entry.parent, at: POSIX.nowNanoseconds())
+            return try Self.orphan(db, entry.kind == .file ? entry.fileID : nil, queueDeletion: queueDeletion)
+        }
+    }
+
+    /// When no user name refers to `fileID` any more: forgets its generated row and (if asked)
+    /// queues its deletion. Returns the ID when it became unreferenced.
+    static func orphan(_ db: any MetadataConnection, _ fileID: String?, queueDeletion: Bool) throws(FSError) -> String? {
+        guard let fileID else { return nil }
+        let refs = try db.firstInt("SELECT COUNT(*) FROM entries WHERE file_id = ? AND kind = 2", [.text(fileID)]) ?? 0
+        guard refs == 0 else { return nil }
+        guard queueDeletion else { return nil }
+        try db.run("DELETE FROM entries WHERE file_id = ? AND kind = 1", [.text(fileID)])
+        try db.run("INSERT INTO deletions(file_id, since) VALUES(?, ?) ON CONFLICT(file_id) DO UPDATE SET since = excluded.since", [.text(fileID), .int(POSIX.nowNanoseconds())])
+        return fileID
+    }
+
+    /// Renames `ino` to (`newParent`, `newName`), replacing `replaced` (if any) in the same
+    /// transaction; both directories' mtime and ctime change. Returns a file ID no longer
+    /// referenced (queued for deletion when asked). With `detachReplaced` the replaced file
+    /// keeps its row, detached, for descriptors still open on it (see ``detach(_:_:)``).
+    /// `ino` and `replaced` are name rows (``nameRow(_:_:)``): a hard link moves as a name,
+    /// and a replaced name that is not its inode's last goes alone (``dropName(_:)``).
+    public func rename(_ ino: UInt64, to newParent: UInt64, _ newName: String, replacing replaced: UInt64?, queueDeletion: Bool,
+                       detachReplaced: Bool = false) throws(FSError) -> String? {
+        try transaction { (db: any MetadataConnection) throws(FSError) -> String? in
+            var orphaned: String?
+            let now = POSIX.nowNanoseconds()
+            if let replaced, let old = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(replaced))]) {
+                if try Self.dropName(db, old, at: now) {
+                    // The replaced inode keeps its other names.
+                } else if detachReplaced {
+                    try Self.detach(db, old, .replaced)
+                } else {
+                    try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(replaced))])
+                    try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(replaced))])
+                    if old.kind == .file { orphaned = try Self.orphan(db, old.fileID, queueDeletion: queueDeletion) }
+                }
+            }
+            if let moved = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) {
+                try Self.touch(db, moved.parent, at: now)
+                if moved.kind == .hardLink { try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(moved.linkIno))]) }
+            }
+            try Self.touch(db, newParent, at: now)
+            try db.run("UPDATE entries SET parent = ?, name = ?, ctime = ? WHERE ino = ?",
+                       [.int(Int64(newParent)), .text(newName), .int(now), .int(Int64(ino))])
+            // Every file at or below the moved entry carries a new path.
+            try db.run("""
+                WITH RECURSIVE moved(ino) AS (SELECT ? UNION ALL SELECT e.ino FROM entries e JOIN moved ON e.parent = moved.ino)
+                INSERT INTO metadata_due(file_id, ino, marked)
+                SELECT e.file_id, MIN(e.ino), ? FROM entries e JOIN moved ON e.ino = moved.ino WHERE e.kind = ? AND e.file_id IS NOT NULL
+                GROUP BY e.file_id ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, marked = excluded.marked
+                """, [.int(Int64(ino)), .int(POSIX.nowNanoseconds()), .int(EntryKind.file.rawValue)])
+            return orphaned
+        }
+    }
+
+}
