@@ -1,0 +1,62 @@
+import Foundation
+import enum FDFSTestSupport.Processes
+import Testing
+
+/// Two fdfs-mount processes (two state directories, one cluster) on one PostgreSQL database:
+/// what one does to names and content, the other sees (SEMANTICS.md, "Several mounts, one
+/// namespace"): content after close, names within attr_timeout.
+@Suite(.serialized) struct SharedNamespaceE2ETests {
+    /// `meta=` for a fresh schema in the test database (FDFS_TEST_POSTGRES_URL, which
+    /// Scripts/test sets after starting a throw-away server).
+    static func sharedMetaOption() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["FDFS_TEST_POSTGRES_URL"], !url.isEmpty else {
+            throw HarnessError("FDFS_TEST_POSTGRES_URL is not set: this test needs PostgreSQL (Scripts/test starts a throw-away server)")
+        }
+        let schema = "e2e_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return "meta=\(url)\(url.contains("?") ? "&" : "?")schema=\(schema)"
+    }
+
+    /// Waits (up to 10 s: attr_timeout is 1 s) until `condition` holds on mount B.
+    static func eventually(_ what: String, _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        let held = Processes.wait(for: 10, poll: 0.1, condition)
+        #expect(held, "mount B: \(what)", sourceLocation: sourceLocation)
+        return held
+    }
+
+    @Test func twoMountsShareOneNamespace() throws {
+        let meta = try Self.sharedMetaOption()
+        let a = try TestMount(options: meta)
+        defer { a.stop() }
+        let b = try TestMount(options: meta)
+        defer { b.stop() }
+
+        let dirA = a.workdir()
+        let dirB = b.mountpoint + dirA.dropFirst(a.mountpoint.count)
+        guard Self.eventually("sees the directory made on A", { FileManager.default.fileExists(atPath: dirB) }) else { return }
+
+        // A file copied into A, closed: listed and read byte-identical on B.
+        let local = localFile(700_000, in: a.root)
+        Shell.ok("cp '\(local.path)' '\(dirA)/copied.bin'")
+        guard Self.eventually("lists copied.bin", { Shell.run("ls '\(dirB)'").stdout.split(separator: "\n").contains("copied.bin") }) else { return }
+        #expect(Shell.ok("stat -c %s '\(dirB)/copied.bin'").trimmingCharacters(in: .whitespacesAndNewlines) == "700000")
+        #expect(sha256(dirB + "/copied.bin") == sha256(local.path))
+        #expect(try mountedFileID(dirB + "/copied.bin") == mountedFileID(dirA + "/copied.bin"))
+
+        // A file written on B is read on A (the namespace is shared both ways).
+        Shell.ok("printf 'from B' > '\(dirB)/from-b.txt'")
+        guard Self.eventually("'s file is seen on A", { (try? String(contentsOfFile: dirA + "/from-b.txt", encoding: .utf8)) == "from B" }) else { return }
+
+        // A rename on A: B sees the new name and loses the old one.
+        Shell.ok("mv '\(dirA)/copied.bin' '\(dirA)/renamed.bin'")
+        _ = Self.eventually("loses copied.bin after the rename", { !FileManager.default.fileExists(atPath: dirB + "/copied.bin") })
+        _ = Self.eventually("sees renamed.bin", { FileManager.default.fileExists(atPath: dirB + "/renamed.bin") })
+        #expect(sha256(dirB + "/renamed.bin") == sha256(local.path))
+        #expect(Shell.run("ls '\(dirB)'").stdout.split(separator: "\n").sorted() == ["from-b.txt", "renamed.bin"])
+
+        // An unlink on A: gone on B, name and listing.
+        Shell.ok("rm '\(dirA)/renamed.bin'")
+        _ = Self.eventually("loses renamed.bin after the unlink", { !FileManager.default.fileExists(atPath: dirB + "/renamed.bin") })
+        #expect(Shell.run("ls '\(dirB)'").stdout.split(separator: "\n") == ["from-b.txt"])
+        #expect(!b.log.contains(" error "), "mount B logged errors:\n\(b.log)")
+    }
+}
