@@ -134,13 +134,15 @@ public final class FDFSFileSystem: Sendable {
 
     // MARK: Lifecycle
 
-    /// Recovers from a previous run (pending uploads, abandoned names, stray spool files)
-    /// and starts the background retrier.
+    /// Recovers from a previous run (pending uploads, abandoned names, stray spool files; on a
+    /// shared namespace only when no other mount is alive, see FileSystem+Session.swift) and
+    /// starts the background retrier.
     public func start() async {
-        await recover()
+        if beginSessionAndMayRecover() { await recover() }
         Task { [weak self] in
             while let self, !self.isStopped {
                 try? await Task.sleep(for: .seconds(2))
+                self.renewSession()
                 await self.background()
             }
         }
@@ -157,6 +159,7 @@ public final class FDFSFileSystem: Sendable {
     /// Stops background work (the mount is going away). Pending uploads stay in the journal.
     public func stop() {
         state.withLock { $0.stopped = true }
+        endSession()
     }
 
     /// One pass of background work: retry failed or abandoned uploads and cluster deletions,

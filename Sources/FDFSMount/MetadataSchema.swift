@@ -11,7 +11,7 @@
 /// column is added when missing.
 enum MetadataSchema {
     /// The schema this build writes.
-    static let currentVersion: Int64 = 2
+    static let currentVersion: Int64 = 3
 
     /// Checks the version of the store behind `db` and migrates an older one (in one
     /// transaction). `readOnly` only checks that the store is not newer.
@@ -75,6 +75,12 @@ enum MetadataSchema {
             try db.execute("""
                 ALTER TABLE entries ADD COLUMN IF NOT EXISTS rdev BIGINT NOT NULL DEFAULT 0;
                 ALTER TABLE entries ADD COLUMN IF NOT EXISTS link_ino BIGINT NOT NULL DEFAULT 0;
+                """)
+        case (3, _):
+            // The same SQL on both engines (SQLite reads BIGINT as INTEGER).
+            try db.execute("""
+                CREATE TABLE IF NOT EXISTS mount_sessions(
+                  id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, started BIGINT NOT NULL, heartbeat BIGINT NOT NULL)
                 """)
         default:
             throw FSError(.io, "no migration to schema version \(version)")

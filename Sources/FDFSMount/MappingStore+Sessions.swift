@@ -1,0 +1,38 @@
+/// The mounts that share a namespace (schema version 3): each registers a session and renews
+/// its heartbeat, so that a mount starting on a shared (PostgreSQL) namespace can tell whether
+/// the journals it finds may belong to another mount that is still running.
+extension MappingStore {
+    /// Registers (or renews) session `id` of this mount.
+    public func beginSession(_ id: String, host: String, pid: Int, now: Int64) throws(FSError) {
+        try transaction { (db: any MetadataConnection) throws(FSError) in
+            try db.run("DELETE FROM mount_sessions WHERE id = ?", [.text(id)])
+            try db.run("INSERT INTO mount_sessions(id, host, pid, started, heartbeat) VALUES(?,?,?,?,?)",
+                       [.text(id), .text(host), .int(pid), .int(now), .int(now)])
+        }
+    }
+
+    /// Renews the heartbeat of session `id`.
+    public func heartbeat(_ id: String, now: Int64) throws(FSError) {
+        try with { (db: any MetadataConnection) throws(FSError) in
+            try db.run("UPDATE mount_sessions SET heartbeat = ? WHERE id = ?", [.int(now), .text(id)])
+        }
+    }
+
+    /// Removes session `id` (a clean unmount).
+    public func endSession(_ id: String) throws(FSError) {
+        try with { (db: any MetadataConnection) throws(FSError) in
+            try db.run("DELETE FROM mount_sessions WHERE id = ?", [.text(id)])
+        }
+    }
+
+    /// The sessions other than `id` whose heartbeat is not older than `since`.
+    public func otherLiveSessions(_ id: String, since: Int64) throws(FSError) -> [(host: String, pid: Int)] {
+        try with { (db: any MetadataConnection) throws(FSError) -> [(host: String, pid: Int)] in
+            var sessions: [(host: String, pid: Int)] = []
+            try db.query("SELECT host, pid FROM mount_sessions WHERE id != ? AND heartbeat >= ?", [.text(id), .int(since)]) { (row: SQLRow) throws(FSError) in
+                sessions.append((row.text(0) ?? "?", Int(row.int(1))))
+            }
+            return sessions
+        }
+    }
+}
