@@ -2,8 +2,8 @@ import FDFSProtocol
 import NIOCore
 import Synchronization
 
-/// Tracker queries, spread over every configured tracker with failover: a connect error or a
-/// timeout moves on to the next tracker.
+/// Tracker queries, spread over every configured tracker with failover: a connect error, a
+/// timeout or an ENOENT answer moves on to the next tracker.
 public struct TrackerClient: Sendable {
     let pool: ConnectionPool
     let trackers: [ServerAddress]
@@ -19,7 +19,10 @@ public struct TrackerClient: Sendable {
         self.cursor = Cursor()
     }
 
-    /// Runs one request on a tracker, trying the next one after a transport failure.
+    /// Runs one request on a tracker, trying the next one after a transport failure or an ENOENT.
+    /// A tracker that was just restarted answers ENOENT ("no such group", "no storage holds
+    /// it") until the storages have reported to it again, while another tracker knows: its
+    /// ENOENT is only final when every tracker says so.
     public func request(
         _ command: FDFSCommand, body: ByteBuffer? = nil, operation: String? = nil, maxResponse: Int = 4 << 20
     ) async throws(FDFSClientError) -> ByteBuffer {
@@ -28,6 +31,7 @@ public struct TrackerClient: Sendable {
         }
         let start = cursor.value.wrappingAdd(1, ordering: .relaxed).oldValue
         var lastError: FDFSClientError?
+        var notFound: FDFSClientError?
         for attempt in 0..<trackers.count {
             let tracker = trackers[(start + attempt) % trackers.count]
             let endpoint = StorageEndpoint(ip: tracker.host, port: tracker.port)
@@ -36,11 +40,15 @@ public struct TrackerClient: Sendable {
                     try await connection.call(command, body: body, operation: operation, maxResponse: maxResponse)
                 }
             } catch {
+                if error.code == .serverStatus, error.status == .ENOENT {
+                    notFound = notFound ?? error
+                    continue
+                }
                 guard error.isTransport else { throw error }
                 lastError = error
             }
         }
-        throw lastError!
+        throw notFound ?? lastError!
     }
 
     /// Decodes a reply, turning a codec error into a protocol violation for `operation`.

@@ -186,6 +186,29 @@ import FDFSTestSupport
         await live.stop()
     }
 
+    /// Found by Scripts/chaos (tracker-kill): a tracker restarted a moment ago answers ENOENT to
+    /// every query until the storages have reported to it again; uploads and downloads failed
+    /// although the other tracker knew the group and the file.
+    @Test func aTrackerThatAnswersENOENTIsNotFinalWhileAnotherKnows() async throws {
+        let restarted = try await ReplayServer { _ in [.send(responseFrame(status: 2))] }
+        let storage = StorageEndpoint(ip: "127.0.0.9", port: 23000)
+        let live = try await Self.tracker(pointingAt: storage)
+        let client = Self.client([restarted.endpoint, live.endpoint])
+        let id = try FileID("group1/M00/00/00/fwAAAmsBc0WALnffAAAADg4Qul0612.txt")
+        for _ in 0..<4 {  // the queries start at each tracker in turn
+            #expect(try await client.tracker.queryStore(group: "group1").storage == storage)
+            #expect(try await client.tracker.queryFetch(id) == storage)
+        }
+        #expect(restarted.requests.count >= 4, "the restarted tracker was asked first half of the time")
+        // ENOENT from every tracker is the answer.
+        let nowhere = Self.client([restarted.endpoint, restarted.endpoint])
+        await #expect(throws: FDFSClientError.self) { try await nowhere.tracker.queryFetch(id) }
+        await client.shutdown()
+        await nowhere.shutdown()
+        await restarted.stop()
+        await live.stop()
+    }
+
     @Test func downloadFailsOverToAnotherReplicaAndResumes() async throws {
         let content = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         // The first storage sends half the file and dies.
