@@ -83,6 +83,7 @@ final class SyncTask: Sendable {
         var reader = BinlogReader(directory: configuration.syncDirectory, index: mark.binlogIndex, offset: mark.binlogOffset)
         var lastTalk = Date()
         var reportedOffline = false
+        var finishedFullSync = false
         while !Task.isCancelled {
             let current = peerStatus
             guard current == .active || current == .syncing || (current == .waitSync && mark.needSyncOld) else {
@@ -95,8 +96,12 @@ final class SyncTask: Sendable {
                     mark.syncOldDone = true
                     try mark.write(path: markPath)
                     context.logger.info("full sync to \(peer.ip):\(peer.port) done")
+                    finishedFullSync = true
                 }
-                if mark.needSyncOld && mark.syncOldDone && !reportedOffline && (current == .syncing || current == .waitSync) {
+                // A full sync finished here is reported whatever status we see: with several
+                // trackers the one that has the peer WAIT_SYNC or SYNCING needs it, and the others
+                // ignore OFFLINE for a member they list ONLINE or ACTIVE.
+                if mark.needSyncOld && mark.syncOldDone && !reportedOffline && (finishedFullSync || current == .syncing || current == .waitSync) {
                     reportedOffline = true
                     await reportPeer(.offline)
                 }
@@ -128,8 +133,11 @@ final class SyncTask: Sendable {
     private func loadOrCreateMark(status: StorageStatus) async throws -> SyncMark {
         let existing = status.rawValue <= StorageStatus.waitSync.rawValue ? nil : SyncMark.load(path: markPath)
         if var mark = existing {
-            if status == .syncing, let source = try await askSource(), source.sourceID == myID, !mark.needSyncOld {
-                // The tracker made us the full-sync source after the mark was written: start over.
+            // The tracker made us the full-sync source after the mark was written (the peer is
+            // new or was wiped: SYNC_DEST_REQ recorded a newer `until`): start over. Asked whatever
+            // status we see, because with several trackers only the one that answered the
+            // peer's SYNC_DEST_REQ has it WAIT_SYNC while the others may list it ONLINE or ACTIVE.
+            if let source = try? await askSource(), source.sourceID == myID, source.untilTimestamp > mark.untilTimestamp {
                 mark = SyncMark()
                 mark.needSyncOld = true
                 mark.untilTimestamp = source.untilTimestamp

@@ -31,8 +31,8 @@ extension TrackerRegistry {
 
     /// SYNC_NOTIFY (88): the storage tells every tracker its persisted source. An empty source
     /// means the initial sync is not needed or done: INIT, WAIT_SYNC and SYNCING become ONLINE.
-    /// Otherwise INIT becomes WAIT_SYNC and, when the tracker had no source recorded, it adopts
-    /// this one (ENOENT when it is unknown, DELETED or IP_CHANGED).
+    /// Otherwise INIT becomes WAIT_SYNC and, when the tracker had no source recorded or an older
+    /// `until`, it adopts this one (ENOENT when it is unknown, DELETED or IP_CHANGED).
     public mutating func syncNotify(_ notice: StorageSyncSource, session: Session) throws(TrackerError) {
         let storage = try storage(session)
         var group = groups[session.group]!
@@ -48,7 +48,10 @@ extension TrackerRegistry {
             group.setStatus(.waitSync, of: storage.id)
             needsSave = true
         }
-        if storage.syncSourceID == nil {
+        // A newer `until` is a new initial sync (the storage was wiped and asked another
+        // tracker for a source): the old source and time are stale, and a source asking this
+        // tracker (SYNC_SRC_REQ) would go on from its old mark and never send the old files.
+        if storage.syncSourceID == nil || notice.untilTimestamp > storage.syncUntilTimestamp {
             guard let source = group.storages[notice.sourceID], source.status != .deleted, source.status != .ipChanged else {
                 groups[session.group] = group
                 throw TrackerError(.notFound, "sync source \(notice.sourceID) of \(storage.id) is unknown or deleted")

@@ -20,6 +20,11 @@ import Testing
         return first == .active && second == .active
     }
 
+    func activeOnBoth(_ clients: [FDFSClient], _ a: StorageNode, _ b: StorageNode) async -> Bool {
+        for client in clients where !(await bothActive(client, a, b)) { return false }
+        return true
+    }
+
     @Test func groupReplicatesAndNewMemberCatchesUp() async throws {
         let tracker = TrackerNode()
         let port = sharedFreePort(["127.0.0.2", "127.0.0.3", "127.0.0.4"])
@@ -77,6 +82,43 @@ import Testing
         try await waitUntil(30, "C active") { await trackerStatus(client, c) == .active }
         let later = try await client.upload(Array("after C joined".utf8), options: UploadOptions(fileExtension: "log"))
         try await waitUntil(20, "new file on all three") { [a, b, c].allSatisfy { read($0, later) == Array("after C joined".utf8) } }
+    }
+
+    /// Found by Scripts/chaos (sync-kill): a member wiped and started again in a group with two
+    /// trackers asks one of them for a sync source (SYNC_DEST_REQ: WAIT_SYNC there) while the
+    /// other still lists it ONLINE and soon ACTIVE. When the source saw ACTIVE first it went on
+    /// from its old mark for that member, so the wiped member became ACTIVE and never got the
+    /// files written before; the tracker that had it WAIT_SYNC kept it there for good. And the
+    /// other tracker kept the source and `until` of the first sync, so a source asking it went
+    /// on from its old mark too.
+    @Test func aWipedMemberGetsEveryOldFileWithTwoTrackers() async throws {
+        let first = TrackerNode(), second = TrackerNode()
+        let port = sharedFreePort(["127.0.0.2", "127.0.0.3"])
+        let a = StorageNode(ip: "127.0.0.2", port: port, trackers: [first.address, second.address])
+        let b = StorageNode(ip: "127.0.0.3", port: port, trackers: [first.address, second.address])
+        defer { b.destroy(); a.destroy(); second.destroy(); first.destroy() }
+        try await first.start()
+        try await second.start()
+        try await a.start()
+        try await b.start()
+        let clients = [first.client(), second.client()]
+        defer { Task { for client in clients { await client.shutdown() } } }
+        try await waitUntil(30, "A and B active") { await activeOnBoth(clients, a, b) }
+        var files: [(FileID, [UInt8])] = []
+        for index in 0..<20 {
+            let bytes = Array("old file \(index) ".utf8) + [UInt8](repeating: UInt8(index), count: 20_000)
+            files.append((try await clients[0].upload(bytes, options: UploadOptions(fileExtension: "bin")), bytes))
+        }
+        try await waitUntil(30, "the files on both") { files.allSatisfy { read(a, $0.0) == $0.1 && read(b, $0.0) == $0.1 } }
+        for round in 1...3 {
+            b.stop()
+            try FileManager.default.removeItem(atPath: b.storePath)
+            try FileManager.default.removeItem(atPath: b.basePath)
+            try FileManager.default.createDirectory(atPath: b.storePath, withIntermediateDirectories: true)
+            try await b.start()
+            try await waitUntil(60, "round \(round): every old file on the wiped member") { files.allSatisfy { read(b, $0.0) == $0.1 } }
+            try await waitUntil(60, "round \(round): B active on both trackers") { await activeOnBoth(clients, a, b) }
+        }
     }
 
     @Test func killedSourceResumesSync() async throws {
