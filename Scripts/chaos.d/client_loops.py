@@ -41,7 +41,7 @@ def mount_sha(path):
 
 
 def client_sha(conf, file_id):
-    result = subprocess.run([FDFS, "-c", conf, "download", file_id, "-"], capture_output=True, timeout=60)
+    result = subprocess.run([FDFS, "download", "-c", conf, file_id, "-"], capture_output=True, timeout=60)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.decode(errors="replace").strip().replace("\n", " ") or "exit %d" % result.returncode)
     return hashlib.sha256(result.stdout).hexdigest()
@@ -61,7 +61,7 @@ def read_loop(read, files, log_path, stop):
 
 
 def upload(conf, path):
-    result = subprocess.run([FDFS, "-c", conf, "upload", "--group", "group1", path], capture_output=True, timeout=120)
+    result = subprocess.run([FDFS, "upload", "-c", conf, "--group", "group1", path], capture_output=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.decode(errors="replace").strip().replace(" ", "_")[:200] or "exit")
     return result.stdout.decode().strip()

@@ -71,7 +71,8 @@ start_cluster() {
     : > "$WORK/known-ids"
 }
 
-fdfs_cli() { timeout 60 "$FDFS_BIN_DIR/fdfs" -c "$CONF" "$@"; }
+# fdfs_cli COMMAND ARGS...: the fdfs command line against this cluster (both trackers).
+fdfs_cli() { local command="$1"; shift; timeout 60 "$FDFS_BIN_DIR/fdfs" "$command" -c "$CONF" "$@"; }
 
 # node_kill NODE / node_start NODE: one cluster node (tracker, tracker2, s1, s2, s3).
 node_kill() { Scripts/cluster node-kill "$1" "$CLUSTER" >/dev/null 2>&1; }

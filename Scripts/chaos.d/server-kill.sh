@@ -13,7 +13,7 @@ trial_both_trackers_kill() { server_kill_trial both-trackers-kill "$1" tracker t
 
 server_kill_trial() {
     local scenario="$1" trial="$2"; shift 2
-    local victims=("$@") t="$WORK/logs/$1-$2" i id sha pids=() writer reads
+    local victims=("$@") t="$WORK/logs/$scenario-$trial" i id sha pids=() writer reads
     mkdir -p "$WORK/logs" "$t.files"
     [ -e "$WORK/rd/pid" ] || mount_start rd "direct_io,cache_size=3M"
     [ -e "$WORK/wr/pid" ] || mount_start wr
