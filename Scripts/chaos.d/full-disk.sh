@@ -13,7 +13,9 @@
 #         `fdfs upload` must succeed. The small files stay intact.
 
 trial_full_disk() {
+    local key
     mkdir -p "$WORK/logs"
+    for key in unclear-errors spool-not-freed unhealthy-after cache-read-failed store-never-full retries-failed; do count full-disk "$key" 0; done
     full_disk_spool "$1"
     full_disk_cache "$1"
     full_disk_store "$1"

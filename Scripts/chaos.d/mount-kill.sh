@@ -23,13 +23,13 @@ trial_mount_kill() {
     wait_child "$writer" 60
     unmount_dead mk
     mount_restart mk
-    wait_recovered mk 120 || count mount-kill recovery-unfinished 1
+    count mount-kill recovery-unfinished "$(wait_recovered mk 120 && echo 0 || echo 1)"
     local counts
     counts=$($PY "$CHAOS_LIB/verify_tree.py" "$log" "$dir" 2>>"$WORK/logs/mk-$trial.verify")
     count_line mount-kill "$counts"
     for _ in $(seq 40); do
         leaks=$(leaked_files "$WORK/logs/mk-$trial.baseline" "$log" 2>"$WORK/logs/mk-$trial.leaks")
-        [[ "$leaks" == "leaked=0 redone=0" ]] && break
+        [[ "$leaks" == "leaked=0 "* ]] && break
         sleep 0.5
     done
     count mount-kill leaked "$(echo "$leaks" | sed -n 's/^leaked=\([0-9]*\) .*/\1/p')"

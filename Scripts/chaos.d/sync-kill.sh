@@ -4,8 +4,8 @@
 # on to the survivor and must reach the other). Even trials: one member is stopped, its store
 # and base directory wiped, and started again so that it full-syncs from the other; during the
 # sync the source or the new member is killed and restarted. Then both members must hold the
-# same files byte for byte within CHAOS_CONVERGE_SECONDS (120), and every acknowledged upload
-# must download.
+# same files byte for byte and be ACTIVE on both trackers within CHAOS_CONVERGE_SECONDS (120),
+# and every acknowledged upload must download.
 
 CONVERGE_SECONDS="${CHAOS_CONVERGE_SECONDS:-120}"
 
@@ -18,7 +18,17 @@ trial_sync_kill() {
         sleep 1
     done
     count sync-kill not-converged "$diverged"
+    while [ $SECONDS -lt $deadline ] && ! all_active; do sleep 1; done
+    count sync-kill not-active "$(all_active && echo 0 || echo 1)"
     note sync-kill files "$($PY "$CHAOS_LIB/cluster_files.py" list "group1/M00=$CLUSTER/s1/store0" | wc -l)"
+}
+
+# all_active: both trackers list all three storages as ACTIVE.
+all_active() {
+    local conf
+    for conf in client.conf client-classic.conf; do
+        [ "$("$FDFS_BIN_DIR/fdfs" monitor -c "$CLUSTER/$conf" --json 2>/dev/null | grep -c '"status" : "ACTIVE"')" -ge 3 ] || return 1
+    done
 }
 
 sync_kill_replication() {
@@ -47,12 +57,12 @@ sync_kill_full_sync() {
     source=$([ "$new" = s1 ] && echo s2 || echo s1)
     Scripts/cluster node-stop "$new" "$CLUSTER" >/dev/null
     rm -rf "${CLUSTER:?}/$new/store0/"* "${CLUSTER:?}/$new/base/"*
-    background env FDFS_CLUSTER_TIMEOUT=120 Scripts/cluster node-start "$new" "$CLUSTER" >/dev/null 2>&1
+    background env FDFS_CLUSTER_TIMEOUT=10 Scripts/cluster node-start "$new" "$CLUSTER" >/dev/null 2>&1
     starter=$!
     sleep "$(rand 0.2 3)"
     victim=$(pick "$new" "$source")
     node_kill "$victim"
-    wait_child "$starter" 150
+    wait_child "$starter" 30
     sleep "$(rand 0.5 2)"
     node_start "$victim"
     node_start "$new"
