@@ -1,19 +1,9 @@
 import FDFSProtocol
 import FDFSTestSupport
 
-/// A seeded generator (SplitMix64), so every fuzz run can be repeated from its seed.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
+/// The fuzz runners' generator: SplitMix64 started at the run's seed, so a run repeats.
+public typealias SeededGenerator = SplitMix
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Seeds from the captured vectors and a mutation loop for targets run without libFuzzer
 /// (in `Scripts/test`, and by `fdfs-fuzz` in a plain build).
@@ -53,7 +43,7 @@ public enum FuzzRunner {
     /// Runs every seed, then `iterations` mutants of them. Stops collecting after 10 findings.
     public static func run(_ target: FuzzTarget, seeds: [[UInt8]], iterations: Int, seed: UInt64) -> Report {
         var report = Report()
-        var generator = SeededGenerator(seed: seed)
+        var generator = SeededGenerator(state: seed)
         var mutator = Mutator()
         func attempt(_ input: [UInt8]) {
             report.executed += 1

@@ -16,7 +16,7 @@ struct HostileFrames {
         let frameTarget = FuzzTarget("frames", seeds: .frames) { _ in nil }
         seeds = FuzzRunner.seeds(for: frameTarget, vectors: vectors)
         self.marker = marker
-        generator = SeededGenerator(seed: seed)
+        generator = SeededGenerator(state: seed)
     }
 
     static let commands: [UInt8] = [9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 23, 24, 25, 34, 35, 36, 37, 38, 40,
