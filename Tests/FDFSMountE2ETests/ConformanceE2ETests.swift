@@ -25,9 +25,14 @@ private let prelude = """
     def times(path):
         st = os.lstat(path)
         return {'a': st.st_atime_ns, 'm': st.st_mtime_ns, 'c': st.st_ctime_ns}
+    def past(before):
+        # Waits (at most 1 s) until the clock is past every time taken, so a change is later.
+        latest, deadline = max(max(t.values()) for t in before), time.time() + 1
+        while time.time_ns() <= latest and time.time() < deadline:
+            pass
     def changes(paths, fields, what, fn, *args):
         before = [times(p) for p in paths]
-        time.sleep(0.01)
+        past(before)
         fn(*args)
         for p, old in zip(paths, before):
             new = times(p)
@@ -36,7 +41,7 @@ private let prelude = """
                     fails.append('%s: %stime of %s %d -> %d' % (what, f, os.path.basename(p) or p, old[f], new[f]))
     def unchanged(paths, fields, what, fn, *args):
         before = [times(p) for p in paths]
-        time.sleep(0.01)
+        past(before)
         fn(*args)
         for p, old in zip(paths, before):
             new = times(p)

@@ -49,7 +49,8 @@ extension MountE2E {
             with open(report + '.tmp', 'w') as f:
                 f.write('%s %d %d %s\\n' % (os.path.exists(path), st.st_nlink, st.st_size, hashlib.sha256(data).hexdigest()))
             os.rename(report + '.tmp', report)
-            while not os.path.exists(close_now):
+            deadline = time.time() + 60
+            while not os.path.exists(close_now) and time.time() < deadline:
                 time.sleep(0.02)
             os.close(fd)
             """, in: mount.root)
@@ -144,7 +145,9 @@ extension MountE2E {
                 return (st.st_mtime_ns, st.st_ctime_ns)
             def check(what, paths, change):
                 before = [times(p) for p in paths]
-                time.sleep(0.01)
+                latest, deadline = max(max(t) for t in before), time.time() + 1
+                while time.time_ns() <= latest and time.time() < deadline:
+                    pass
                 change()
                 after = [times(p) for p in paths]
                 for p, old, new in zip(paths, before, after):

@@ -2,6 +2,8 @@ import FDFSClient
 import FDFSMount
 import FDFSProtocol
 import Testing
+import Foundation
+import enum FDFSTestSupport.Processes
 
 #if canImport(Glibc)
 import Glibc
@@ -103,7 +105,9 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
                        _ body: () async throws -> Void) async throws {
         var before: [(mtime: Int64, ctime: Int64)] = []
         for ino in inodes { before.append(try await times(fs, ino)) }
-        try await Task.sleep(for: .milliseconds(5))
+        // The change must happen at a later clock reading than the times taken.
+        let latest = before.map { max($0.mtime, $0.ctime) }.max() ?? 0
+        #expect(Processes.wait(for: 1, poll: 0.001) { Int64(Date().timeIntervalSince1970 * 1e9) > latest })
         try await body()
         for (ino, old) in zip(inodes, before) {
             let new = try await times(fs, ino)

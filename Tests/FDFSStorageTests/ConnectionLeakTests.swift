@@ -27,11 +27,9 @@ import Testing
         try await node.start()
         let pid = try #require(node.process?.pid)
         try refuse(node, count: 500)
-        try await Task.sleep(for: .milliseconds(500))
-        let before = try #require(residentKiB(pid: pid))
+        let before = try await settledResidentKiB(pid: pid)
         try refuse(node, count: 5000)
-        try await Task.sleep(for: .milliseconds(500))
-        let after = try #require(residentKiB(pid: pid))
+        let after = try await settledResidentKiB(pid: pid)
         let growth = after - before
         print("fdfs-storaged RSS before \(before) KiB, after 5000 refused connections \(after) KiB, growth \(growth) KiB")
         #expect(growth < 40 * 1024, "RSS grew by \(growth) KiB over 5000 refused connections")

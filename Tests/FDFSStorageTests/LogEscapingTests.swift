@@ -19,7 +19,7 @@ import Testing
         let socket = try RawSocket(host: node.ip, port: node.port)
         try socket.send(RawSocket.header(bodyLength: Int64(body.count), command: FDFSCommand.deleteFile.rawValue) + body)
         #expect(try socket.readResponse()?.status == FDFSStatus.EINVAL.rawValue)
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntil(10, "the escaped group in the log") { node.logs.contains("g\\n\(forged)") }
         let lines = node.logs.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(!lines.contains { $0.hasPrefix(forged) || $0.hasPrefix("FORGED-NAME") }, "forged line in the log:\n\(node.logs)")
         #expect(node.logs.contains("g\\n\(forged)"), "the escaped group is not in the log:\n\(node.logs)")

@@ -49,8 +49,12 @@ import Testing
                 peer.close()
             }
         }
-        // Give a wrongly accepted change time to replicate, then check both members.
-        try await Task.sleep(for: .milliseconds(500))
+        // A wrongly accepted change on B would reach A before anything B stores later (the
+        // binlog is replayed in order): once a marker stored on B has reached A, check both.
+        let direct = try await StorageClient.connect(b)
+        let marker = try await direct.upload(Array("marker".utf8), ext: "txt")
+        direct.close()
+        try await waitUntil(30, "the marker on A") { read(a, marker) != nil }
         for node in [a, b] {
             #expect(read(node, file) == content, "\(node.ip): file unchanged")
             #expect(read(node, appender) == appenderContent, "\(node.ip): appender unchanged")

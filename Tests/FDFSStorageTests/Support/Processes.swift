@@ -1,6 +1,7 @@
 import Foundation
 import enum FDFSTestSupport.Processes
 import func FDFSTestSupport.connectIPv4
+import func FDFSTestSupport.residentKiB
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,6 +33,19 @@ func freePort(host: String = "127.0.0.1") -> Int {
 /// Polls `condition` every 50 ms until it holds or `seconds` pass.
 func waitUntil(_ seconds: Double, _ what: String = "condition", _ condition: () async throws -> Bool) async throws {
     guard try await Processes.wait(for: seconds, condition) else { throw TestFailure("timed out after \(seconds) s waiting for \(what)") }
+}
+
+/// The resident set size of `pid` once it has settled: two samples 100 ms apart within 64 KiB
+/// of each other (at most 5 s), so a measurement is not taken while freed memory is in flight.
+func settledResidentKiB(pid: Int32) async throws -> Int {
+    var last = residentKiB(pid: pid) ?? 0
+    try await waitUntil(5, "the RSS of \(pid) to settle") {
+        try await Task.sleep(for: .milliseconds(100))
+        let now = residentKiB(pid: pid) ?? 0
+        defer { last = now }
+        return abs(now - last) < 64
+    }
+    return last
 }
 
 struct TestFailure: Error, CustomStringConvertible {
