@@ -79,6 +79,9 @@ func errno(of body: () async throws -> Void) async -> Int32? {
 }
 
 @Suite struct BlockCacheTests {
+    /// Block `index` of a test file named `name` (version "0").
+    func key(_ name: String, _ index: Int = 0) -> BlockKey { BlockKey(FileVersion(id: name, version: "0"), index) }
+
     func block(_ bytes: [UInt8]) -> Block {
         let storage = ByteStorage(capacity: bytes.count)
         bytes.withUnsafeBytes { storage.pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
@@ -91,22 +94,22 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let metrics = MountMetrics()
         let cache = try BlockCache(dir: dir.path, capacity: 1_000_000, metrics: metrics, logger: quiet)
         for i in 0..<5 {
-            #expect(cache.admit("k\(i)", block(randomBytes(200_000))))
+            #expect(cache.admit(key("k\(i)"), block(randomBytes(200_000))))
             cache.flush()
         }
         #expect(cache.usedBytes <= 1_000_000)
         // k0 was evicted to make room for k4; touching k1 protects it from the next eviction.
-        #expect(!cache.contains("k0"))
+        #expect(!cache.contains(key("k0")))
         var sink = [UInt8](repeating: 0, count: 10)
-        #expect(cache.read("k1", offset: 0, length: 10, into: &sink) != nil)
-        #expect(cache.admit("k5", block(randomBytes(200_000))))
+        #expect(cache.read(key("k1"), offset: 0, length: 10, into: &sink) != nil)
+        #expect(cache.admit(key("k5"), block(randomBytes(200_000))))
         cache.flush()
-        #expect(cache.contains("k1"))
-        #expect(!cache.contains("k2"))
+        #expect(cache.contains(key("k1")))
+        #expect(!cache.contains(key("k2")))
         #expect(cache.usedBytes <= 1_000_000)
         #expect(metrics.cacheEvictions.load() == 2)
         // A block larger than the whole cache is refused, not stored over the cap.
-        #expect(!cache.admit("huge", block(randomBytes(1_100_000))))
+        #expect(!cache.admit(key("huge"), block(randomBytes(1_100_000))))
         #expect(cache.usedBytes <= 1_000_000)
     }
 
@@ -115,11 +118,10 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let metrics = MountMetrics()
         let cache = try BlockCache(dir: dir.path, capacity: 10_000_000, metrics: metrics, logger: quiet)
         let bytes = randomBytes(300_000)
-        #expect(cache.admit("f#0", block(bytes)))
+        #expect(cache.admit(key("f", 0), block(bytes)))
         cache.flush()
         // Flip one byte inside the data on disk (slot 0: a 4 KiB header page, then the data).
-        let sub = try FileManager.default.contentsOfDirectory(atPath: dir.path).first!
-        let file = "\(dir.path)/\(sub)/f.blocks"
+        let file = cache.path(key("f", 0).file)
         let handle = FileHandle(forUpdatingAtPath: file)!
         try handle.seek(toOffset: 4096 + 200_000)
         let original = try handle.read(upToCount: 1)!
@@ -128,9 +130,9 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         try handle.close()
         var out = [UInt8](repeating: 0, count: 300_000)
         // A read of an untouched chunk still works; one touching the bad chunk drops the block.
-        #expect(cache.read("f#0", offset: 0, length: 1000, into: &out) != nil)
-        #expect(cache.read("f#0", offset: 0, length: 300_000, into: &out) == nil)
-        #expect(!cache.contains("f#0"))
+        #expect(cache.read(key("f", 0), offset: 0, length: 1000, into: &out) != nil)
+        #expect(cache.read(key("f", 0), offset: 0, length: 300_000, into: &out) == nil)
+        #expect(!cache.contains(key("f", 0)))
         #expect(metrics.cacheCorruptions.load() == 1)
     }
 
@@ -150,25 +152,25 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let cache = try BlockCache(dir: dir.path, capacity: Int64(3 * slot), blockSize: 256 * 1024, metrics: MountMetrics(), logger: quiet)
         #expect(files().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/ab/old#0.blk"))
-        for index in 0..<3 { #expect(cache.admit("a#\(index)", block(randomBytes(256 * 1024)))) }
+        for index in 0..<3 { #expect(cache.admit(key("a", index), block(randomBytes(256 * 1024)))) }
         cache.flush()
         #expect(files().count == 1)
         let a = files()[0]
         #expect(diskBytes(a) == 3 * slot)
         // b#0 evicts a#0: its slot becomes a hole again.
-        #expect(cache.admit("b#0", block(randomBytes(100_000))))
+        #expect(cache.admit(key("b", 0), block(randomBytes(100_000))))
         cache.flush()
         #expect(files().count == 2)
         #expect(diskBytes(a) == 2 * slot)
         var out = [UInt8](repeating: 0, count: 10)
-        #expect(cache.read("a#0", offset: 0, length: 10, into: &out) == nil)
-        #expect(cache.read("a#2", offset: 0, length: 10, into: &out) != nil)
+        #expect(cache.read(key("a", 0), offset: 0, length: 10, into: &out) == nil)
+        #expect(cache.read(key("a", 2), offset: 0, length: 10, into: &out) != nil)
         // Dropping the file's last blocks removes the file.
         cache.dropAll(prefix: "a")
         cache.flush()
         #expect(files().count == 1)
         // A block larger than a slot is not admitted.
-        #expect(!cache.admit("c#0", block(randomBytes(256 * 1024 + 1))))
+        #expect(!cache.admit(key("c", 0), block(randomBytes(256 * 1024 + 1))))
         // Reopened with another block size, the slots do not line up: the cache starts empty.
         let other = try BlockCache(dir: dir.path, capacity: 10_000_000, blockSize: 512 * 1024, metrics: MountMetrics(), logger: quiet)
         #expect(other.blockCount == 0)
@@ -210,14 +212,14 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let bytes = randomBytes(150_000)
         do {
             let cache = try BlockCache(dir: dir.path, capacity: 10_000_000, metrics: MountMetrics(), logger: quiet)
-            #expect(cache.admit("a#0", block(bytes)))
-            #expect(cache.admit("a#1", block(bytes)))
+            #expect(cache.admit(key("a", 0), block(bytes)))
+            #expect(cache.admit(key("a", 1), block(bytes)))
             cache.flush()
         }
         let reopened = try BlockCache(dir: dir.path, capacity: 10_000_000, metrics: MountMetrics(), logger: quiet)
         #expect(reopened.blockCount == 2)
         var out = [UInt8](repeating: 0, count: 150_000)
-        let hit = reopened.read("a#1", offset: 0, length: 150_000, into: &out)
+        let hit = reopened.read(key("a", 1), offset: 0, length: 150_000, into: &out)
         #expect(hit?.blockCRC == CRC32.checksum(bytes))
         #expect(out == bytes)
         // Reopening with a smaller cap evicts down to it.
