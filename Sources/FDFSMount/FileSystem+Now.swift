@@ -46,7 +46,7 @@ extension FDFSFileSystem {
             throw error
         }
         state.withLock { _ in write.privilegeBits = Self.privilegeBits(row.mode) }
-        let open = register(Handle(ino: row.ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false,
+        let open = register(Handle(ino: row.ino, writable: true, spool: write), keepCache: false,
                             directIO: writesBypassPageCache(flags))
         return (reply(row), open)
     }

@@ -30,7 +30,7 @@ extension FDFSFileSystem {
                     throw error
                 }
             }
-            return register(Handle(ino: ino, writable: true, ref: nil, spool: write, readAhead: readAhead()), keepCache: false,
+            return register(Handle(ino: ino, writable: true, spool: write), keepCache: false,
                             directIO: writesBypassPageCache(flags))
         }
         if let write = state.withLock({ s -> WriteState? in
@@ -38,25 +38,21 @@ extension FDFSFileSystem {
             w.handles += 1
             return w
         }) {
-            return register(Handle(ino: ino, writable: false, ref: nil, spool: write, readAhead: readAhead()), keepCache: false, counted: true)
+            return register(Handle(ino: ino, writable: false, spool: write), keepCache: false, counted: true)
         }
         if entry.kind == .file && entry.fileID == nil {
             // Provisional name whose upload is pending (after a restart): read its spool.
             if let pending = try store.pendingUploads().last(where: { $0.ino == ino }) {
                 let write = try adoptSpool(ino: ino, path: pending.spool, dirty: true, mtime: entry.mtime)
-                return register(Handle(ino: ino, writable: false, ref: nil, spool: write, readAhead: readAhead()), keepCache: false, counted: true)
+                return register(Handle(ino: ino, writable: false, spool: write), keepCache: false, counted: true)
             }
             let empty = try writeStateEmpty(ino: ino, dirty: false, mtime: entry.mtime)
-            return register(Handle(ino: ino, writable: false, ref: nil, spool: empty, readAhead: readAhead()), keepCache: false, counted: true)
+            return register(Handle(ino: ino, writable: false, spool: empty), keepCache: false, counted: true)
         }
         let ref = try await fileRef(entry)
-        let handle = Handle(ino: ino, writable: false, ref: ref, spool: nil, readAhead: readAhead())
+        let handle = Handle(ino: ino, reader: reader(ref))
         if options.directReads { return register(handle, keepCache: false, directIO: true) }
         return register(handle, keepCache: ref.checkCRC)
-    }
-
-    func readAhead() -> ReadAhead {
-        ReadAhead(blockSize: options.blockSize, maxWindow: options.readahead)
     }
 
     func register(_ handle: Handle, keepCache: Bool, counted: Bool = false, directIO: Bool = false) -> OpenReply {
@@ -99,7 +95,7 @@ extension FDFSFileSystem {
                 return s.appenderVersions[id.description]
             }
             if let previous, previous != version {
-                cache.dropAll(prefix: FileRef(id: id, size: 0, version: previous).cacheKey)
+                cache.dropAll(FileVersion(id, version: previous))
             }
             if info.size != entry.size {
                 var updated = entry
@@ -169,127 +165,19 @@ extension FDFSFileSystem {
 
     // MARK: Read
 
-    /// The synchronous part of a READ: everything the spool or the block cache can serve.
-    /// Starts read-ahead fetches. Call ``completeRead(_:)`` when it returns `.pending`.
+    /// The synchronous part of a READ (answered on the libfuse thread when it is `.done`):
+    /// spool reads, and whatever the handle's ``FileReader`` finds cached. Call
+    /// ``completeRead(_:)`` when it returns `.pending`.
     public func startRead(_ fh: UInt64, offset: Int64, size: Int) throws(FSError) -> ReadProgress {
-        let started = ContinuousClock.now
         guard let handle = state.withLock({ $0.handles[fh] }) else { throw FSError(.badHandle) }
-        if let write = handle.spool {
-            let available = state.withLock { _ in write.size }
-            let length = Int(max(0, min(Int64(size), available - offset)))
-            let storage = ByteStorage(capacity: length)
-            if length > 0 {
-                let n = POSIX.preadAll(write.fd, storage.pointer, length, offset)
-                guard n >= 0 else { throw FSError.posix("read spool") }
-                storage.count = n
-            }
-            metrics.add(metrics.bytesFromSpool, Int64(storage.count))
-            return .done(ReadResult(storage))
-        }
-        guard let ref = handle.ref else { throw FSError(.badHandle) }
-        let length = Int(max(0, min(Int64(size), ref.size - offset)))
-        let storage = ByteStorage(capacity: length)
-        storage.count = length
-        guard length > 0 else { return .done(ReadResult(storage)) }
-        // Read-ahead first, so the fetches overlap with this request.
-        let ahead = state.withLock { s -> Range<Int> in
-            s.handles[fh]?.readAhead.record(offset: offset, length: Int64(length), fileSize: ref.size) ?? 0..<0
-        }
-        for index in ahead { fetcher.prefetch(ref, index) }
-        let blockSize = Int64(options.blockSize)
-        let first = Int(offset / blockSize), last = Int((offset + Int64(length) - 1) / blockSize)
-        var missing: [Int] = []
-        var crcs: [Int: UInt32] = [:]
-        for index in first...last {
-            let (start, count, destination) = slice(index, offset: offset, length: length, storage: storage)
-            if let hit = cache.read(ref.blockKey(index), offset: start, length: count, into: destination) {
-                crcs[index] = hit.blockCRC
-                metrics.add(metrics.cacheHits)
-                metrics.add(metrics.bytesFromCache, Int64(count))
-            } else {
-                missing.append(index)
-            }
-        }
-        let pending = PendingRead(handle: fh, ref: ref, offset: offset, storage: storage, missing: missing, crcs: crcs, started: started)
-        if missing.isEmpty {
-            try finishRead(pending)
-            return .done(ReadResult(storage))
-        }
-        return .pending(pending)
-    }
-
-    /// Where block `index` meets the request: offset within the block, byte count, and the
-    /// destination in the reply buffer.
-    func slice(_ index: Int, offset: Int64, length: Int, storage: ByteStorage) -> (Int, Int, UnsafeMutableRawPointer) {
-        let blockSize = Int64(options.blockSize)
-        let blockStart = Int64(index) * blockSize
-        let from = max(offset, blockStart)
-        let to = min(offset + Int64(length), blockStart + blockSize)
-        return (Int(from - blockStart), Int(to - from), storage.pointer + Int(from - offset))
+        if let write = handle.spool { return .done(try readSpool(write, offset: offset, size: size)) }
+        guard let reader = handle.reader else { throw FSError(.badHandle) }
+        return try reader.read(offset: offset, size: size)
     }
 
     /// Fetches the blocks the cache did not have, then finishes the READ.
     public func completeRead(_ pending: PendingRead) async throws(FSError) -> ReadResult {
-        var pending = pending
-        var direct: ReadResult?
-        for index in pending.missing {
-            let (start, count, destination) = slice(index, offset: pending.offset, length: pending.storage.count, storage: pending.storage)
-            // A read-ahead fetch may have landed meanwhile.
-            if !fetcher.isInflight(pending.ref.blockKey(index)),
-               let hit = cache.read(pending.ref.blockKey(index), offset: start, length: count, into: destination) {
-                pending.crcs[index] = hit.blockCRC
-                metrics.add(metrics.cacheHits)
-                metrics.add(metrics.bytesFromCache, Int64(count))
-                continue
-            }
-            let block = try await fetcher.fetch(pending.ref, index)
-            guard start + count <= block.length else { throw FSError(.io, "short block \(index) of \(pending.ref.id)") }
-            pending.crcs[index] = block.crc32
-            if count == pending.storage.count {
-                // The whole request lies in this block: reply from the block itself.
-                direct = ReadResult(block.storage, offset: start, count: count)
-            } else {
-                destination.copyMemory(from: block.storage.pointer + start, byteCount: count)
-            }
-        }
-        try finishRead(pending)
-        return direct ?? ReadResult(pending.storage)
-    }
-
-    /// Records block CRCs for the whole-file check, and the latency.
-    func finishRead(_ pending: PendingRead) throws(FSError) {
-        metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - pending.started))
-        let ref = pending.ref
-        guard ref.checkCRC else { return }
-        let blockSize = Int64(options.blockSize)
-        let blockCount = Int((ref.size + blockSize - 1) / blockSize)
-        let complete = state.withLock { s -> [Int: UInt32]? in
-            guard var handle = s.handles[pending.handle], !handle.crcChecked else { return nil }
-            for (index, crc) in pending.crcs { handle.blockCRCs[index] = crc }
-            defer { s.handles[pending.handle] = handle }
-            guard handle.blockCRCs.count == blockCount else { return nil }
-            handle.crcChecked = true
-            let all = handle.blockCRCs
-            handle.blockCRCs = [:]
-            return all
-        }
-        guard let complete else { return }
-        var crc: UInt32 = 0
-        for index in 0..<blockCount {
-            let length = min(blockSize, ref.size - Int64(index) * blockSize)
-            crc = index == 0 ? complete[index]! : CRC32.combine(crc, complete[index]!, secondLength: length)
-        }
-        if crc != ref.id.generated.crc32 {
-            metrics.add(metrics.crcMismatches)
-            cache.dropAll(prefix: ref.cacheKey)
-            logger.error("CRC32 mismatch reading \(ref.id): computed \(String(crc, radix: 16)), name says \(String(ref.id.generated.crc32, radix: 16)); cached blocks dropped")
-            throw FSError(.io, "CRC32 mismatch for \(ref.id)")
-        }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        let (s, atto) = duration.components
-        return Double(s) + Double(atto) / 1e18
+        try await pending.reader.complete(pending)
     }
 
     /// A whole READ (sync part and fetches).
@@ -300,22 +188,27 @@ extension FDFSFileSystem {
         }
     }
 
-    /// Reads `length` bytes of a cluster file into a local file descriptor (copy-on-write).
-    func copy(_ ref: FileRef, to fd: Int32) async throws(FSError) {
-        let blockSize = options.blockSize
-        var offset: Int64 = 0
-        var ahead = ReadAhead(blockSize: blockSize, maxWindow: options.readahead)
-        while offset < ref.size {
-            let length = Int(min(Int64(blockSize), ref.size - offset))
-            for index in ahead.record(offset: offset, length: Int64(length), fileSize: ref.size) { fetcher.prefetch(ref, index) }
-            let index = Int(offset / Int64(blockSize))
-            let storage = ByteStorage(capacity: length)
-            if cache.read(ref.blockKey(index), offset: 0, length: length, into: storage.pointer) == nil {
-                let block = try await fetcher.fetch(ref, index)
-                storage.pointer.copyMemory(from: block.storage.pointer, byteCount: length)
-            }
-            guard POSIX.pwriteAll(fd, storage.pointer, length, offset) else { throw FSError.posix("write spool") }
-            offset += Int64(length)
+    /// Reads from the spool of a file being written (or whose upload is pending).
+    func readSpool(_ write: WriteState, offset: Int64, size: Int) throws(FSError) -> ReadResult {
+        let available = state.withLock { _ in write.size }
+        let length = Int(max(0, min(Int64(size), available - offset)))
+        let storage = ByteStorage(capacity: length)
+        if length > 0 {
+            let n = POSIX.preadAll(write.fd, storage.pointer, length, offset)
+            guard n >= 0 else { throw FSError.posix("read spool") }
+            storage.count = n
         }
+        metrics.add(metrics.bytesFromSpool, Int64(storage.count))
+        return ReadResult(storage)
+    }
+
+    /// A reader for one open handle of a cluster file.
+    func reader(_ ref: FileRef) -> FileReader {
+        FileReader(ref: ref, store: blocks, maxWindow: options.readahead, metrics: metrics, logger: logger)
+    }
+
+    /// Reads a whole cluster file into a local file descriptor (copy-on-write).
+    func copy(_ ref: FileRef, to fd: Int32) async throws(FSError) {
+        try await reader(ref).copy(to: fd, maxWindow: options.readahead)
     }
 }

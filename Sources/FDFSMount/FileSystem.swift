@@ -64,18 +64,31 @@ final class WriteState: @unchecked Sendable {
 struct Handle {
     var ino: UInt64
     var writable: Bool
-    /// Reads come from the cluster through the block cache.
-    var ref: FileRef?
+    /// Reads come from the cluster, through this reader (read-ahead, cache, whole-file check).
+    var reader: FileReader?
     /// Reads come from this write state's spool.
     var spool: WriteState?
-    var readAhead: ReadAhead
-    /// Block CRCs seen by this handle, for the whole-file check.
-    var blockCRCs: [Int: UInt32] = [:]
-    var crcChecked = false
+
+    /// A handle on a file being written (reads come from its spool).
+    init(ino: UInt64, writable: Bool, spool: WriteState) {
+        self.ino = ino
+        self.writable = writable
+        self.spool = spool
+    }
+
+    /// A read-only handle on a cluster file.
+    init(ino: UInt64, reader: FileReader) {
+        self.ino = ino
+        self.writable = false
+        self.reader = reader
+    }
+
+    /// The cluster file a reader handle reads.
+    var ref: FileRef? { reader?.ref }
 }
 
-/// The filesystem core: namespace, attributes, reads through the block cache with
-/// read-ahead, writes through the spool, upload and commit. No kernel involved: the FUSE
+/// The filesystem core: namespace, attributes, reads through a ``FileReader`` per handle
+/// (Read/), writes through the spool, upload and commit. No kernel involved: the FUSE
 /// adapter calls these methods, and so do tests.
 public final class FDFSFileSystem: Sendable {
     public let options: MountOptions
@@ -84,6 +97,8 @@ public final class FDFSFileSystem: Sendable {
     public let cache: BlockCache
     public let spool: Spool
     public let fetcher: BlockFetcher
+    /// Blocks for every reader: the cache, fetches in flight, read-ahead issuing.
+    public let blocks: BlockStore
     public let budget: MemoryBudget
     public let metrics: MountMetrics
     public let stateDir: String
@@ -129,7 +144,8 @@ public final class FDFSFileSystem: Sendable {
         self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, blockSize: options.blockSize, directIO: options.directCache, metrics: metrics, logger: logger)
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)
-        self.fetcher = BlockFetcher(cluster: cluster, cache: cache, budget: budget, metrics: metrics, logger: logger, blockSize: options.blockSize, stallTimeout: options.stallTimeout)
+        self.fetcher = BlockFetcher(cluster: cluster, metrics: metrics, logger: logger, stallTimeout: options.stallTimeout)
+        self.blocks = BlockStore(cache: cache, fetcher: fetcher, budget: budget, metrics: metrics, logger: logger, blockSize: options.blockSize)
     }
 
     // MARK: Lifecycle

@@ -109,22 +109,3 @@ public struct ReadResult: Sendable {
     public var pointer: UnsafeMutableRawPointer { storage.pointer + offset }
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }
 }
-
-/// Result of the synchronous part of a READ.
-public enum ReadProgress: Sendable {
-    /// Every byte came from the cache or the spool.
-    case done(ReadResult)
-    /// Some blocks must be fetched: finish with ``FDFSFileSystem/completeRead(_:)``.
-    case pending(PendingRead)
-}
-
-/// A READ whose cached part is done and whose missing blocks still need fetching.
-public struct PendingRead: @unchecked Sendable {
-    let handle: UInt64
-    let ref: FileRef
-    let offset: Int64
-    let storage: ByteStorage
-    let missing: [Int]
-    var crcs: [Int: UInt32]
-    let started: ContinuousClock.Instant
-}

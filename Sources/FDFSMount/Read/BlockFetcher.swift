@@ -3,140 +3,35 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// A cluster file as the reader sees it: its ID, the size to read, and the key its blocks
-/// are cached under (appender files carry their version so stale blocks are never used).
-public struct FileRef: Sendable, Hashable {
-    public var id: FileID
-    public var size: Int64
-    public var cacheKey: String
-    /// Check a whole-file read against the CRC32 in the name (normal files).
-    public var checkCRC: Bool
-
-    public init(id: FileID, size: Int64, version: String = "0") {
-        self.id = id
-        self.size = size
-        self.cacheKey = id.description.replacingOccurrences(of: "/", with: "+") + "@" + version
-        self.checkCRC = id.kind == .normal
-    }
-
-    public func blockKey(_ index: Int) -> String { "\(cacheKey)#\(index)" }
-
-    /// The prefix shared by the cached blocks of every version of `id`.
-    public static func keyPrefix(_ id: FileID) -> String {
-        id.description.replacingOccurrences(of: "/", with: "+") + "@"
-    }
-}
-
-extension String {
-    func replacingOccurrences(of a: String, with b: String) -> String {
-        split(separator: Character(a), omittingEmptySubsequences: false).joined(separator: b)
-    }
-}
-
-/// Fetches blocks from the cluster: one fetch per block at a time, spread over the replicas,
-/// with failover to another storage on errors and a hedged second request when a storage
-/// stalls. Fetched blocks are admitted into the block cache.
+/// Downloads blocks from the cluster, spread over the replicas, with failover to another
+/// storage on errors and a hedged second request when a storage stalls. Knows nothing of the
+/// cache or the memory budget: ``BlockStore`` decides what to fetch and keeps what arrives.
 public final class BlockFetcher: Sendable {
     let cluster: any ClusterBackend
-    let cache: BlockCache
-    let budget: MemoryBudget
     let metrics: MountMetrics
     let logger: Logger
-    let blockSize: Int
     let stallTimeout: Duration
 
-    private struct State {
-        var inflight: [String: Task<Block, any Error>] = [:]
-        var replicas: [String: (list: [StorageEndpoint], at: ContinuousClock.Instant)] = [:]
-    }
+    /// Storages per file ID, asked for at most every 10 s.
+    private let knownReplicas = Mutex<[String: (list: [StorageEndpoint], at: ContinuousClock.Instant)]>([:])
 
-    private let state = Mutex(State())
-
-    public init(cluster: any ClusterBackend, cache: BlockCache, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, stallTimeout: Double) {
+    public init(cluster: any ClusterBackend, metrics: MountMetrics, logger: Logger, stallTimeout: Double) {
         self.cluster = cluster
-        self.cache = cache
-        self.budget = budget
         self.metrics = metrics
         self.logger = logger
-        self.blockSize = blockSize
         self.stallTimeout = .milliseconds(Int64(stallTimeout * 1000))
-    }
-
-    func range(_ ref: FileRef, _ index: Int) -> (offset: Int64, length: Int) {
-        let offset = Int64(index) * Int64(blockSize)
-        return (offset, Int(min(Int64(blockSize), ref.size - offset)))
-    }
-
-    /// The block, from an in-flight fetch or a new one (the caller already missed the cache).
-    public func fetch(_ ref: FileRef, _ index: Int) async throws(FSError) -> Block {
-        let task = state.withLock { s -> Task<Block, any Error> in
-            let key = ref.blockKey(index)
-            if let existing = s.inflight[key] { return existing }
-            let task = Task<Block, any Error> { try await self.load(ref, index, prefetch: false) }
-            s.inflight[key] = task
-            return task
-        }
-        do {
-            return try await task.value
-        } catch let error as FSError {
-            throw error
-        } catch {
-            throw FSError(.io, "\(error)")
-        }
-    }
-
-    public func isInflight(_ key: String) -> Bool { state.withLock { $0.inflight[key] != nil } }
-
-    /// Starts a read-ahead fetch if the block is neither cached nor in flight and the memory
-    /// budget allows it now; a block cached on disk is read ahead from the disk instead.
-    public func prefetch(_ ref: FileRef, _ index: Int) {
-        let key = ref.blockKey(index)
-        guard !cache.readAhead(key) else { return }
-        let amount = Int64(range(ref, index).length)
-        state.withLock { s in
-            guard s.inflight[key] == nil, budget.tryAcquire(amount) else { return }
-            s.inflight[key] = Task<Block, any Error> { try await self.load(ref, index, prefetch: true) }
-        }
-    }
-
-    private func finish(_ key: String) {
-        _ = state.withLock { $0.inflight.removeValue(forKey: key) }
-    }
-
-    /// Downloads a block and hands it to the cache. The block's share of the memory budget
-    /// (taken by ``prefetch(_:_:)`` for read-ahead, here for demand fetches) is given back
-    /// once the cache has written it, so blocks waiting for the disk count against the budget
-    /// too: a disk slower than the network slows reads instead of dropping blocks.
-    private func load(_ ref: FileRef, _ index: Int, prefetch: Bool) async throws -> Block {
-        let key = ref.blockKey(index)
-        defer { finish(key) }
-        let (offset, length) = range(ref, index)
-        if !prefetch { await budget.acquire(Int64(length)) }
-        let block: Block
-        do {
-            block = try await download(ref, index: index, offset: offset, length: length)
-        } catch {
-            budget.release(Int64(length))
-            throw error
-        }
-        logger.debug("fetched \(ref.id) block \(index) (\(length) bytes, \(prefetch ? "read-ahead" : "demand"))")
-        metrics.add(metrics.bytesFromCluster, Int64(length))
-        metrics.add(prefetch ? metrics.prefetches : metrics.cacheMisses)
-        let budget = self.budget
-        cache.admit(key, block) { budget.release(Int64(length)) }
-        return block
     }
 
     /// Storages holding the file (cached for a few seconds).
     func replicas(_ id: FileID, refresh: Bool = false) async throws(FSError) -> [StorageEndpoint] {
         let key = id.description
-        if !refresh, let cached = state.withLock({ $0.replicas[key] }), ContinuousClock.now - cached.at < .seconds(10) {
+        if !refresh, let cached = knownReplicas.withLock({ $0[key] }), ContinuousClock.now - cached.at < .seconds(10) {
             return cached.list
         }
         let list = try await cluster.replicas(id)
-        state.withLock { s in
-            if s.replicas.count > 10_000 { s.replicas.removeAll() }
-            s.replicas[key] = (list, .now)
+        knownReplicas.withLock { known in
+            if known.count > 10_000 { known.removeAll() }
+            known[key] = (list, .now)
         }
         return list
     }
@@ -212,7 +107,7 @@ public final class BlockFetcher: Sendable {
 
     /// Replaces the cached replica list of `id` (after a failover found storages that work).
     private func remember(_ id: FileID, _ list: [StorageEndpoint]) {
-        state.withLock { $0.replicas[id.description] = (list, .now) }
+        knownReplicas.withLock { $0[id.description] = (list, .now) }
     }
 
     func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int) async throws(FSError) -> Block {
