@@ -12,8 +12,8 @@ import Glibc
 
 /// `fdfs-mount MOUNTPOINT [-c client.conf | --tracker HOST:PORT…] [-o OPTIONS] [-f] [-d]`
 /// `mount.fdfs SOURCE MOUNTPOINT [-o OPTIONS]` (SOURCE: a client.conf path or HOST:PORT[,HOST:PORT])
-/// `fdfs-mount export STATE_DIR|MOUNTPOINT [--json]`
-/// `fdfs-mount meta init URL`
+/// `fdfs-mount export [STATE_DIR|MOUNTPOINT] [--meta URL] [--all] [--json]` (MountCommand+Export)
+/// `fdfs-mount meta init|migrate|import …` (MountCommand+Meta, MountCommand+Import)
 ///
 /// Argument parsing uses the standard library only: nothing may start a thread before the
 /// process daemonizes.
@@ -208,71 +208,6 @@ enum MountCommand {
         }
         semaphore.wait()
         return result.value.withLock { $0! }
-    }
-
-    // MARK: export
-
-    static func export(_ args: [String]) -> Int32 {
-        let json = args.contains("--json")
-        let paths = args.filter { $0 != "--json" }
-        guard paths.count == 1 else { return fail("usage: fdfs-mount export STATE_DIR|MOUNTPOINT [--json]") }
-        var target = paths[0]
-        if let resolved = realpath(target, nil) {
-            target = String(cString: resolved)
-            free(resolved)
-        }
-        var stateDir = target
-        if access(target + "/mapping.db", F_OK) != 0 {
-            var buffer = [CChar](repeating: 0, count: 4096)
-            let n = getxattr(target, "user.fdfs.state_dir", &buffer, buffer.count)
-            if n > 0 {
-                stateDir = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            } else {
-                stateDir = defaultStateDir(target)
-            }
-        }
-        guard access(stateDir + "/mapping.db", F_OK) == 0 else { return fail("no mapping store in \(stateDir)") }
-        let rows: [(path: String, fileID: String)]
-        do {
-            rows = try MappingStore(path: stateDir + "/mapping.db").exportAll()
-        } catch {
-            return fail("\(error)")
-        }
-        if json {
-            var out = "[\n"
-            for (i, row) in rows.enumerated() {
-                out += "  {\"path\": \"\(escape(row.path))\", \"file_id\": \"\(escape(row.fileID))\"}\(i + 1 < rows.count ? "," : "")\n"
-            }
-            out += "]"
-            print(out)
-        } else {
-            for row in rows { print("\(row.path)\t\(row.fileID)") }
-        }
-        return 0
-    }
-
-    // MARK: meta
-
-    /// `fdfs-mount meta init URL|sqlite:STATE_DIR`: creates the namespace's schema, or migrates
-    /// an older one, and prints its version. The URL may come from `$FDFS_META_URL`.
-    static func meta(_ args: [String]) -> Int32 {
-        let usage = "usage: fdfs-mount meta init [postgres://USER[:PASS]@HOST[:PORT]/DB | STATE_DIR] (default: $FDFS_META_URL)"
-        guard args.first == "init", args.count <= 2 else { return fail(usage) }
-        let target = args.count == 2 ? args[1] : getenv("FDFS_META_URL").map { String(cString: $0) }
-        guard let target, !target.isEmpty else { return fail(usage) }
-        do throws(FSError) {
-            let store: MappingStore
-            if target.hasPrefix("postgres://") || target.hasPrefix("postgresql://") {
-                store = try MappingStore(location: MetadataLocation(parsing: target), stateDir: "")
-            } else {
-                mkdirAll(target)
-                store = try MappingStore(location: .sqlite, stateDir: target)
-            }
-            print("\(store.path): schema version \(try store.schemaVersion())")
-            return 0
-        } catch {
-            return fail(error.message)
-        }
     }
 
     static func escape(_ text: String) -> String {
