@@ -87,11 +87,17 @@ extension MappingStore {
 
     /// Reads every row once and builds the paths in memory (one query on either engine).
     static func export(_ db: any MetadataConnection, all: Bool) throws(FSError) -> [ExportRow] {
+        var entries: [Entry] = []
+        try db.query("SELECT \(columns) FROM entries", []) { (row: SQLRow) throws(FSError) in entries.append(entry(row)) }
+        return try export(entries, all: all)
+    }
+
+    /// The export of the namespace made of `entries` (every row of the table).
+    static func export(_ entries: [Entry], all: Bool) throws(FSError) -> [ExportRow] {
         var byIno: [UInt64: Entry] = [:]
         var links: [UInt64: Int] = [:]
         var subdirectories: [UInt64: Int] = [:]
-        try db.query("SELECT \(columns) FROM entries", []) { (row: SQLRow) throws(FSError) in
-            let entry = entry(row)
+        for entry in entries {
             byIno[entry.ino] = entry
             if entry.kind == .hardLink { links[entry.linkIno, default: 0] += 1 }
             if entry.kind == .directory, entry.parent != 0 { subdirectories[entry.parent, default: 0] += 1 }

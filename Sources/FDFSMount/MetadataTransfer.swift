@@ -58,7 +58,7 @@ public enum MetadataTransfer {
             try refuseLiveSessions(db, now: now, side: "source")
             var snapshot: [[[SQLValue]]] = []
             for table in tables { snapshot.append(try read(db, table)) }
-            return (snapshot, try MappingStore.export(db, all: true))
+            return (snapshot, try exportOf(entries: snapshot[0]))
         }
         var report = Report()
         report.exportLines = expected.count
@@ -133,17 +133,24 @@ public enum MetadataTransfer {
     /// The target holds what the source held: every copied table row for row, and the same
     /// `export --all`.
     static func check(_ db: any MetadataConnection, expected: [ExportRow], snapshot: [[[SQLValue]]], what: String) throws(FSError) {
+        var copied: [[[SQLValue]]] = []
         for (table, rows) in zip(tables, snapshot) {
-            let copied = try read(db, table)
-            guard copied.count == rows.count, zip(copied, rows).allSatisfy({ $0.0.elementsEqual($0.1, by: same) }) else {
-                throw FSError(.io, "check \(what): table \(table.name) differs from the source (\(copied.count) rows, \(rows.count) expected)")
+            let read = try read(db, table)
+            guard read.count == rows.count, zip(read, rows).allSatisfy({ $0.0.elementsEqual($0.1, by: same) }) else {
+                throw FSError(.io, "check \(what): table \(table.name) differs from the source (\(read.count) rows, \(rows.count) expected)")
             }
+            copied.append(read)
         }
-        let exported = try MappingStore.export(db, all: true)
+        let exported = try exportOf(entries: copied[0])
         guard exported == expected else {
             let first = zip(exported, expected).first { $0.0 != $0.1 }
             throw FSError(.io, "check \(what): export differs from the source's (\(exported.count) lines, \(expected.count) expected; first difference: \(first.map { "\($0.0.line) ≠ \($0.1.line)" } ?? "length"))")
         }
+    }
+
+    /// `export --all` of copied `entries` rows (in ``tables``' column order, the store's).
+    static func exportOf(entries rows: [[SQLValue]]) throws(FSError) -> [ExportRow] {
+        try MappingStore.export(rows.map { MappingStore.entry(SQLRow(storage: .values($0))) }, all: true)
     }
 
     static func same(_ a: SQLValue, _ b: SQLValue) -> Bool {

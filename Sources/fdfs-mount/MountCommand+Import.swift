@@ -71,7 +71,12 @@ extension MountCommand {
         let store: MappingStore
         let configuration: ClientConfiguration
         do throws(FSError) {
-            store = try openStore(storeArgument(meta: meta, positional: nil))
+            // An explicit sqlite:STATE_DIR may be a new store (names ready before the first mount).
+            if let meta {
+                store = try openStore(storeArgument(meta, mustExist: !meta.hasPrefix("sqlite:")))
+            } else {
+                store = try openStore(storeArgument(meta: nil, positional: nil))
+            }
         } catch {
             return fail(error.message)
         }
