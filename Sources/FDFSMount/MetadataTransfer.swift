@@ -65,11 +65,11 @@ public enum MetadataTransfer {
         try target.transaction { (db: any MetadataConnection) throws(FSError) in
             try refuseLiveSessions(db, now: now, side: "target")
             if let names = try db.firstInt("SELECT COUNT(*) FROM entries WHERE ino != ?", [.int(Int64(MappingStore.rootIno))]), names > 0 {
-                throw FSError(.exists, "the target is not empty (\(names) rows besides the root): a migration only fills an empty namespace")
+                throw FSError(.exists, "the target is not empty (\(names) rows besides the root): a migration only fills an empty namespace; nothing changed")
             }
             for table in mustBeEmpty {
                 if let rows = try db.firstInt("SELECT COUNT(*) FROM \(table)"), rows > 0 {
-                    throw FSError(.exists, "the target is not empty (\(rows) rows in \(table)): a migration only fills an empty namespace")
+                    throw FSError(.exists, "the target is not empty (\(rows) rows in \(table)): a migration only fills an empty namespace; nothing changed")
                 }
             }
             // The root row is the source's (its attributes); groups are only a cache.
@@ -83,11 +83,15 @@ public enum MetadataTransfer {
                 // Inodes made from now on continue after the copied ones.
                 try db.run("SELECT setval(pg_get_serial_sequence('entries', 'ino'), GREATEST((SELECT MAX(ino) FROM entries), 1))")
             }
-            try check(db, expected: expected, snapshot: snapshot, what: "before the commit")
+            do throws(FSError) { try check(db, expected: expected, snapshot: snapshot, what: "before the commit") } catch {
+                throw FSError(error.code, error.message + "; rolled back, the target is unchanged")
+            }
         }
         // And once more as committed, read back.
         try target.with { (db: any MetadataConnection) throws(FSError) in
-            try check(db, expected: expected, snapshot: snapshot, what: "after the commit")
+            do throws(FSError) { try check(db, expected: expected, snapshot: snapshot, what: "after the commit") } catch {
+                throw FSError(error.code, error.message + "; the copy WAS committed: drop the target's schema before trying again")
+            }
         }
         return report
     }

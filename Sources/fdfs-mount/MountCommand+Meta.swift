@@ -105,7 +105,7 @@ extension MountCommand {
             print("migrated in \(ms) ms")
             return 0
         } catch {
-            return fail("migration refused or failed, nothing was changed in the target: \(error.message)")
+            return fail("migrate: \(error.message)")
         }
     }
 }
