@@ -1,37 +1,52 @@
+import FDFSMetrics
 import FDFSProtocol
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// The tracker daemon: listens on `bind_addr:port`, serves every connection with a
 /// ``TrackerChannelHandler``, runs the heartbeat timeout check, and stops cleanly on graceful
-/// shutdown (it then saves the state once more).
+/// shutdown (it then saves the state once more). With `metrics_port` set it also serves
+/// `/metrics` (Prometheus text) on `bind_addr:metrics_port`.
 ///
 /// Run it inside a `ServiceGroup`, or call ``run()`` directly.
 public final class TrackerServer: Service, Sendable {
     public let service: TrackerService
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
-    private let boundAddress: NIOLockedValueBoxAddress
+    private let boundAddress = Mutex<SocketAddress?>(nil)
+    private let connections = Mutex(0)
 
     public init(service: TrackerService, logger: Logger, threads: Int = 2) {
         self.service = service
         self.logger = logger
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        boundAddress = NIOLockedValueBoxAddress()
     }
 
     /// The address the server listens on, once ``run()`` has bound it.
-    public var localAddress: SocketAddress? { boundAddress.value }
+    public var localAddress: SocketAddress? { boundAddress.withLock { $0 } }
+
+    /// Counts an accepted connection unless `max_connections` are open.
+    private func admit(limit: Int) -> Bool {
+        connections.withLock { count -> Bool in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    private func release() {
+        connections.withLock { $0 -= 1 }
+    }
 
     public func run() async throws {
         let settings = service.settings
         let allow = settings.allowHosts
         let service = self.service
         let logger = self.logger
-        let connections = NIOLockedValueBox(0)
+        let metrics = service.metrics
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -39,19 +54,21 @@ public final class TrackerServer: Service, Sendable {
             .childChannelInitializer { channel in
                 let peer = channel.remoteAddress?.ipAddress ?? ""
                 guard allow.allows(peer) else {
+                    metrics.refusedByAllowHosts.increment()
                     logger.warning("refused connection from \(peer): not in allow_hosts")
                     return channel.close()
                 }
-                let admitted = connections.withLockedValue { count -> Bool in
-                    guard count < settings.maxConnections else { return false }
-                    count += 1
-                    return true
-                }
-                guard admitted else {
+                guard self.admit(limit: settings.maxConnections) else {
+                    metrics.refusedByLimit.increment()
                     logger.warning("refused connection from \(peer): max_connections (\(settings.maxConnections)) reached")
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0 -= 1 } }
+                metrics.connectionsAccepted.increment()
+                metrics.connectionsOpen.increment()
+                channel.closeFuture.whenComplete { _ in
+                    self.release()
+                    metrics.connectionsOpen.decrement()
+                }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FDFSFrameDecoder(maxBufferedBody: settings.maxBufferSize)))
                     try channel.pipeline.syncOperations.addHandler(TrackerChannelHandler(service: service, logger: logger, requestTimeout: .seconds(Int64(settings.networkTimeout))))
@@ -65,8 +82,22 @@ public final class TrackerServer: Service, Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
-        boundAddress.value = channel.localAddress
+        boundAddress.withLock { $0 = channel.localAddress }
         logger.info("fdfs-trackerd listening on \(channel.localAddress.map(Self.describe) ?? "?")")
+        var metricsServer: MetricsHTTPServer?
+        if settings.metricsPort > 0 {
+            do {
+                metricsServer = try await MetricsHTTPServer.start(host: host, port: settings.metricsPort, group: group) { () -> [UInt8] in
+                    service.updateMetrics()
+                    return metrics.registry.exposition()
+                }
+                logger.info("metrics on http://\(host):\(metricsServer?.port ?? settings.metricsPort)/metrics")
+            } catch {
+                channel.close(promise: nil)
+                try? await group.shutdownGracefully()
+                throw error
+            }
+        }
 
         let period = TimeAmount.seconds(max(1, min(settings.checkActiveInterval / 4, 10)))
         let timer = group.next().scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
@@ -79,6 +110,7 @@ public final class TrackerServer: Service, Sendable {
             channel.close(promise: nil)
         }
         timer.cancel()
+        await metricsServer?.stop()
         service.saveNow()
         try await group.shutdownGracefully()
         logger.info("stopped")
@@ -87,15 +119,5 @@ public final class TrackerServer: Service, Sendable {
     static func describe(_ address: SocketAddress) -> String {
         guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
-    }
-}
-
-/// A lock-protected optional address (the bound address is set from the server task and read
-/// from others).
-final class NIOLockedValueBoxAddress: Sendable {
-    private let box = NIOLockedValueBox<SocketAddress?>(nil)
-    var value: SocketAddress? {
-        get { box.withLockedValue { $0 } }
-        set { box.withLockedValue { $0 = newValue } }
     }
 }

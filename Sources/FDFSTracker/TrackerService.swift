@@ -1,8 +1,8 @@
 import FDFSProtocol
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 
 /// Per-connection facts the dispatcher needs.
 public struct TrackerConnection: Sendable {
@@ -41,11 +41,15 @@ public enum TrackerReply: Sendable, Equatable {
 }
 
 /// The tracker's request dispatcher: decodes a request body, runs it against the registry
-/// (under one lock), saves the state when it changed, and encodes the reply. Errors become status
+/// (under one lock), hands a snapshot to the state writer when it changed (the disk write happens
+/// on the writer's queue, outside the lock), and encodes the reply. Errors become status
 /// bytes here and nowhere else (``TrackerError/status``).
 public final class TrackerService: Sendable {
-    private let state: NIOLockedValueBox<TrackerRegistry>
+    private let state: Mutex<TrackerRegistry>
     private let store: RegistryStore?
+    private let writer: RegistryWriter?
+    /// Connections, heartbeats, state saves, storages per status.
+    public let metrics: TrackerMetrics
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     public let settings: TrackerSettings
@@ -56,7 +60,10 @@ public final class TrackerService: Sendable {
         self.store = store
         self.logger = logger
         self.clock = clock
-        state = NIOLockedValueBox(TrackerRegistry(settings: settings))
+        let metrics = TrackerMetrics()
+        self.metrics = metrics
+        writer = store.map { RegistryWriter(store: $0, logger: logger, metrics: metrics) }
+        state = Mutex(TrackerRegistry(settings: settings))
     }
 
     /// Unix time in seconds.
@@ -70,12 +77,12 @@ public final class TrackerService: Sendable {
         try store.load(into: &loaded)
         let groups = loaded.groups.count
         let storages = loaded.groups.values.reduce(0) { $0 + $1.storages.count }
-        state.withLockedValue { $0 = loaded }
+        state.withLock { $0 = loaded }
         logger.info("loaded state from \(store.path): \(groups) group(s), \(storages) storage(s)")
     }
 
     /// A copy of the registry (for tests and diagnostics).
-    public var registry: TrackerRegistry { state.withLockedValue { $0 } }
+    public var registry: TrackerRegistry { state.withLock { $0 } }
 
     // MARK: - Requests
 
@@ -84,7 +91,7 @@ public final class TrackerService: Sendable {
         if header.command == .quit { return .close }
         let now = clock()
         var session = connection.session
-        let result: Result<ByteBuffer, TrackerError> = state.withLockedValue { registry in
+        let result: Result<ByteBuffer, TrackerError> = state.withLock { registry in
             let outcome: Result<ByteBuffer, TrackerError>
             do throws(TrackerError) {
                 outcome = .success(try perform(header.command, body: body, connection: connection, session: &session, registry: &registry, now: now))
@@ -95,8 +102,10 @@ public final class TrackerService: Sendable {
             return outcome
         }
         connection.session = session
+        metrics.requests.increment()
         switch result {
         case let .success(reply):
+            if header.command == .storageBeat { metrics.heartbeats.increment() }
             if reply.readableBytes > settings.maxBufferSize - FDFSHeader.size {
                 logger.warning("\(header.command) from \(connection.peerIP): reply of \(reply.readableBytes) bytes exceeds max_buff_size")
                 return .respond(TrackerError(.tooLarge, "").status, ByteBuffer())
@@ -112,7 +121,7 @@ public final class TrackerService: Sendable {
     /// The connection closed: a joined storage goes OFFLINE at once.
     public func connectionClosed(_ connection: TrackerConnection) {
         guard let session = connection.session else { return }
-        let changed = state.withLockedValue { registry -> Bool in
+        let changed = state.withLock { registry -> Bool in
             let changed = registry.disconnected(session)
             persistIfNeeded(&registry)
             return changed
@@ -123,7 +132,7 @@ public final class TrackerService: Sendable {
     /// Heartbeat timeout check (run periodically).
     public func checkAlive() {
         let now = clock()
-        let changed = state.withLockedValue { registry -> [String] in
+        let changed = state.withLock { registry -> [String] in
             let changed = registry.checkAlive(now: now)
             persistIfNeeded(&registry)
             return changed
@@ -133,20 +142,33 @@ public final class TrackerService: Sendable {
         }
     }
 
-    /// Saves unconditionally (at shutdown).
+    /// Saves unconditionally and waits until the state is on disk (at shutdown).
     public func saveNow() {
-        state.withLockedValue { registry in
+        state.withLock { registry in
             registry.needsSave = true
             persistIfNeeded(&registry)
         }
+        waitForSaves()
     }
 
+    /// Waits until every state change made so far is on disk.
+    public func waitForSaves() {
+        writer?.flush()
+    }
+
+    /// Sets the per-status gauges from the registry (called at each scrape; memory only).
+    public func updateMetrics() {
+        let snapshot = registry
+        metrics.update(from: snapshot)
+    }
+
+    /// Runs under the registry lock: takes a snapshot (copy on write) for the writer, which
+    /// saves it on its own queue. Snapshots reach the writer in lock order.
     private func persistIfNeeded(_ registry: inout TrackerRegistry) {
         guard registry.needsSave else { return }
         registry.needsSave = false
         registry.needsLazySave = false
-        guard let store else { return }
-        do { try store.save(registry) } catch { logger.error("saving the tracker state failed: \(error)") }
+        writer?.submit(registry)
     }
 
     // MARK: - Dispatch

@@ -116,6 +116,8 @@ public struct TrackerSettings: Sendable {
     public var storeSlaveFileUseLink = false
     /// Values passed through to storages in PARAMETER_REQ but not used by this tracker.
     public var passThrough: [String: String] = [:]
+    /// Port of the Prometheus `/metrics` HTTP endpoint (`metrics_port`, our extension); 0 = off.
+    public var metricsPort = 0
     /// `log_level` from the file (the executable maps it to a swift-log level).
     public var logLevel = "info"
     /// Settings that were read but are ignored, as `file:line: why` texts for the log.
@@ -146,7 +148,7 @@ public struct TrackerSettings: Sendable {
         "log_file_rotate_time", "log_file_compress_old", "log_file_compress_days_before",
         "log_file_rotate_on_size", "log_file_keep_days", "log_file_delete_old_time",
         "http.server_port", "http.check_alive_interval", "http.check_alive_type", "http.check_alive_uri",
-        "classic_listing",
+        "classic_listing", "metrics_port",
     ]
 
     /// Keys in the file that this tracker does not know (the caller logs a warning for each).
@@ -205,6 +207,7 @@ public struct TrackerSettings: Sendable {
             }
         }
         classicListing = try config.bool("classic_listing", default: false)
+        metricsPort = try Self.ranged(config, "metrics_port", default: 0, 0...65535)
         storageIPChangedAutoAdjust = try config.bool("storage_ip_changed_auto_adjust", default: true)
         storeSlaveFileUseLink = try config.bool("store_slave_file_use_link", default: false)
         if let entry = config.entry("use_storage_id"), try config.bool("use_storage_id", default: false) {

@@ -27,6 +27,9 @@ struct TrackerDaemon: AsyncParsableCommand {
     @Option(help: "State directory root (overrides 'base_path'); state lives in <base-path>/data.")
     var basePath: String?
 
+    @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus /metrics endpoint, 0 = off (overrides 'metrics_port').")
+    var metricsPort: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (overrides 'log_level').")
     var logLevel: String?
 
@@ -51,6 +54,10 @@ struct TrackerDaemon: AsyncParsableCommand {
         }
         if let bind { effective.bindAddress = bind }
         if let basePath { effective.basePath = basePath }
+        if let metricsPort {
+            guard (0...65535).contains(metricsPort) else { Self.fail("--metrics-port \(metricsPort) is not a port number") }
+            effective.metricsPort = metricsPort
+        }
 
         let levelText = logLevel ?? effective.logLevel
         guard let level = Self.level(levelText) else { Self.fail("unknown log level '\(levelText)'") }

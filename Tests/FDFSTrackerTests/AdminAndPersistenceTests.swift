@@ -110,6 +110,7 @@ struct AdminAndPersistenceTests {
         b.send(.storageJoin, Peer.join(initFlag: true, paths: 2))
         b.send(.storageSyncDestRequest)
         var c = Peer(service, ip: "127.0.0.4"); c.joinActive(group: "group2", port: 23002)
+        service.waitForSaves()  // the state is written by the writer queue, after the replies
         #expect(FileManager.default.fileExists(atPath: store.path))
         #expect(!FileManager.default.fileExists(atPath: store.path + ".tmp"))
 
