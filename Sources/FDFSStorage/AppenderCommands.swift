@@ -37,7 +37,7 @@ extension Session {
         let (id, path, size) = try appenderFile(request.remoteFilename)
         if request.length == 0 { return .status(.ok) }
         try await writeRange(path: path, offset: size, length: request.length, restoreSizeOnFailure: size, counter: "append")
-        log(.append, source: true, id.remoteFilename, [String(size), String(request.length)], timestamp: started)
+        await log(.append, source: true, id.remoteFilename, [String(size), String(request.length)], timestamp: started)
         return .status(.ok)
     }
 
@@ -51,7 +51,7 @@ extension Session {
         }
         if request.length == 0 { return .status(.ok) }
         try await writeRange(path: path, offset: request.offset, length: request.length, restoreSizeOnFailure: nil, counter: "modify")
-        log(.modify, source: true, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: started)
+        await log(.modify, source: true, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: started)
         return .status(.ok)
     }
 
@@ -79,7 +79,7 @@ extension Session {
             context.count("truncate", success: false)
             throw StorageError.system("truncate \(id)")
         }
-        log(.truncate, source: true, id.remoteFilename, [String(size), String(request.size)], timestamp: started)
+        await log(.truncate, source: true, id.remoteFilename, [String(size), String(request.size)], timestamp: started)
         context.count("truncate", success: true)
         return .status(.ok)
     }
@@ -96,9 +96,9 @@ extension Session {
             temp: path, store: store, group: group, pathIndex: id.storePathIndex, directory: (id.highDirectory, id.lowDirectory),
             source: sourceForNames, timestamp: UInt32(truncatingIfNeeded: timestamp), size: size, crc32: crc, appender: false,
             formattedExtension: String(id.name.suffix(7)))
-        log(.rename, source: true, newID.remoteFilename, [id.remoteFilename], timestamp: timestamp)
+        await log(.rename, source: true, newID.remoteFilename, [id.remoteFilename], timestamp: timestamp)
         if rename(path + "-m", try store.localPath(newID) + "-m") == 0 {
-            log(.rename, source: true, newID.remoteFilename + "-m", [id.remoteFilename + "-m"], timestamp: timestamp)
+            await log(.rename, source: true, newID.remoteFilename + "-m", [id.remoteFilename + "-m"], timestamp: timestamp)
         }
         return .status(.ok, UploadResponse(newID).encoded())
     }

@@ -1,8 +1,8 @@
 import FDFSProtocol
 import Foundation
-import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// One line of a binlog (reference §6.1): `<timestamp> <op> <filename>[ <args>]`.
@@ -83,7 +83,7 @@ public final class BinlogWriter: Sendable {
         var index = 0
         var size: Int64 = 0
     }
-    private let state: NIOLockedValueBox<State>
+    private let state: Mutex<State>
 
     public init(directory: String, maxFileSize: Int64 = BinlogWriter.defaultMaxFileSize) throws(StorageError) {
         self.directory = directory
@@ -97,11 +97,11 @@ public final class BinlogWriter: Sendable {
         var info = stat()
         fstat(initial.descriptor, &info)
         initial.size = Int64(info.st_size)
-        state = NIOLockedValueBox(initial)
+        state = Mutex(initial)
         try Self.writeIndex(directory: directory, index: initial.index)
     }
 
-    deinit { state.withLockedValue { if $0.descriptor >= 0 { Glibc.close($0.descriptor) } } }
+    deinit { state.withLock { if $0.descriptor >= 0 { Glibc.close($0.descriptor) } } }
 
     public static func path(_ directory: String, _ index: Int) -> String {
         directory + "/binlog." + (index < 10 ? "00" : index < 100 ? "0" : "") + String(index)
@@ -133,12 +133,12 @@ public final class BinlogWriter: Sendable {
     }
 
     /// Index of the file being written.
-    public var currentIndex: Int { state.withLockedValue { $0.index } }
+    public var currentIndex: Int { state.withLock { $0.index } }
 
     /// Appends one record (one `write` call, so readers never see half a line from us).
     public func append(_ record: BinlogRecord) throws(StorageError) {
         let bytes = Array(record.line.utf8)
-        let result: StorageError? = state.withLockedValue { state in
+        let result: StorageError? = state.withLock { state in
             if state.size > 0 && state.size + Int64(bytes.count) > maxFileSize {
                 let next = state.index + 1
                 let path = Self.path(directory, next)
@@ -159,7 +159,7 @@ public final class BinlogWriter: Sendable {
     }
 
     public func close() {
-        state.withLockedValue { state in
+        state.withLock { state in
             if state.descriptor >= 0 { Glibc.close(state.descriptor); state.descriptor = -1 }
         }
     }
@@ -224,6 +224,21 @@ public struct BinlogReader: Sendable {
             }
         }
         return out
+    }
+
+    /// The records from the current position to the writer's end, without moving: how many
+    /// (counting at most `limit`) and the timestamp of the first. Reads the files.
+    public func pending(writerIndex: Int, limit: Int = 1_000_000) -> (records: Int, oldestTimestamp: Int?) {
+        var copy = self
+        var count = 0
+        var oldest: Int?
+        while count < limit {
+            let batch = copy.readBatch(limit: min(4096, limit - count), writerIndex: writerIndex)
+            if batch.isEmpty { break }
+            if oldest == nil { oldest = batch.lazy.compactMap(\.record).first?.timestamp }
+            count += batch.count
+        }
+        return (count, oldest)
     }
 
     /// Moves to a position.

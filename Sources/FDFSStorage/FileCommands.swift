@@ -20,15 +20,20 @@ extension Session {
         try checkGroup(request.file.group)
         let id = try fileID(request.file.remoteFilename)
         let path = try store.localPath(id)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let opened = try await context.blocking { () -> (fd: CInt, info: stat, errno: Int32) in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            let code = errno
+            var info = stat()
+            if fd >= 0 { fstat(fd, &info) }
+            return (fd, info, code)
+        }
+        let (fd, info) = (opened.fd, opened.info)
         guard fd >= 0 else {
             context.count("download", success: false)
-            throw StorageError.system("open \(id)")
+            throw StorageError.system("open \(id)", errno: opened.errno)
         }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         defer { try? handle.close() }
-        var info = stat()
-        fstat(fd, &info)
         guard isRegular(info) else { throw StorageError(.EISDIR, "\(id) is not a regular file") }
         let size = Int64(info.st_size)
         guard request.offset <= size else { throw StorageError.invalid("offset \(request.offset) beyond the size \(size) of \(id)") }
@@ -57,9 +62,9 @@ extension Session {
             throw StorageError.system("delete \(id)")
         }
         let time = now()
-        log(.delete, source: true, id.remoteFilename, timestamp: time)
+        await log(.delete, source: true, id.remoteFilename, timestamp: time)
         if unlink(path + "-m") == 0 {
-            log(.delete, source: true, id.remoteFilename + "-m", timestamp: time)
+            await log(.delete, source: true, id.remoteFilename + "-m", timestamp: time)
         }
         context.count("delete", success: true)
         return .status(.ok)
@@ -80,7 +85,7 @@ extension Session {
                 guard try statFile(path) != nil else { throw StorageError.notFound("\(id) does not exist") }
                 return try MetadataStore.apply(request.operation, MetadataStore.truncated(request.metadata), dataPath: path, limit: limit)
             }
-            if let change { log(change, source: true, id.remoteFilename + "-m", timestamp: now()) }
+            if let change { await log(change, source: true, id.remoteFilename + "-m", timestamp: now()) }
         } catch {
             context.count("set_meta", success: false)
             throw error

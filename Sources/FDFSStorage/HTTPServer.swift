@@ -1,14 +1,14 @@
 import FDFSProtocol
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// The built-in HTTP download server on `http.server_port` (what fastdfs-nginx-module does,
 /// reference §7): GET and HEAD of `/<group>/Mxx/HH/HH/name` or `/Mxx/HH/HH/name`.
 final class HTTPServer: Sendable {
     let context: StorageContext
-    private let channel = NIOLockedValueBox<(any Channel)?>(nil)
+    private let channel = Mutex<(any Channel)?>(nil)
 
     init(context: StorageContext) { self.context = context }
 
@@ -29,11 +29,11 @@ final class HTTPServer: Sendable {
             }
         let host = configuration.bindAddress ?? "0.0.0.0"
         let bound = try await bootstrap.bind(host: host, port: configuration.httpPort).get()
-        channel.withLockedValue { $0 = bound }
+        channel.withLock { $0 = bound }
         context.logger.info("HTTP downloads on \(host):\(bound.localAddress?.port ?? configuration.httpPort)")
     }
 
     func stop() {
-        channel.withLockedValue { $0?.close(promise: nil) }
+        channel.withLock { $0?.close(promise: nil) }
     }
 }

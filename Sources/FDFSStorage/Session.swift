@@ -201,30 +201,43 @@ final class Session: @unchecked Sendable {
     }
 
     /// Streams the rest of the body (exactly `length` bytes) to a file descriptor at `offset`,
-    /// feeding `crc` if given. Returns the CRC.
+    /// feeding `crc` if given. Returns the CRC. Chunks are gathered up to ``writeBatch`` bytes
+    /// and written on the blocking pool, one batch at a time, in order.
     func receive(into fd: CInt, offset: Int64, length: Int64, crc: CRC32?) async throws -> CRC32? {
         var position = offset
         var crc = crc
         var left = length
+        var batch: [ByteBuffer] = []
+        var batchBytes = 0
+        var batchStart = offset
         while left > 0 {
             guard let chunk = try await nextChunk() else { throw StorageError.invalid("body ended early") }
             left -= Int64(chunk.readableBytes)
-            let start = position
-            position += Int64(chunk.readableBytes)
             if crc != nil { chunk.withUnsafeReadableBytes { crc!.update($0) } }
-            if chunk.readableBytes <= Self.inlineWriteLimit {
-                // A small write into the page cache costs less than the two thread hops to
-                // the blocking pool and back (16 KiB uploads: p50 2.0 ms with the hops).
-                try Self.write(chunk, to: fd, at: start)
-            } else {
-                try await context.blocking { try Self.write(chunk, to: fd, at: start) }
+            if batch.isEmpty { batchStart = position }
+            position += Int64(chunk.readableBytes)
+            batch.append(chunk)
+            batchBytes += chunk.readableBytes
+            if batchBytes >= Self.writeBatch || left <= 0 {
+                let chunks = batch
+                let start = batchStart
+                batch = []
+                batchBytes = 0
+                try await context.blocking {
+                    var at = start
+                    for chunk in chunks {
+                        try Self.write(chunk, to: fd, at: at)
+                        at += Int64(chunk.readableBytes)
+                    }
+                }
             }
         }
         return crc
     }
 
-    /// Chunks up to this size are written on the session's own thread.
-    static let inlineWriteLimit = 128 << 10
+    /// Bytes gathered before one write on the blocking pool (fewer thread hops for small
+    /// uploads: a 16 KiB body is one hop).
+    static let writeBatch = 256 << 10
 
     static func write(_ chunk: ByteBuffer, to fd: CInt, at offset: Int64) throws(StorageError) {
         try chunk.withUnsafeReadableBytes { bytes throws(StorageError) in
@@ -289,10 +302,11 @@ final class Session: @unchecked Sendable {
         }
     }
 
-    /// Writes a binlog record, logging (not failing the request) if that is impossible.
-    func log(_ operation: BinlogRecord.Operation, source: Bool, _ filename: String, _ arguments: [String] = [], timestamp: Int64) {
+    /// Writes a binlog record on the binlog thread and waits for it, logging (not failing the
+    /// request) if that is impossible.
+    func log(_ operation: BinlogRecord.Operation, source: Bool, _ filename: String, _ arguments: [String] = [], timestamp: Int64) async {
         let record = BinlogRecord(timestamp: Int(timestamp), operation: operation, isSource: source, filename: filename, arguments: arguments)
-        do { try context.binlog.append(record) } catch {
+        do { try await context.appendToBinlog(record) } catch {
             logger.error("binlog write failed for '\(record)': \(error)")
         }
     }

@@ -30,6 +30,8 @@ public struct StorageConfiguration: Sendable {
     public var writeMarkFileFreq = 500
     /// Port of the built-in HTTP server; 0 disables it.
     public var httpPort = 8888
+    /// Port of the Prometheus `/metrics` endpoint (`metrics_port`, our extension); 0 = off.
+    public var metricsPort = 0
     /// Anti-steal token check of the HTTP server, when enabled.
     public var antiSteal: AntiStealSettings?
     /// Content-Type for extensions without a known type.
@@ -135,6 +137,7 @@ public struct StorageConfiguration: Sendable {
         fileDistributePathMode = try positive("file_distribute_path_mode", 0, 0...1)
         fileDistributeRotateCount = try positive("file_distribute_rotate_count", 100, 1...100_000_000)
         httpPort = try positive("http.server_port", 8888, 0...65535)
+        metricsPort = try positive("metrics_port", 0, 0...65535)
         httpDefaultContentType = config.string("http.default_content_type") ?? httpDefaultContentType
         storageSyncFileMaxDelay = try positive("storage_sync_file_max_delay", 86400, 1...Int(Int32.max))
         if try config.bool("http.anti_steal.check_token", default: false) {
@@ -154,6 +157,7 @@ public struct StorageConfiguration: Sendable {
             "file_distribute_path_mode", "file_distribute_rotate_count", "http.server_port",
             "http.default_content_type", "storage_sync_file_max_delay", "http.anti_steal.check_token",
             "http.anti_steal.secret_key", "http.anti_steal.token_ttl", "http.anti_steal.token_check_fail",
+            "metrics_port",
         ]
         for entry in config.entries {
             let key = entry.key
@@ -175,6 +179,7 @@ public struct StorageConfiguration: Sendable {
         guard !storePaths.isEmpty, storePaths.count <= 256 else { throw FDFSProtocolError(.invalidConfig, "store_path_count must be 1...256") }
         guard (1...65535).contains(port) else { throw FDFSProtocolError(.invalidConfig, "port \(port) outside 1...65535") }
         guard (0...65535).contains(httpPort) else { throw FDFSProtocolError(.invalidConfig, "http.server_port \(httpPort) outside 0...65535") }
+        guard (0...65535).contains(metricsPort) else { throw FDFSProtocolError(.invalidConfig, "metrics_port \(metricsPort) outside 0...65535") }
     }
 
     /// Where state lives: `<base_path>/data`.

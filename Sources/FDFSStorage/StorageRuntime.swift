@@ -1,9 +1,9 @@
 import FDFSProtocol
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A member of our group as the tracker's beat responses describe it.
 public struct GroupMember: Hashable, Sendable {
@@ -29,7 +29,11 @@ public final class StorageContext: Sendable {
     public let binlog: BinlogWriter
     public let logger: Logger
     public let eventLoopGroup: any EventLoopGroup
+    /// Operations, bytes, connections, binlog records and replication lag (`/metrics`).
+    public let metrics = StorageMetrics()
     let threadPool: NIOThreadPool
+    /// One thread that appends to the binlog, in the order the appends are asked for.
+    let binlogQueue: NIOThreadPool
     let startTime = Int64(Date().timeIntervalSince1970)
 
     struct State {
@@ -48,7 +52,7 @@ public final class StorageContext: Sendable {
         var initFlag = InitFlag()
         var negotiating = false
     }
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
 
     public init(configuration: StorageConfiguration, logger: Logger, eventLoopGroup: any EventLoopGroup, threadPool: NIOThreadPool) throws(StorageError) {
         self.configuration = configuration
@@ -58,7 +62,7 @@ public final class StorageContext: Sendable {
         store = try StorePaths(configuration: configuration)
         binlog = try BinlogWriter(directory: configuration.syncDirectory)
         if let bind = configuration.bindAddress, GeneratedName.Source(ipv4: bind) != nil, bind != "0.0.0.0" {
-            state.withLockedValue { $0.myIP = bind }
+            state.withLock { $0.myIP = bind }
         }
         let path = initFlagPath
         var flag = InitFlag.load(path: path) ?? InitFlag()
@@ -66,7 +70,9 @@ public final class StorageContext: Sendable {
             flag.joinTime = startTime
             do { try flag.write(path: path) } catch { throw StorageError(.EIO, "cannot write \(path): \(error.localizedDescription)") }
         }
-        state.withLockedValue { $0.initFlag = flag }
+        state.withLock { $0.initFlag = flag }
+        binlogQueue = NIOThreadPool(numberOfThreads: 1)
+        binlogQueue.start()
     }
 
     /// Local address for outgoing connections: bind_addr when it is a specific IPv4 address.
@@ -77,10 +83,10 @@ public final class StorageContext: Sendable {
 
     var initFlagPath: String { configuration.dataDirectory + "/.data_init_flag" }
 
-    var initFlag: InitFlag { state.withLockedValue { $0.initFlag } }
+    var initFlag: InitFlag { state.withLock { $0.initFlag } }
 
     func updateInitFlag(_ change: (inout InitFlag) -> Void) {
-        let flag = state.withLockedValue { state -> InitFlag in
+        let flag = state.withLock { state -> InitFlag in
             change(&state.initFlag)
             return state.initFlag
         }
@@ -90,43 +96,60 @@ public final class StorageContext: Sendable {
     /// Claims the one-time initial-sync negotiation (SYNC_DEST_REQ); false if another tracker
     /// connection is doing it or it is done.
     func claimNegotiation() -> Bool {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard !state.initFlag.syncOldDone, !state.negotiating else { return false }
             state.negotiating = true
             return true
         }
     }
 
-    func endNegotiation() { state.withLockedValue { $0.negotiating = false } }
+    func endNegotiation() { state.withLock { $0.negotiating = false } }
 
-    /// Runs blocking disk work off the async executors.
+    /// Runs blocking disk work (open, link, stat, statvfs, pwrite) on the blocking thread pool,
+    /// off the event loops and the cooperative pool.
     func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await threadPool.runIfActive(body)
+    }
+
+    /// Appends a binlog record on the binlog's own thread. Appends run one at a time in the
+    /// order they were asked for, and the caller resumes once the line is written, so a
+    /// reply sent after it (and any later operation on the same file) comes after the record.
+    func appendToBinlog(_ record: BinlogRecord) async throws {
+        let binlog = self.binlog
+        try await binlogQueue.runIfActive { try binlog.append(record) }
+        metrics.binlogRecords.increment()
+    }
+
+    /// Stops the binlog thread (after the last append) and closes the binlog.
+    func closeBinlog() async {
+        try? await binlogQueue.shutdownGracefully()
+        binlog.close()
     }
 
     // MARK: Identity and tracker parameters
 
     /// The IPv4 address this storage is known by (bind_addr, or what the tracker saw).
-    public var myIP: String? { state.withLockedValue { $0.myIP } }
-    func setMyIP(_ ip: String) { state.withLockedValue { $0.myIP = ip } }
+    public var myIP: String? { state.withLock { $0.myIP } }
+    func setMyIP(_ ip: String) { state.withLock { $0.myIP = ip } }
 
     public var reservedSpace: ReservedSpace {
-        get { state.withLockedValue { $0.reserved } }
+        get { state.withLock { $0.reserved } }
     }
-    func setReservedSpace(_ value: ReservedSpace) { state.withLockedValue { $0.reserved = value } }
+    func setReservedSpace(_ value: ReservedSpace) { state.withLock { $0.reserved = value } }
 
-    var syncFileMaxDelay: Int { state.withLockedValue { $0.syncFileMaxDelay } }
-    func setSyncFileMaxDelay(_ value: Int) { state.withLockedValue { $0.syncFileMaxDelay = value } }
+    var syncFileMaxDelay: Int { state.withLock { $0.syncFileMaxDelay } }
+    func setSyncFileMaxDelay(_ value: Int) { state.withLock { $0.syncFileMaxDelay = value } }
 
     var myStatus: UInt8? {
-        get { state.withLockedValue { $0.myStatus } }
+        get { state.withLock { $0.myStatus } }
     }
-    func setMyStatus(_ value: UInt8) { state.withLockedValue { $0.myStatus = value } }
+    func setMyStatus(_ value: UInt8) { state.withLock { $0.myStatus = value } }
 
     // MARK: Counters
 
     func count(_ name: String, success: Bool, bytes: Int64? = nil) {
-        state.withLockedValue { state in
+        metrics.operation(name, success: success, bytes: bytes)
+        state.withLock { state in
             state.counters.record(name, success: success)
             if let bytes, let pair = Self.bytePair[name] { state.counters.record(pair, success: success, amount: bytes) }
             if success && Self.sourceUpdates.contains(name) { state.counters.lastSourceUpdate = Int64(Date().timeIntervalSince1970) }
@@ -135,7 +158,8 @@ public final class StorageContext: Sendable {
     }
 
     func countSyncIn(bytes: Int64, success: Bool) {
-        state.withLockedValue { state in
+        if success { metrics.syncBytesIn.increment(by: bytes) }
+        state.withLock { state in
             state.counters.record("sync_in_bytes", success: success, amount: bytes)
             state.counters.lastSyncUpdate = Int64(Date().timeIntervalSince1970)
             state.countersChanged = true
@@ -143,14 +167,16 @@ public final class StorageContext: Sendable {
     }
 
     func countSyncOut(bytes: Int64) {
-        state.withLockedValue { state in
+        metrics.syncBytesOut.increment(by: bytes)
+        state.withLock { state in
             state.counters.record("sync_out_bytes", success: true, amount: bytes)
             state.countersChanged = true
         }
     }
 
     func connectionOpened() {
-        state.withLockedValue { state in
+        metrics.connectionsOpen.increment()
+        state.withLock { state in
             state.counters.connectionAllocCount += 1
             state.counters.connectionCurrentCount += 1
             state.counters.connectionMaxCount = max(state.counters.connectionMaxCount, state.counters.connectionCurrentCount)
@@ -159,7 +185,8 @@ public final class StorageContext: Sendable {
     }
 
     func connectionClosed() {
-        state.withLockedValue { state in
+        metrics.connectionsOpen.decrement()
+        state.withLock { state in
             state.counters.connectionCurrentCount -= 1
             state.countersChanged = true
         }
@@ -167,7 +194,7 @@ public final class StorageContext: Sendable {
 
     /// The counters if they changed since the last call (for BEAT).
     func takeChangedCounters() -> StorageCounters? {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard state.countersChanged else { return nil }
             state.countersChanged = false
             var counters = state.counters
@@ -177,7 +204,7 @@ public final class StorageContext: Sendable {
         }
     }
 
-    public var counters: StorageCounters { state.withLockedValue { $0.counters } }
+    public var counters: StorageCounters { state.withLock { $0.counters } }
 
     static let bytePair: [String: String] = ["upload": "upload_bytes", "append": "append_bytes", "modify": "modify_bytes", "download": "download_bytes"]
     static let sourceUpdates: Set<String> = ["upload", "append", "modify", "truncate", "set_meta", "delete", "create_link"]
@@ -186,7 +213,7 @@ public final class StorageContext: Sendable {
 
     /// Records that a replica operation from `source` with source timestamp `timestamp` was applied.
     func recordSynced(from source: String, timestamp: Int64) {
-        state.withLockedValue { state in
+        state.withLock { state in
             if timestamp > state.syncedFrom[source] ?? 0 {
                 state.syncedFrom[source] = timestamp
                 state.syncedChanged = true
@@ -196,7 +223,7 @@ public final class StorageContext: Sendable {
 
     /// The per-source timestamps if they changed since the last call (for SYNC_REPORT).
     func takeChangedSyncTimestamps() -> [String: Int64]? {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard state.syncedChanged else { return nil }
             state.syncedChanged = false
             return state.syncedFrom
@@ -205,24 +232,24 @@ public final class StorageContext: Sendable {
 
     /// The members of our group that any tracker lists, sorted by id (see ``GroupMemberLists``
     /// for the status when trackers disagree).
-    public var members: [GroupMember] { state.withLockedValue { $0.members } }
+    public var members: [GroupMember] { state.withLock { $0.members } }
 
     /// Records the member list `tracker` sent. One list per tracker, used as their union, so a
     /// member does not flicker in and out with whichever tracker answered last.
     func setMembers(_ members: [GroupMember], from tracker: String) {
-        state.withLockedValue { $0.members = $0.memberLists.update(members, from: tracker) }
+        state.withLock { $0.members = $0.memberLists.update(members, from: tracker) }
     }
 
     /// True when a storage at `ip` is in some tracker's latest member list of our group
     /// (members deleted or whose IP changed do not count).
     func isGroupMember(ip: String) -> Bool {
-        state.withLockedValue { state in
+        state.withLock { state in
             state.members.contains { $0.ip == ip && $0.status != StorageStatus.deleted.rawValue && $0.status != StorageStatus.ipChanged.rawValue }
         }
     }
 
     /// The status the tracker holds for a member.
     func memberStatus(ip: String, port: Int) -> UInt8? {
-        state.withLockedValue { $0.members.first { $0.ip == ip && $0.port == port }?.status }
+        state.withLock { $0.members.first { $0.ip == ip && $0.port == port }?.status }
     }
 }

@@ -1,21 +1,27 @@
 import FDFSClient
+import FDFSMetrics
 import FDFSProtocol
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
+import Synchronization
 
-/// A running storage server: the storage port, tracker reporting, replication and the HTTP
-/// port, wired together and stopped together.
-public final class StorageServer: Sendable {
+/// A running storage server: the storage port, tracker reporting, replication, the HTTP
+/// port and the `/metrics` port, wired together and stopped together.
+///
+/// Run it inside a `ServiceGroup` (``run()`` starts it and stops it on graceful shutdown), or
+/// call ``start()`` and ``stop()`` directly.
+public final class StorageServer: Service, Sendable {
     public let context: StorageContext
     private let group: MultiThreadedEventLoopGroup
     private let threadPool: NIOThreadPool
-    private let state = NIOLockedValueBox(RunState())
-    private let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
+    private let state = Mutex(RunState())
+    private let connections = Mutex([ObjectIdentifier: any Channel]())
 
     struct RunState {
         var listener: (any Channel)?
+        var metricsServer: MetricsHTTPServer?
         var background: [Task<Void, Never>] = []
         var stopped = false
     }
@@ -35,13 +41,38 @@ public final class StorageServer: Sendable {
     }
 
     /// The bound storage port (useful when configured as 0 in tests).
-    public var port: Int? { state.withLockedValue { $0.listener?.localAddress?.port } }
+    public var port: Int? { state.withLock { $0.listener?.localAddress?.port } }
+
+    /// The bound `/metrics` port, if `metrics_port` is set.
+    public var metricsPort: Int? { state.withLock { $0.metricsServer?.port } }
+
+    /// Starts the server, waits for graceful shutdown (SIGTERM, SIGINT), then stops it.
+    public func run() async throws {
+        try await start()
+        try? await gracefulShutdown()
+        context.logger.info("shutting down")
+        await stop()
+    }
+
+    /// Admits a connection unless `max_connections` are open.
+    private func admit(_ channel: any Channel, limit: Int) -> Bool {
+        let key = ObjectIdentifier(channel)
+        return connections.withLock { open -> Bool in
+            guard open.count < limit else { return false }
+            open[key] = channel
+            return true
+        }
+    }
+
+    private func release(_ channel: any Channel) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
 
     /// Binds the storage port and starts the background tasks.
     public func start() async throws {
         let configuration = context.configuration
         let context = self.context
-        let connections = self.connections
+        let metrics = context.metrics
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -51,20 +82,17 @@ public final class StorageServer: Sendable {
             .childChannelInitializer { channel in
                 let peer = channel.remoteAddress?.ipAddress ?? ""
                 guard configuration.allowHosts.allows(peer) else {
+                    metrics.refusedByAllowHosts.increment()
                     context.logger.warning("connection from \(peer) refused by allow_hosts")
                     return channel.close()
                 }
-                let key = ObjectIdentifier(channel)
-                let admitted = connections.withLockedValue { open -> Bool in
-                    guard open.count < configuration.maxConnections else { return false }
-                    open[key] = channel
-                    return true
-                }
-                guard admitted else {
+                guard self.admit(channel, limit: configuration.maxConnections) else {
+                    metrics.refusedByLimit.increment()
                     context.logger.warning("connection from \(peer) refused: max_connections (\(configuration.maxConnections)) reached")
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: key) } }
+                metrics.connectionsAccepted.increment()
+                channel.closeFuture.whenComplete { _ in self.release(channel) }
                 return channel.eventLoop.makeCompletedFuture {
                     let queue = FramePartInbox(highWater: 2 << 20)
                     let decoder = FDFSFrameDecoder(maxBufferedBody: configuration.buffSize, streamedCommands: StorageServer.streamedCommands)
@@ -76,7 +104,7 @@ public final class StorageServer: Sendable {
             }
         let host = configuration.bindAddress ?? "0.0.0.0"
         let channel = try await bootstrap.bind(host: host, port: configuration.port).get()
-        state.withLockedValue { $0.listener = channel }
+        state.withLock { $0.listener = channel }
         context.logger.info("storage \(configuration.group) listening on \(host):\(channel.localAddress?.port ?? configuration.port), \(configuration.storePaths.count) store path(s)")
         if !configuration.trackers.isEmpty {
             let sync = SyncManager(context: context)
@@ -85,6 +113,13 @@ public final class StorageServer: Sendable {
                 addBackground(Task { await reporter.run() })
             }
             addBackground(Task { await sync.run() })
+        }
+        if configuration.metricsPort > 0 {
+            let server = try await MetricsHTTPServer.start(host: host, port: configuration.metricsPort, group: group) { () -> [UInt8] in
+                metrics.registry.exposition()
+            }
+            state.withLock { $0.metricsServer = server }
+            context.logger.info("metrics on http://\(host):\(server.port ?? configuration.metricsPort)/metrics")
         }
         if configuration.httpPort > 0 {
             let http = HTTPServer(context: context)
@@ -96,7 +131,7 @@ public final class StorageServer: Sendable {
     }
 
     private func addBackground(_ task: Task<Void, Never>) {
-        state.withLockedValue { $0.background.append(task) }
+        state.withLock { $0.background.append(task) }
     }
 
     /// Commands whose bodies are streamed instead of buffered (file content).
@@ -109,19 +144,19 @@ public final class StorageServer: Sendable {
 
     /// Stops accepting, cancels background work and releases the event loops.
     public func stop() async {
-        let (listener, tasks, already) = state.withLockedValue { state -> ((any Channel)?, [Task<Void, Never>], Bool) in
+        let (listener, metricsServer, tasks, already) = state.withLock { state -> ((any Channel)?, MetricsHTTPServer?, [Task<Void, Never>], Bool) in
             defer { state.stopped = true }
-            return (state.listener, state.background, state.stopped)
+            return (state.listener, state.metricsServer, state.background, state.stopped)
         }
         guard !already else { return }
         try? await listener?.close()
+        await metricsServer?.stop()
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
-        for channel in connections.withLockedValue({ Array($0.values) }) {
+        for channel in connections.withLock({ Array($0.values) }) {
             try? await channel.close()
         }
-        try? await Task.sleep(for: .milliseconds(50))
-        context.binlog.close()
+        await context.closeBinlog()
         try? await group.shutdownGracefully()
         try? await threadPool.shutdownGracefully()
         context.logger.info("storage stopped")

@@ -1,8 +1,8 @@
 import FDFSProtocol
 import Foundation
-import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
+import Synchronization
 #endif
 
 /// The store paths of this storage: `<store_pathN>/data/HH/HH/` directories, where a file ID
@@ -22,7 +22,7 @@ public final class StorePaths: Sendable {
         var nextPath = 0
         var tempSequence: UInt64 = 0
     }
-    private let state: NIOLockedValueBox<State>
+    private let state: Mutex<State>
 
     /// Opens the store paths, creating `data/HH/HH` at first start and removing temp files a
     /// killed process left behind. `dataDirectory` holds `storage_stat.dat`.
@@ -48,7 +48,7 @@ public final class StorePaths: Sendable {
                 }
             }
         }
-        state = NIOLockedValueBox(initial)
+        state = Mutex(initial)
     }
 
     static func makeDirectories(_ path: String) throws(StorageError) {
@@ -99,7 +99,7 @@ public final class StorePaths: Sendable {
     /// A fresh temp file path in the data directory of a store path (removed at next start
     /// if the process dies before it is renamed into place).
     public func newTempPath(_ index: Int) -> String {
-        let sequence = state.withLockedValue { state -> UInt64 in
+        let sequence = state.withLock { state -> UInt64 in
             state.tempSequence += 1
             return state.tempSequence
         }
@@ -113,7 +113,7 @@ public final class StorePaths: Sendable {
             let n = Int(UInt32(bitPattern: Self.pjwHash(Array(name.utf8)))) % 65536
             return (UInt8(((n >> 8) & 0xFF) % subdirCount), UInt8((n & 0xFF) % subdirCount))
         }
-        let (result, persist) = state.withLockedValue { state -> ((UInt8, UInt8), String?) in
+        let (result, persist) = state.withLock { state -> ((UInt8, UInt8), String?) in
             let chosen = (UInt8(state.high), UInt8(state.low))
             state.writtenInDirectory += 1
             var persist: String?
@@ -134,7 +134,7 @@ public final class StorePaths: Sendable {
 
     /// The rotation state, for tests.
     public var rotation: (high: Int, low: Int, count: Int) {
-        state.withLockedValue { ($0.high, $0.low, $0.writtenInDirectory) }
+        state.withLock { ($0.high, $0.low, $0.writtenInDirectory) }
     }
 
     /// PJW hash as libfastcommon computes it, on a signed 32-bit value with an arithmetic shift.
@@ -182,7 +182,7 @@ public final class StorePaths: Sendable {
             }
             return Int(requested)
         }
-        let start = state.withLockedValue { state -> Int in
+        let start = state.withLock { state -> Int in
             let start = state.nextPath
             state.nextPath = (state.nextPath + 1) % paths.count
             return start

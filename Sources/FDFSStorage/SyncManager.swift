@@ -1,11 +1,11 @@
 import FDFSProtocol
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// Keeps one ``SyncTask`` per other member of the group, as the tracker's member lists name
 /// them: new members get a task, members that disappear or are deleted lose theirs.
 final class SyncManager: Sendable {
     let context: StorageContext
-    private let tasks = NIOLockedValueBox([String: Task<Void, Never>]())
+    private let tasks = Mutex([String: Task<Void, Never>]())
 
     init(context: StorageContext) { self.context = context }
 
@@ -16,7 +16,7 @@ final class SyncManager: Sendable {
             let port = context.configuration.port
             let peers = members.filter { !($0.ip == myIP && $0.port == port) && $0.status != StorageStatus.deleted.rawValue && $0.status != StorageStatus.ipChanged.rawValue }
             let wanted = Set(peers.map(Self.key))
-            tasks.withLockedValue { tasks in
+            tasks.withLock { tasks in
                 for (key, task) in tasks where !wanted.contains(key) {
                     task.cancel()
                     tasks.removeValue(forKey: key)
@@ -29,7 +29,7 @@ final class SyncManager: Sendable {
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
-        let running = tasks.withLockedValue { tasks -> [Task<Void, Never>] in
+        let running = tasks.withLock { tasks -> [Task<Void, Never>] in
             defer { tasks.removeAll() }
             return Array(tasks.values)
         }

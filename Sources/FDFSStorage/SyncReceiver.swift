@@ -22,7 +22,7 @@ extension Session {
     }
 
     /// Makes sure the `HH/HH` directory of a path exists (a peer may use more subdirs).
-    private func ensureDirectory(of path: String) {
+    private static func ensureDirectory(of path: String) {
         let dir = String(path[..<path.lastIndex(of: "/")!])
         if StorePaths.directoryExists(dir) { return }
         mkdir(String(dir[..<dir.lastIndex(of: "/")!]), 0o755)
@@ -42,13 +42,13 @@ extension Session {
         let path = try store.localPath(id)
         let operation: BinlogRecord.Operation = create ? .create : .update
         if !contentFollows {
-            log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+            await log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
             synced(request.timestamp)
             return .status(.EEXIST)
         }
         if create, let info = try statFile(path, follow: false), isRegular(info), Int64(info.st_size) == request.fileSize {
             try await drain()
-            log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+            await log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
             synced(request.timestamp)
             return .status(.EEXIST)
         }
@@ -66,19 +66,22 @@ extension Session {
             throw error
         }
         if let why = check?.mismatch(size: request.fileSize, crc32: received.crc) {
-            unlink(received.path)
+            _ = try? await context.blocking { unlink(received.path) }
             context.countSyncIn(bytes: 0, success: false)
             throw StorageError.invalid("the copy of \(id) sent by \(sourceID ?? peer) does not match its name (\(why)); refused")
         }
-        var times = [timespec(tv_sec: Int(request.timestamp), tv_nsec: 0), timespec(tv_sec: Int(request.timestamp), tv_nsec: 0)]
-        utimensat(AT_FDCWD, received.path, &times, 0)
-        ensureDirectory(of: path)
-        guard rename(received.path, path) == 0 else {
-            let failure = StorageError.system("rename into \(id)")
-            unlink(received.path)
-            throw failure
+        let timestamp = Int(request.timestamp)
+        try await context.blocking {
+            var times = [timespec(tv_sec: timestamp, tv_nsec: 0), timespec(tv_sec: timestamp, tv_nsec: 0)]
+            utimensat(AT_FDCWD, received.path, &times, 0)
+            Self.ensureDirectory(of: path)
+            guard rename(received.path, path) == 0 else {
+                let failure = StorageError.system("rename into \(id)")
+                unlink(received.path)
+                throw failure
+            }
         }
-        log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+        await log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         context.countSyncIn(bytes: request.fileSize, success: true)
         return .status(.ok)
@@ -94,7 +97,7 @@ extension Session {
             if failure.status == .ENOENT { synced(request.timestamp) }
             throw failure
         }
-        log(.delete, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
+        await log(.delete, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
     }
@@ -106,13 +109,13 @@ extension Session {
         let source = try fileID(request.sourceFilename)
         let destPath = try store.localPath(dest), sourcePath = try store.localPath(source)
         guard try statFile(sourcePath) != nil else { throw StorageError.notFound("link target \(source) does not exist") }
-        ensureDirectory(of: destPath)
+        Self.ensureDirectory(of: destPath)
         if symlink(sourcePath, destPath) != 0 {
             let failure = StorageError.system("symlink \(dest)")
             if failure.status == .EEXIST { synced(request.timestamp) }
             throw failure
         }
-        log(.link, source: false, dest.remoteFilename, [source.remoteFilename], timestamp: Int64(request.timestamp))
+        await log(.link, source: false, dest.remoteFilename, [source.remoteFilename], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
     }
@@ -152,7 +155,7 @@ extension Session {
         }
         var times = [timespec(tv_sec: Int(request.timestamp), tv_nsec: 0), timespec(tv_sec: Int(request.timestamp), tv_nsec: 0)]
         utimensat(AT_FDCWD, path, &times, 0)
-        log(append ? .append : .modify, source: false, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: Int64(request.timestamp))
+        await log(append ? .append : .modify, source: false, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         context.countSyncIn(bytes: request.length, success: true)
         return .status(.ok)
@@ -171,7 +174,7 @@ extension Session {
             return .status(.EEXIST)
         }
         guard truncate(path, off_t(request.newSize)) == 0 else { throw StorageError.system("truncate \(id)") }
-        log(.truncate, source: false, id.remoteFilename, [String(request.oldSize), String(request.newSize)], timestamp: Int64(request.timestamp))
+        await log(.truncate, source: false, id.remoteFilename, [String(request.oldSize), String(request.newSize)], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
     }
@@ -194,9 +197,9 @@ extension Session {
             unlink(oldPath)
             throw StorageError.notFound("the copy of \(oldID) does not match \(newID)")
         }
-        ensureDirectory(of: newPath)
+        Self.ensureDirectory(of: newPath)
         guard rename(oldPath, newPath) == 0 else { throw StorageError.system("rename \(oldID)") }
-        log(.rename, source: false, newID.remoteFilename, [oldID.remoteFilename], timestamp: Int64(request.timestamp))
+        await log(.rename, source: false, newID.remoteFilename, [oldID.remoteFilename], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
     }

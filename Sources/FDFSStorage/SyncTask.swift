@@ -81,6 +81,7 @@ final class SyncTask: Sendable {
             await reportPeer(.offline)
         }
         var reader = BinlogReader(directory: configuration.syncDirectory, index: mark.binlogIndex, offset: mark.binlogOffset)
+        var lastLagUpdate = Date.distantPast
         var lastTalk = Date()
         var reportedOffline = false
         var finishedFullSync = false
@@ -90,8 +91,16 @@ final class SyncTask: Sendable {
                 if Self.isGone(current) { throw Stop() }
                 return
             }
-            let batch = reader.readBatch(limit: 64, writerIndex: context.binlog.currentIndex)
+            let writerIndex = context.binlog.currentIndex
+            let read = try await context.blocking { [reader] in
+                var advanced = reader
+                let batch = advanced.readBatch(limit: 64, writerIndex: writerIndex)
+                return (batch, advanced)
+            }
+            let batch = read.0
+            reader = read.1
             if batch.isEmpty {
+                context.metrics.setSyncLag(peer: peerName, records: 0, seconds: 0)
                 if mark.needSyncOld && !mark.syncOldDone {
                     mark.syncOldDone = true
                     try mark.write(path: markPath)
@@ -126,7 +135,23 @@ final class SyncTask: Sendable {
             }
             try mark.write(path: markPath)
             lastTalk = Date()
+            if Date().timeIntervalSince(lastLagUpdate) >= 1 {
+                lastLagUpdate = Date()
+                await updateLag(reader)
+            }
         }
+    }
+
+    /// `ip:port` of the peer, the label of its lag metrics.
+    var peerName: String { "\(peer.ip):\(peer.port)" }
+
+    /// Sets the lag metrics from the records after `reader`'s position (read on the blocking
+    /// pool; at most once a second while records flow, and 0 whenever the peer is caught up).
+    private func updateLag(_ reader: BinlogReader) async {
+        let writerIndex = context.binlog.currentIndex
+        guard let pending = try? await context.blocking({ reader.pending(writerIndex: writerIndex) }) else { return }
+        let age = pending.oldestTimestamp.map { max(0, Int64(time(nil)) - Int64($0)) } ?? 0
+        context.metrics.setSyncLag(peer: peerName, records: pending.records, seconds: pending.records == 0 ? 0 : age)
     }
 
     /// The mark file, or a new one set up with the tracker's answer to SYNC_SRC_REQ.

@@ -8,19 +8,28 @@ import Glibc
 extension Session {
     /// Receives `length` content bytes into a new temp file of store path `index`; returns
     /// the temp path, the CRC32 and the file's mtime. The temp file is removed on any failure.
+    /// Creating, writing, stating and closing the file run on the blocking pool.
     func receiveToTemp(pathIndex index: Int, length: Int64, computeCRC: Bool) async throws -> (path: String, crc: UInt32, mtime: Int64) {
         let temp = store.newTempPath(index)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StorageError.system("create \(temp)") }
+        let fd = try await context.blocking { () throws -> CInt in
+            let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw StorageError.system("create \(temp)") }
+            return fd
+        }
         do {
             let crc = try await receive(into: fd, offset: 0, length: length, crc: computeCRC ? CRC32() : nil)
-            var info = stat()
-            fstat(fd, &info)
-            close(fd)
-            return (temp, crc?.value ?? 0, Int64(info.st_mtim.tv_sec))
+            let mtime = try await context.blocking { () -> Int64 in
+                var info = stat()
+                fstat(fd, &info)
+                close(fd)
+                return Int64(info.st_mtim.tv_sec)
+            }
+            return (temp, crc?.value ?? 0, mtime)
         } catch {
-            close(fd)
-            unlink(temp)
+            _ = try? await context.blocking {
+                close(fd)
+                unlink(temp)
+            }
             throw error
         }
     }
@@ -28,9 +37,17 @@ extension Session {
     func upload(appender: Bool) async throws -> Reply {
         let command = appender ? "upload_appender" : "upload"
         let head = try UploadRequestHead.decode(try await readExactly(UploadRequestHead.size), bodyLength: header.bodyLength)
-        let pathIndex = try store.choosePath(requested: head.storePathIndex, size: head.fileSize, reserved: context.reservedSpace)
+        let store = self.store
+        let reserved = context.reservedSpace
         let source = sourceForNames
-        let directory = store.chooseDirectory(name: NameGenerator.temporaryName(source: source, size: head.fileSize))
+        let requested = head.storePathIndex
+        let size = head.fileSize
+        // statvfs of the store paths, and the directory rotation (it may rewrite
+        // storage_stat.dat), on the blocking pool.
+        let (pathIndex, directory) = try await context.blocking { () throws -> (Int, (UInt8, UInt8)) in
+            let pathIndex = try store.choosePath(requested: requested, size: size, reserved: reserved)
+            return (pathIndex, store.chooseDirectory(name: NameGenerator.temporaryName(source: source, size: size)))
+        }
         let ext = NameGenerator.formattedExtension(head.fileExtension)
         let received: (path: String, crc: UInt32, mtime: Int64)
         do {
@@ -39,18 +56,25 @@ extension Session {
             context.count("upload", success: false)
             throw error
         }
+        let group = self.group
         let id: FileID
         do {
-            id = try NameGenerator.place(
-                temp: received.path, store: store, group: group, pathIndex: pathIndex, directory: directory,
-                source: source, timestamp: UInt32(truncatingIfNeeded: received.mtime), size: head.fileSize,
-                crc32: received.crc, appender: appender, formattedExtension: ext)
+            id = try await context.blocking {
+                do {
+                    return try NameGenerator.place(
+                        temp: received.path, store: store, group: group, pathIndex: pathIndex, directory: directory,
+                        source: source, timestamp: UInt32(truncatingIfNeeded: received.mtime), size: size,
+                        crc32: received.crc, appender: appender, formattedExtension: ext)
+                } catch {
+                    unlink(received.path)
+                    throw error
+                }
+            }
         } catch {
-            unlink(received.path)
             context.count("upload", success: false)
             throw error
         }
-        log(.create, source: true, id.remoteFilename, timestamp: received.mtime)
+        await log(.create, source: true, id.remoteFilename, timestamp: received.mtime)
         context.count("upload", success: true, bytes: head.fileSize)
         logger.debug("\(command) stored \(id) (\(head.fileSize) bytes)")
         return .status(.ok, UploadResponse(id).encoded())
@@ -70,22 +94,29 @@ extension Session {
         do { slave = try master.slave(prefix: head.prefix, ext: head.fileExtension) } catch {
             throw StorageError.invalid(error.message)
         }
+        let store = self.store
+        let reserved = context.reservedSpace
+        let size = head.fileSize
         let masterPath = try store.localPath(master)
-        guard try statFile(masterPath) != nil else { throw StorageError.notFound("master file \(master) does not exist") }
         let slavePath = try store.localPath(slave)
-        guard try statFile(slavePath, follow: false) == nil else { throw StorageError(.EEXIST, "slave file \(slave) already exists") }
-        guard store.hasSpace(master.storePathIndex, size: head.fileSize, reserved: context.reservedSpace) else {
-            throw StorageError(.ENOSPC, "store path \(master.storePathIndex) has no room for \(head.fileSize) bytes")
+        try await context.blocking {
+            guard try statFile(masterPath) != nil else { throw StorageError.notFound("master file \(master) does not exist") }
+            guard try statFile(slavePath, follow: false) == nil else { throw StorageError(.EEXIST, "slave file \(slave) already exists") }
+            guard store.hasSpace(master.storePathIndex, size: size, reserved: reserved) else {
+                throw StorageError(.ENOSPC, "store path \(master.storePathIndex) has no room for \(size) bytes")
+            }
         }
         let received = try await receiveToTemp(pathIndex: master.storePathIndex, length: head.fileSize, computeCRC: false)
-        guard link(received.path, slavePath) == 0 else {
-            let failure = StorageError.system("link \(slavePath)")
-            unlink(received.path)
+        do {
+            try await context.blocking {
+                defer { unlink(received.path) }
+                guard link(received.path, slavePath) == 0 else { throw StorageError.system("link \(slavePath)") }
+            }
+        } catch {
             context.count("upload", success: false)
-            throw failure
+            throw error
         }
-        unlink(received.path)
-        log(.create, source: true, slave.remoteFilename, timestamp: received.mtime)
+        await log(.create, source: true, slave.remoteFilename, timestamp: received.mtime)
         context.count("upload", success: true, bytes: head.fileSize)
         return .status(.ok, UploadResponse(slave).encoded())
     }

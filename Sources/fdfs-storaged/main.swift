@@ -1,11 +1,12 @@
 import ArgumentParser
-import Dispatch
 import FDFSProtocol
 import FDFSStorage
 import Foundation
 import Logging
+import ServiceLifecycle
 
-/// `fdfs-storaged [storage.conf] [start]`: a FastDFS storage server in the foreground.
+/// `fdfs-storaged [storage.conf] [start]`: a FastDFS storage server in the foreground, run by
+/// a swift-service-lifecycle `ServiceGroup` that stops it cleanly on SIGTERM / SIGINT.
 
 @available(macOS 10.15, *)
 struct StorageDaemon: AsyncParsableCommand {
@@ -40,6 +41,9 @@ struct StorageDaemon: AsyncParsableCommand {
     @Option(name: .customLong("http-port"), help: "Port of the HTTP download server, 0 = off (overrides 'http.server_port').")
     var httpPort: Int?
 
+    @Option(name: .customLong("metrics-port"), help: "Port of the Prometheus /metrics endpoint, 0 = off (overrides 'metrics_port').")
+    var metricsPort: Int?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -68,6 +72,7 @@ struct StorageDaemon: AsyncParsableCommand {
                 configuration.trackers = try trackers.map { try ServerAddress(parsing: $0, defaultPort: 22122) }
             }
             if let httpPort { configuration.httpPort = httpPort }
+            if let metricsPort { configuration.metricsPort = metricsPort }
             try configuration.validate()
         } catch let error as FDFSProtocolError {
             FileHandle.standardError.write(Data("fdfs-storaged: \(error.message)\n".utf8))
@@ -78,45 +83,23 @@ struct StorageDaemon: AsyncParsableCommand {
         let server: StorageServer
         do {
             server = try StorageServer(configuration: configuration, logger: logger)
-            try await server.start()
         } catch {
             FileHandle.standardError.write(Data("fdfs-storaged: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let signal = await Self.waitForSignal()
-        logger.info("received \(signal), stopping")
-        await server.stop()
-    }
-
-    /// Suspends until SIGTERM or SIGINT arrives; returns its name.
-    static func waitForSignal() async -> String {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let queue = DispatchQueue(label: "fdfs.storaged.signals")
-        return await withCheckedContinuation { (continuation: CheckedContinuation<String, Never>) in
-            let resumed = Box()
-            var sources: [any DispatchSourceSignal] = []
-            for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-                source.setEventHandler {
-                    guard !resumed.done else { return }
-                    resumed.done = true
-                    continuation.resume(returning: name)
-                }
-                source.resume()
-                sources.append(source)
-            }
-            Box.keep(sources)
+        let group = ServiceGroup(configuration: .init(
+            services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            FileHandle.standardError.write(Data("fdfs-storaged: cannot start: \(error)\n".utf8))
+            await server.stop()
+            throw ExitCode(1)
         }
     }
-
-    /// Touched on the signal queue only.
-    final class Box: @unchecked Sendable {
-        var done = false
-        nonisolated(unsafe) static var kept: [any DispatchSourceSignal] = []
-        static func keep(_ sources: [any DispatchSourceSignal]) { kept = sources }
-    }
 }
+
 do {
     let command = try StorageDaemon.parse()
     try await command.run()
