@@ -1,4 +1,3 @@
-import FDFSProtocol
 import NIOCore
 
 /// Hands the frame parts of one connection from its event loop to one async reader at a time

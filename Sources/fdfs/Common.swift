@@ -2,6 +2,7 @@ import ArgumentParser
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import Synchronization
 
 /// Options every command takes: where the cluster is, and the output format.
 struct ClusterOptions: ParsableArguments {
@@ -67,12 +68,11 @@ func printError(_ text: String) {
 
 /// A one-line progress bar on stderr, shown only when stderr is a terminal and the transfer
 /// is larger than a few MB.
-final class ProgressBar: @unchecked Sendable {
+final class ProgressBar: Sendable {
     private let total: Int64
     private let label: String
     private let enabled: Bool
-    private let lock = NSLock()
-    private var lastPercent = -1
+    private let lastPercent = Mutex(-1)
 
     init(total: Int64, label: String) {
         self.total = total
@@ -83,10 +83,12 @@ final class ProgressBar: @unchecked Sendable {
     func update(_ done: Int64) {
         guard enabled, total > 0 else { return }
         let percent = Int(done * 100 / total)
-        lock.lock()
-        defer { lock.unlock() }
-        guard percent != lastPercent else { return }
-        lastPercent = percent
+        let changed = lastPercent.withLock { last -> Bool in
+            guard percent != last else { return false }
+            last = percent
+            return true
+        }
+        guard changed else { return }
         let width = 30
         let filled = width * percent / 100
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
