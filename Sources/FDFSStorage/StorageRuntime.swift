@@ -64,10 +64,10 @@ public final class StorageContext: Sendable {
         if let bind = configuration.bindAddress, GeneratedName.Source(ipv4: bind) != nil, bind != "0.0.0.0" {
             state.withLock { $0.myIP = bind }
         }
-        let path = initFlagPath
+        let path = configuration.dataDirectory + "/.data_init_flag"
         var flag = InitFlag.load(path: path) ?? InitFlag()
         if flag.joinTime == 0 {
-            flag.joinTime = startTime
+            flag.joinTime = Int64(Date().timeIntervalSince1970)
             do { try flag.write(path: path) } catch { throw StorageError(.EIO, "cannot write \(path): \(error.localizedDescription)") }
         }
         state.withLock { $0.initFlag = flag }
@@ -81,7 +81,7 @@ public final class StorageContext: Sendable {
         return bind
     }
 
-    var initFlagPath: String { configuration.dataDirectory + "/.data_init_flag" }
+    var initFlagPath: String { configuration.dataDirectory + "/.data_init_flag" }  // also in init
 
     var initFlag: InitFlag { state.withLock { $0.initFlag } }
 
