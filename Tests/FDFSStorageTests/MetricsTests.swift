@@ -81,6 +81,10 @@ struct MetricsTests {
         let node = StorageNode(extraConfig: "max_connections = 1\nmetrics_port = \(metricsPort)")
         defer { node.destroy() }
         try await node.start()
+        // The start-up probe's connection must be gone before the one slot is taken.
+        try await waitUntil(10, "the probe connection to close") {
+            metricValue(try scrapeMetrics(host: node.ip, port: metricsPort).body, "fdfs_storage_connections_open") == 0
+        }
         let first = try RawSocket(host: node.ip, port: node.port)
         // The first connection is admitted once the server counts it as open.
         try await waitUntil(10, "the first connection to be open") {
