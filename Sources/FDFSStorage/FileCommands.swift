@@ -20,7 +20,7 @@ extension Session {
         try checkGroup(request.file.group)
         let id = try fileID(request.file.remoteFilename)
         let path = try store.localPath(id)
-        let opened = try await context.blocking { () -> (fd: CInt, info: stat, errno: Int32) in
+        let opened = try await context.fileIO { () -> (fd: CInt, info: stat, errno: Int32) in
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             let code = errno
             var info = stat()

@@ -223,7 +223,7 @@ final class Session: @unchecked Sendable {
                 let start = batchStart
                 batch = []
                 batchBytes = 0
-                try await context.blocking {
+                try await context.fileIO {
                     var at = start
                     for chunk in chunks {
                         try Self.write(chunk, to: fd, at: at)

@@ -34,6 +34,10 @@ public final class StorageContext: Sendable {
     let threadPool: NIOThreadPool
     /// One thread that appends to the binlog, in the order the appends are asked for.
     let binlogQueue: NIOThreadPool
+    /// Threads for short file system calls (open, pwrite, fstat, link, rename, statvfs, binlog
+    /// reads), apart from ``threadPool``, where long jobs (metadata merges, whole-file CRCs) run,
+    /// so an upload never queues behind them.
+    let fileIOPool: NIOThreadPool
     let startTime = Int64(Date().timeIntervalSince1970)
 
     struct State {
@@ -73,6 +77,8 @@ public final class StorageContext: Sendable {
         state.withLock { $0.initFlag = flag }
         binlogQueue = NIOThreadPool(numberOfThreads: 1)
         binlogQueue.start()
+        fileIOPool = NIOThreadPool(numberOfThreads: 4)
+        fileIOPool.start()
     }
 
     /// Local address for outgoing connections: bind_addr when it is a specific IPv4 address.
@@ -105,10 +111,16 @@ public final class StorageContext: Sendable {
 
     func endNegotiation() { state.withLock { $0.negotiating = false } }
 
-    /// Runs blocking disk work (open, link, stat, statvfs, pwrite) on the blocking thread pool,
-    /// off the event loops and the cooperative pool.
+    /// Runs long blocking work (metadata files, whole-file checksums) on the blocking thread
+    /// pool, off the event loops and the cooperative pool.
     func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await threadPool.runIfActive(body)
+    }
+
+    /// Runs a short file system call (open, pwrite, fstat, link, rename, statvfs, a binlog read)
+    /// on the file I/O threads, off the event loops and the cooperative pool.
+    func fileIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await fileIOPool.runIfActive(body)
     }
 
     /// Appends a binlog record on the binlog's own thread. Appends run one at a time in the
@@ -120,10 +132,12 @@ public final class StorageContext: Sendable {
         metrics.binlogRecords.increment()
     }
 
-    /// Stops the binlog thread (after the last append) and closes the binlog.
+    /// Stops the binlog thread (after the last append), closes the binlog, and stops the file
+    /// I/O threads.
     func closeBinlog() async {
         try? await binlogQueue.shutdownGracefully()
         binlog.close()
+        try? await fileIOPool.shutdownGracefully()
     }
 
     // MARK: Identity and tracker parameters

@@ -66,12 +66,12 @@ extension Session {
             throw error
         }
         if let why = check?.mismatch(size: request.fileSize, crc32: received.crc) {
-            _ = try? await context.blocking { unlink(received.path) }
+            _ = try? await context.fileIO { unlink(received.path) }
             context.countSyncIn(bytes: 0, success: false)
             throw StorageError.invalid("the copy of \(id) sent by \(sourceID ?? peer) does not match its name (\(why)); refused")
         }
         let timestamp = Int(request.timestamp)
-        try await context.blocking {
+        try await context.fileIO {
             var times = [timespec(tv_sec: timestamp, tv_nsec: 0), timespec(tv_sec: timestamp, tv_nsec: 0)]
             utimensat(AT_FDCWD, received.path, &times, 0)
             Self.ensureDirectory(of: path)

@@ -92,7 +92,7 @@ final class SyncTask: Sendable {
                 return
             }
             let writerIndex = context.binlog.currentIndex
-            let read = try await context.blocking { [reader] in
+            let read = try await context.fileIO { [reader] in
                 var advanced = reader
                 let batch = advanced.readBatch(limit: 64, writerIndex: writerIndex)
                 return (batch, advanced)
@@ -149,7 +149,7 @@ final class SyncTask: Sendable {
     /// pool; at most once a second while records flow, and 0 whenever the peer is caught up).
     private func updateLag(_ reader: BinlogReader) async {
         let writerIndex = context.binlog.currentIndex
-        guard let pending = try? await context.blocking({ reader.pending(writerIndex: writerIndex) }) else { return }
+        guard let pending = try? await context.fileIO({ reader.pending(writerIndex: writerIndex) }) else { return }
         let age = pending.oldestTimestamp.map { max(0, Int64(time(nil)) - Int64($0)) } ?? 0
         context.metrics.setSyncLag(peer: peerName, records: pending.records, seconds: pending.records == 0 ? 0 : age)
     }

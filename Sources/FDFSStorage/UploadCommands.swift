@@ -11,14 +11,14 @@ extension Session {
     /// Creating, writing, stating and closing the file run on the blocking pool.
     func receiveToTemp(pathIndex index: Int, length: Int64, computeCRC: Bool) async throws -> (path: String, crc: UInt32, mtime: Int64) {
         let temp = store.newTempPath(index)
-        let fd = try await context.blocking { () throws -> CInt in
+        let fd = try await context.fileIO { () throws -> CInt in
             let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw StorageError.system("create \(temp)") }
             return fd
         }
         do {
             let crc = try await receive(into: fd, offset: 0, length: length, crc: computeCRC ? CRC32() : nil)
-            let mtime = try await context.blocking { () -> Int64 in
+            let mtime = try await context.fileIO { () -> Int64 in
                 var info = stat()
                 fstat(fd, &info)
                 close(fd)
@@ -26,7 +26,7 @@ extension Session {
             }
             return (temp, crc?.value ?? 0, mtime)
         } catch {
-            _ = try? await context.blocking {
+            _ = try? await context.fileIO {
                 close(fd)
                 unlink(temp)
             }
@@ -44,7 +44,7 @@ extension Session {
         let size = head.fileSize
         // statvfs of the store paths, and the directory rotation (it may rewrite
         // storage_stat.dat), on the blocking pool.
-        let (pathIndex, directory) = try await context.blocking { () throws -> (Int, (UInt8, UInt8)) in
+        let (pathIndex, directory) = try await context.fileIO { () throws -> (Int, (UInt8, UInt8)) in
             let pathIndex = try store.choosePath(requested: requested, size: size, reserved: reserved)
             return (pathIndex, store.chooseDirectory(name: NameGenerator.temporaryName(source: source, size: size)))
         }
@@ -59,7 +59,7 @@ extension Session {
         let group = self.group
         let id: FileID
         do {
-            id = try await context.blocking {
+            id = try await context.fileIO {
                 do {
                     return try NameGenerator.place(
                         temp: received.path, store: store, group: group, pathIndex: pathIndex, directory: directory,
@@ -99,7 +99,7 @@ extension Session {
         let size = head.fileSize
         let masterPath = try store.localPath(master)
         let slavePath = try store.localPath(slave)
-        try await context.blocking {
+        try await context.fileIO {
             guard try statFile(masterPath) != nil else { throw StorageError.notFound("master file \(master) does not exist") }
             guard try statFile(slavePath, follow: false) == nil else { throw StorageError(.EEXIST, "slave file \(slave) already exists") }
             guard store.hasSpace(master.storePathIndex, size: size, reserved: reserved) else {
@@ -108,7 +108,7 @@ extension Session {
         }
         let received = try await receiveToTemp(pathIndex: master.storePathIndex, length: head.fileSize, computeCRC: false)
         do {
-            try await context.blocking {
+            try await context.fileIO {
                 defer { unlink(received.path) }
                 guard link(received.path, slavePath) == 0 else { throw StorageError.system("link \(slavePath)") }
             }
