@@ -4,18 +4,11 @@
 /// closes the unsaved changes are dropped. The name keeps its last committed content; a new
 /// file that never had any is removed, like one created but never closed before a crash.
 extension FDFSFileSystem {
-    /// Records the failure of a write into `write` (before it is thrown to the writer).
-    func recordWriteFailure(_ write: WriteState, _ error: FSError) {
-        state.withLock { _ in
-            if write.writeFailure == nil { write.writeFailure = error }
-        }
-    }
-
     /// The last descriptor of a file whose write failed closed: drops its spool (and any
     /// upload journaled for it), and the name of a file that was never committed.
     func discardFailedWrite(_ write: WriteState) {
         guard releaseIfIdle(write, discardingChanges: true) else { return }
-        let failure = state.withLock { _ in write.writeFailure?.description ?? "" }
+        let failure = write.on { $0.writeFailure?.description ?? "" }
         logger.warning("inode \(write.ino): a write failed (\(failure)); its unsaved changes are dropped, the last committed content stays")
         do throws(FSError) {
             try store.dropPendingUploads(ino: write.ino)

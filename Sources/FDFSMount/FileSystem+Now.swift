@@ -45,7 +45,7 @@ extension FDFSFileSystem {
             _ = try? store.remove(row.ino, queueDeletion: false)
             throw error
         }
-        state.withLock { _ in write.privilegeBits = Self.privilegeBits(row.mode) }
+        write.on { $0.privilegeBits = Self.privilegeBits(row.mode) }
         let open = register(Handle(ino: row.ino, writable: true, spool: write), keepCache: false,
                             directIO: writesBypassPageCache(flags))
         return (reply(row), open)
@@ -90,13 +90,14 @@ extension FDFSFileSystem {
         case nil: break
         }
         entry.ctime = now
-        if changes.mtime != nil {
-            let value = entry.mtime
-            state.withLock { s in s.writes[ino]?.mtime = value }
-        } else if let write = state.withLock({ $0.writes[ino] }) {
-            entry.mtime = state.withLock { _ in write.mtime }
+        if let write = state.withLock({ $0.writes[ino] }) {
+            let value = entry.mtime, bits = Self.privilegeBits(mode), setsMtime = changes.mtime != nil
+            entry.mtime = write.on { w in
+                if setsMtime { w.mtime = value }
+                w.privilegeBits = bits
+                return w.mtime
+            }
         }
-        state.withLock { s in s.writes[ino]?.privilegeBits = Self.privilegeBits(mode) }
         try store.update(entry)
         if entry.kind == .file, modeChanged || changes.mode != nil || changes.mtime != nil { scheduleMetadata(entry.fileID, ino: ino) }
     }
@@ -120,7 +121,7 @@ extension FDFSFileSystem {
     public func flushIsNoop(_ fh: UInt64) -> Bool {
         state.withLock { s in
             guard let handle = s.handles[fh], handle.writable, let write = handle.spool else { return true }
-            return write.orphaned || (write.writeFailure == nil && !(write.dirty || write.failed))
+            return write.on { $0.flushIsNoop }
         }
     }
 
@@ -129,7 +130,7 @@ extension FDFSFileSystem {
         let write = state.withLock { s -> (done: Bool, write: WriteState?) in
             guard let handle = s.handles[fh] else { return (true, nil) }
             if let ref = handle.ref, (s.openIDs[ref.id.description] ?? 0) <= 1, s.deferredDeletes.contains(ref.id.description) { return (false, nil) }
-            if let write = handle.spool, write.handles == 1, write.dirty || write.writeFailure != nil, !write.orphaned { return (false, nil) }
+            if let write = handle.spool, !write.on({ $0.closeIsQuick }) { return (false, nil) }
             if s.detached.contains(handle.ino), !Self.isOpen(handle.ino, in: s, except: fh) { return (false, nil) }
             s.handles[fh] = nil
             if let ref = handle.ref {
@@ -137,7 +138,7 @@ extension FDFSFileSystem {
                 let count = (s.openIDs[key] ?? 1) - 1
                 s.openIDs[key] = count > 0 ? count : nil
             }
-            handle.spool?.handles -= 1
+            handle.spool?.on { $0.closed() }
             return (true, handle.spool)
         }
         guard write.done else { return false }

@@ -25,19 +25,14 @@ extension FDFSFileSystem {
             let write = try await writeState(for: entry, truncate: truncate)
             if truncate, !Self.keepsPrivilegeBits(caller) {
                 do throws(FSError) { try clearPrivilegeBits(ino) } catch {
-                    state.withLock { _ in write.handles -= 1 }
-                    releaseIfIdle(write)
+                    closeUnregistered(write)
                     throw error
                 }
             }
             return register(Handle(ino: ino, writable: true, spool: write), keepCache: false,
                             directIO: writesBypassPageCache(flags))
         }
-        if let write = state.withLock({ s -> WriteState? in
-            guard let w = s.writes[ino] else { return nil }
-            w.handles += 1
-            return w
-        }) {
+        if let write = openedWriteState(ino) {
             return register(Handle(ino: ino, writable: false, spool: write), keepCache: false, counted: true)
         }
         if entry.kind == .file && entry.fileID == nil {
@@ -119,48 +114,12 @@ extension FDFSFileSystem {
                 s.openIDs[key] = count > 0 ? count : nil
                 if count <= 0, s.deferredDeletes.remove(key) != nil { ready.append(key) }
             }
-            handle.spool?.handles -= 1
+            handle.spool?.on { $0.closed() }
             return (handle, ready, Self.closesDetached(handle.ino, handle: fh, in: &s))
         }
         for id in deletions { await deleteFromCluster(id) }
         if lastOfDetached, let handle { await removeDetached(handle.ino) }
-        guard let write = handle?.spool else { return }
-        let (needsCommit, failed) = state.withLock { _ in
-            (write.handles == 0 && write.dirty && !write.orphaned && write.writeFailure == nil, write.writeFailure != nil)
-        }
-        if failed {
-            discardFailedWrite(write)
-            return
-        }
-        if needsCommit {
-            // Written but never flushed (mmap, or a flush that failed): upload now; on failure
-            // the retrier keeps trying.
-            do throws(FSError) { try await commit(write) } catch {
-                logger.error("upload of inode \(ino) at release failed: \(error); will retry")
-            }
-        }
-        releaseIfIdle(write)
-    }
-
-    /// Drops a write state (closing and removing its spool) once nothing needs it: no handle
-    /// is open and nothing is left to commit, or its changes are to be discarded. Returns
-    /// whether it was dropped.
-    @discardableResult
-    func releaseIfIdle(_ write: WriteState, discardingChanges: Bool = false) -> Bool {
-        let (drop, stream) = state.withLock { s -> (Bool, UploadStream?) in
-            guard write.handles == 0, discardingChanges || write.orphaned || (!write.dirty && !write.failed), s.writes[write.ino] === write else {
-                return (false, nil)
-            }
-            s.writes[write.ino] = nil
-            defer { write.stream = nil }
-            return (true, write.stream)
-        }
-        guard drop else { return false }
-        if let stream { discard(stream) }
-        close(write.fd)
-        Glibc.unlink(write.path)
-        spool.release(write.reserved)
-        return true
+        if let write = handle?.spool { await released(write) }
     }
 
     // MARK: Read
@@ -190,7 +149,7 @@ extension FDFSFileSystem {
 
     /// Reads from the spool of a file being written (or whose upload is pending).
     func readSpool(_ write: WriteState, offset: Int64, size: Int) throws(FSError) -> ReadResult {
-        let available = state.withLock { _ in write.size }
+        let available = write.size
         let length = Int(max(0, min(Int64(size), available - offset)))
         let storage = ByteStorage(capacity: length)
         if length > 0 {

@@ -9,57 +9,6 @@ import Synchronization
 import Glibc
 #endif
 
-/// A file being written: its spool file and what is known about it. Mutable fields are
-/// guarded by the file system's state lock; `fd` and `path` never change.
-final class WriteState: @unchecked Sendable {
-    let ino: UInt64
-    let path: String
-    let fd: Int32
-    /// Current size of the content in the spool.
-    var size: Int64
-    /// Spool bytes accounted for this file (the largest size reached).
-    var reserved: Int64
-    /// Content differs from the committed file ID.
-    var dirty: Bool
-    /// Bumped by every change, so a commit knows whether changes arrived during its upload.
-    var generation: UInt64 = 0
-    /// Open handles (readers and writers) using this spool.
-    var handles = 0
-    /// The name was removed: nothing to commit.
-    var orphaned = false
-    /// The last upload failed; the retrier will try again once no handle is open.
-    var failed = false
-    /// A write into the file failed: its unsaved content is short and is never committed
-    /// (see FileSystem+FailedWrite.swift).
-    var writeFailure: FSError?
-    /// In appendable mode: the appender file the spool started from, its size then, the
-    /// ranges written since, and the smallest size set by truncation.
-    var baseFileID: String?
-    var baseSize: Int64 = 0
-    var written: [Range<Int64>] = []
-    var truncatedTo: Int64 = .max
-    /// mtime to report while dirty (ns).
-    var mtime: Int64
-    /// When a write or truncation last changed the content (ns; 0: not yet): the file's
-    /// ctime is at least this.
-    var changed: Int64 = 0
-    /// The set-ID bits a write by a user without CAP_FSETID clears (see ``FDFSFileSystem/privilegeBits(_:)``).
-    var privilegeBits: UInt32 = 0
-    /// The upload streamed while a new file is written in order (see ``UploadStream``).
-    var stream: UploadStream?
-    let lock = AsyncLock()
-
-    init(ino: UInt64, path: String, fd: Int32, size: Int64, dirty: Bool, mtime: Int64) {
-        self.ino = ino
-        self.path = path
-        self.fd = fd
-        self.size = size
-        self.reserved = size
-        self.dirty = dirty
-        self.mtime = mtime
-    }
-}
-
 /// One open file.
 struct Handle {
     var ino: UInt64
@@ -182,7 +131,7 @@ public final class FDFSFileSystem: Sendable {
     /// and give back idle read buffers once reads have stopped.
     public func background() async {
         BufferPool.shared.trim()
-        let retry = state.withLock { s in s.writes.values.filter { $0.handles == 0 && ($0.dirty || $0.failed) && !$0.orphaned && $0.writeFailure == nil } }
+        let retry = state.withLock { s in s.writes.values.filter { $0.on { $0.needsRetry } } }
         for write in retry {
             do throws(FSError) {
                 try await commit(write)
@@ -225,10 +174,10 @@ public final class FDFSFileSystem: Sendable {
             mode = entry.kind.typeBits | (entry.mode & 0o7777)
         }
         if entry.kind == .file, let write = state.withLock({ $0.writes[entry.ino] }) {
-            state.withLock { _ in
-                size = write.size
-                mtime = write.mtime
-                ctime = max(ctime, write.changed)
+            write.on { w in
+                size = w.size
+                mtime = w.mtime
+                ctime = max(ctime, w.changed)
             }
         }
         let atime = entry.kind == .file ? max(entry.atime, 0) : entry.atime

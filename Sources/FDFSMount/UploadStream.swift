@@ -16,10 +16,11 @@ import Glibc
 /// breaks the stream, and the commit falls back to uploading the spool as before (the
 /// appender file, if one was made, is deleted).
 final class UploadStream: Sendable {
-    /// Where the first bytes go, and how to journal the appender file once it exists.
-    struct Target: Sendable {
-        var options: @Sendable () throws(FSError) -> UploadOptions
-        var started: @Sendable (FileID) throws(FSError) -> Void
+    /// What the stream reports to its file's runner (FileSystem+WriteRunner.swift).
+    enum Event: Sendable {
+        /// The appender file exists: it must be journaled (deleted after a crash) before
+        /// more is sent to it.
+        case created(FileID)
     }
 
     private struct State {
@@ -27,6 +28,8 @@ final class UploadStream: Sendable {
         var available: Int64 = 0
         var sent: Int64 = 0
         var fileID: FileID?
+        /// Where the first bytes go (given with the write that reaches the threshold).
+        var target: UploadOptions?
         var finished = false
         var broken = false
         var error: FSError?
@@ -40,14 +43,15 @@ final class UploadStream: Sendable {
     let threshold: Int64
     let step: Int64
     private let cluster: any ClusterBackend
-    private let target: Target
+    private let report: @Sendable (Event) throws(FSError) -> Void
 
-    init(spoolDescriptor: Int32, threshold: Int64, step: Int64 = 8 << 20, cluster: any ClusterBackend, target: Target) {
+    init(spoolDescriptor: Int32, threshold: Int64, step: Int64 = 8 << 20, cluster: any ClusterBackend,
+         report: @escaping @Sendable (Event) throws(FSError) -> Void) {
         self.fd = dup(spoolDescriptor)
         self.threshold = max(threshold, 1)
         self.step = max(step, 1)
         self.cluster = cluster
-        self.target = target
+        self.report = report
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -55,11 +59,13 @@ final class UploadStream: Sendable {
     /// The appender file made so far (nil before the threshold was reached).
     var fileID: FileID? { state.withLock { $0.fileID } }
 
-    /// Bytes `offset..<end` were written to the spool. Anything but the next bytes in order
-    /// breaks the stream.
-    func wrote(offset: Int64, end: Int64) {
+    /// Bytes `offset..<end` were written to the spool; `target` says where the upload goes
+    /// (needed once the threshold is reached). Anything but the next bytes in order breaks the
+    /// stream.
+    func wrote(offset: Int64, end: Int64, target: UploadOptions? = nil) {
         let wake = state.withLock { s -> CheckedContinuation<Void, Never>? in
             guard !s.finished, !s.broken else { return nil }
+            if let target { s.target = target }
             if offset != s.available || fd < 0 {
                 s.broken = true
             } else {
@@ -73,10 +79,12 @@ final class UploadStream: Sendable {
         wake?.resume()
     }
 
-    /// Stops the stream (an out-of-order change, or the file is going away).
-    func breakOff() {
+    /// Stops the stream (an out-of-order change, or the file is going away); `error` says why
+    /// when something failed.
+    func breakOff(_ error: FSError? = nil) {
         let wake = state.withLock { s -> CheckedContinuation<Void, Never>? in
             s.broken = true
+            if s.error == nil { s.error = error }
             defer { s.wake = nil }
             return s.wake
         }
@@ -146,11 +154,11 @@ final class UploadStream: Sendable {
                     if let id = fileID {
                         try await cluster.append(id, descriptor: fd, offset: offset, length: length)
                     } else {
-                        var options = try target.options()
+                        guard var options = state.withLock({ $0.target }) else { throw FSError(.io, "streamed upload without a target") }
                         options.appender = true
                         let id = try await cluster.upload(descriptor: fd, offset: 0, length: length, options: options)
                         state.withLock { $0.fileID = id }
-                        try target.started(id)
+                        try report(.created(id))
                     }
                     state.withLock { $0.sent = offset + length }
                 } catch {

@@ -1,0 +1,182 @@
+import FDFSClient
+import FDFSProtocol
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Namespace changes: create, mkdir, symlink, unlink, rmdir, rename, and SETATTR.
+extension FDFSFileSystem {
+    // MARK: Namespace changes
+
+    func checkWritable() throws(FSError) {
+        if options.readOnly { throw FSError(.readOnly) }
+    }
+
+    /// Can users create `name` in `dir`?
+    func checkCreatable(_ dir: Entry, _ name: String) async throws(FSError) {
+        try checkWritable()
+        guard name.utf8.count <= 255 else { throw FSError(.nameTooLong) }
+        guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
+        if dir.kind == .root { throw FSError(.notPermitted, "groups come from the tracker") }
+        if try store.child(dir.ino, name) != nil { throw FSError(.exists) }
+        if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.exists) }
+        if dir.kind == .subdirLow, let path = dir.fileID, let slash = path.firstIndex(of: "/"),
+           (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + name)) != nil {
+            throw FSError(.notPermitted, "generated names are reserved")
+        }
+    }
+
+    func newEntry(parent: UInt64, name: String, kind: EntryKind, mode: UInt32, caller: Caller) -> Entry {
+        let now = POSIX.nowNanoseconds()
+        return Entry(ino: 0, parent: parent, name: name, kind: kind, mode: mode & 0o7777, uid: caller.uid, gid: caller.gid,
+                     atime: now, mtime: now, ctime: now, size: 0, fileID: nil, target: nil,
+                     state: kind == .file ? Entry.provisional : Entry.committed)
+    }
+
+    /// CREATE: a provisional name (visible at once) and an empty spool; the upload happens at
+    /// close.
+    public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) async throws(FSError) -> (EntryReply, OpenReply) {
+        let dir = try entry(parent)
+        try await checkCreatable(dir, name)
+        return try createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
+    }
+
+    public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) async throws(FSError) -> EntryReply {
+        let dir = try entry(parent)
+        try await checkCreatable(dir, name)
+        return reply(try store.create(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+    }
+
+    public func symlink(parent: UInt64, name: String, target: String, caller: Caller) async throws(FSError) -> EntryReply {
+        let dir = try entry(parent)
+        try await checkCreatable(dir, name)
+        var row = newEntry(parent: parent, name: name, kind: .symlink, mode: 0o777, caller: caller)
+        row.target = target
+        row.size = Int64(target.utf8.count)
+        return reply(try store.create(row))
+    }
+
+    /// The user entry `name` in `parent` as its name row (a hard link is a row of its own)
+    /// and as the inode it names, or the right error for what stands there instead.
+    func userName(_ parent: UInt64, _ name: String) async throws(FSError) -> (name: Entry, inode: Entry) {
+        let dir = try entry(parent)
+        guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
+        if let row = try store.nameRow(parent, name) {
+            guard let inode = try store.child(parent, name), inode.kind.isUser else { throw FSError(.notPermitted, "\(name) is not a user entry") }
+            return (row, inode)
+        }
+        if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.notPermitted) }
+        throw FSError(.notFound)
+    }
+
+    public func unlink(parent: UInt64, name: String) async throws(FSError) {
+        try checkWritable()
+        let (nameRow, row) = try await userName(parent, name)
+        if row.kind == .directory { throw FSError(.isDirectory) }
+        // One of several names: the inode, its content and its descriptors are untouched.
+        if try store.dropName(nameRow) { return }
+        if row.kind == .file, isOpen(row.ino) {
+            try await detachOpenFile(row.ino, .unlinked)
+            return
+        }
+        let orphan = try store.remove(row.ino, queueDeletion: true)
+        orphanWrite(row.ino)
+        if let orphan { await deleteFromCluster(orphan) }
+    }
+
+    /// The name of a file being written went away: nothing to commit any more.
+
+    public func rmdir(parent: UInt64, name: String) async throws(FSError) {
+        try checkWritable()
+        let row = try await userName(parent, name).inode
+        guard row.kind == .directory else { throw FSError(.notDirectory) }
+        if try store.hasChildren(row.ino) { throw FSError(.notEmpty) }
+        _ = try store.remove(row.ino, queueDeletion: false)
+    }
+
+    static let renameNoReplace: UInt32 = 1
+    static let renameExchange: UInt32 = 2
+
+    /// RENAME: metadata only (the file ID does not change), atomic in one transaction. A
+    /// replaced file is deleted from the cluster after the commit unless keep_replaced.
+    public func rename(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) async throws(FSError) {
+        try checkWritable()
+        guard newName.utf8.count <= 255 else { throw FSError(.nameTooLong) }
+        if flags & Self.renameExchange != 0 { throw FSError(.invalid, "RENAME_EXCHANGE is not supported") }
+        let (sourceName, source) = try await userName(parent, name)
+        let target = try entry(newParent)
+        guard target.kind.isDirectory else { throw FSError(.notDirectory) }
+        if target.kind == .root { throw FSError(.notPermitted) }
+        let sourceChain = try store.ancestry(parent), targetChain = try store.ancestry(newParent)
+        guard sourceChain.first?.ino == targetChain.first?.ino else { throw FSError(.crossDevice, "rename between groups") }
+        if source.kind == .directory, newParent == source.ino || targetChain.contains(where: { $0.ino == source.ino }) {
+            throw FSError(.invalid, "cannot move a directory into itself")
+        }
+        let existingName = try store.nameRow(newParent, newName)
+        let existing = try store.child(newParent, newName)
+        if existing == nil, target.kind.isSynthetic, await syntheticChild(target, newName) != nil { throw FSError(.notPermitted) }
+        if existing == nil, target.kind == .subdirLow, let path = target.fileID, let slash = path.firstIndex(of: "/"),
+           (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + newName)) != nil {
+            throw FSError(.notPermitted, "generated names are reserved")
+        }
+        if let existing {
+            if existing.ino == source.ino { return }
+            if flags & Self.renameNoReplace != 0 { throw FSError(.exists) }
+            guard existing.kind.isUser else { throw FSError(.notPermitted) }
+            if existing.kind == .directory {
+                guard source.kind == .directory else { throw FSError(.isDirectory) }
+                if try store.hasChildren(existing.ino) { throw FSError(.notEmpty) }
+            } else if source.kind == .directory {
+                throw FSError(.notDirectory)
+            }
+        }
+        // A replaced name that is not its inode's last takes nothing else with it.
+        var lastName = false
+        if let existingName, existingName.kind != .hardLink { lastName = try store.linkCount(existingName.ino) == 0 }
+        let keepOpen = lastName && existing.map { $0.kind == .file && isOpen($0.ino) } ?? false
+        let orphan = try store.rename(sourceName.ino, to: newParent, newName, replacing: existingName?.ino, queueDeletion: !options.keepReplaced,
+                                      detachReplaced: keepOpen)
+        if lastName, let existing { orphanWrite(existing.ino) }
+        if keepOpen, let existing { await removeWhenClosed(existing.ino) }
+        if let orphan { await deleteFromCluster(orphan) }
+    }
+
+    /// SETATTR: mode, owner and times change the mapping only; a size change goes through
+    /// the spool (and is uploaded at once when no descriptor is open). `caller` asks.
+    public func setattr(_ ino: UInt64, changes: AttributeChanges, caller: Caller = .root) async throws(FSError) -> EntryReply {
+        var entry = try entry(ino)
+        guard entry.kind.isUser else {
+            if options.readOnly { throw FSError(.readOnly) }
+            throw FSError(.notPermitted, "generated names and cluster directories cannot be changed")
+        }
+        try checkWritable()
+        if let size = changes.size {
+            guard entry.kind == .file else { throw FSError(entry.kind == .directory ? .isDirectory : .invalid) }
+            guard size >= 0 else { throw FSError(.invalid) }
+            // A size the spool can never hold is EFBIG; one that does not fit now is ENOSPC.
+            guard size <= options.spoolSize else { throw FSError(.fileTooLarge, "\(size) bytes is more than spool_size") }
+            let write = try await writeState(for: entry, truncate: size == 0)
+            do throws(FSError) {
+                try resize(write, to: size)
+            } catch {
+                closeUnregistered(write)
+                throw error
+            }
+            let idle = write.on { w in
+                w.closed()
+                return w.handles == 0
+            }
+            if idle {
+                defer { releaseIfIdle(write) }
+                try await commit(write)
+            }
+            entry = try self.entry(ino)
+        }
+        try applyAttributes(&entry, changes, caller: caller)
+        return reply(entry)
+    }
+}
