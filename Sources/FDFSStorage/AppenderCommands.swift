@@ -8,11 +8,11 @@ import Glibc
 /// (reference §3.8, §3.10). All work on appender files only.
 extension Session {
     /// Validates an appender file name and returns its ID, path and current size.
-    func appenderFile(_ remote: String) throws(StorageError) -> (FileID, String, Int64) {
+    func appenderFile(_ remote: String) async throws -> (FileID, String, Int64) {
         let id = try fileID(remote)
         guard id.kind == .appender else { throw StorageError.invalid("\(id) is not an appender file") }
         let path = try store.localPath(id)
-        guard let info = try statFile(path, follow: false) else { throw StorageError.notFound("\(id) does not exist") }
+        guard let info = try await fileStatus(path, follow: false) else { throw StorageError.notFound("\(id) does not exist") }
         guard isRegular(info) else { throw StorageError.invalid("\(id) is not a regular file") }
         return (id, path, Int64(info.st_size))
     }
@@ -34,7 +34,7 @@ extension Session {
         var head = try await readAppenderHead(fixed: 16)
         let request = try AppendRequestHead.decode(&head, bodyLength: header.bodyLength)
         let started = now()
-        let (id, path, size) = try appenderFile(request.remoteFilename)
+        let (id, path, size) = try await appenderFile(request.remoteFilename)
         if request.length == 0 { return .status(.ok) }
         try await writeRange(path: path, offset: size, length: request.length, restoreSizeOnFailure: size, counter: "append")
         await log(.append, source: true, id.remoteFilename, [String(size), String(request.length)], timestamp: started)
@@ -45,7 +45,7 @@ extension Session {
         var head = try await readAppenderHead(fixed: 24)
         let request = try ModifyRequestHead.decode(&head, bodyLength: header.bodyLength)
         let started = now()
-        let (id, path, size) = try appenderFile(request.remoteFilename)
+        let (id, path, size) = try await appenderFile(request.remoteFilename)
         guard request.offset <= size else {
             throw StorageError.invalid("MODIFY offset \(request.offset) beyond the size \(size) of \(id)")
         }
@@ -55,29 +55,33 @@ extension Session {
         return .status(.ok)
     }
 
-    /// Streams the rest of the body into `path` at `offset`.
+    /// Streams the rest of the body into `path` at `offset`. Opening, writing, truncating
+    /// and closing run on the file I/O threads.
     private func writeRange(path: String, offset: Int64, length: Int64, restoreSizeOnFailure: Int64?, counter: String) async throws {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.system("open \(path)") }
-        defer { close(fd) }
+        let fd = try await openForWriting(path)
         do {
             _ = try await receive(into: fd, offset: offset, length: length, crc: nil)
         } catch {
-            if let restoreSizeOnFailure { ftruncate(fd, off_t(restoreSizeOnFailure)) }
+            await context.closeFile(fd, truncatingTo: restoreSizeOnFailure)
             context.count(counter, success: false)
             throw error
         }
+        await context.closeFile(fd)
         context.count(counter, success: true, bytes: length)
     }
 
     func truncateFile() async throws -> Reply {
         let request = try TruncateRequest.decode(try await readBody())
         let started = now()
-        let (id, path, size) = try appenderFile(request.remoteFilename)
+        let (id, path, size) = try await appenderFile(request.remoteFilename)
         if request.size == size { return .status(.ok) }
-        guard truncate(path, off_t(request.size)) == 0 else {
+        do {
+            try await context.fileIO {
+                guard truncate(path, off_t(request.size)) == 0 else { throw StorageError.system("truncate \(id)") }
+            }
+        } catch {
             context.count("truncate", success: false)
-            throw StorageError.system("truncate \(id)")
+            throw error
         }
         await log(.truncate, source: true, id.remoteFilename, [String(size), String(request.size)], timestamp: started)
         context.count("truncate", success: true)
@@ -89,15 +93,19 @@ extension Session {
         guard (FileID.normalRemoteFilenameLength...FileID.maxRemoteFilenameLength).contains(body.readableBytes) else {
             throw StorageError.invalid("REGENERATE_APPENDER_FILENAME body of \(body.readableBytes) bytes outside 44...127")
         }
-        let (id, path, size) = try appenderFile(String(decoding: body.readableBytesView, as: UTF8.self))
+        let (id, path, size) = try await appenderFile(String(decoding: body.readableBytesView, as: UTF8.self))
         let crc = try await context.blocking { try FileChecksum.crc32(path: path) }
         let timestamp = now()
-        let newID = try NameGenerator.place(
-            temp: path, store: store, group: group, pathIndex: id.storePathIndex, directory: (id.highDirectory, id.lowDirectory),
-            source: sourceForNames, timestamp: UInt32(truncatingIfNeeded: timestamp), size: size, crc32: crc, appender: false,
-            formattedExtension: String(id.name.suffix(7)))
+        let (store, group, source) = (self.store, self.group, sourceForNames)
+        let newID = try await context.fileIO {
+            try NameGenerator.place(
+                temp: path, store: store, group: group, pathIndex: id.storePathIndex, directory: (id.highDirectory, id.lowDirectory),
+                source: source, timestamp: UInt32(truncatingIfNeeded: timestamp), size: size, crc32: crc, appender: false,
+                formattedExtension: String(id.name.suffix(7)))
+        }
         await log(.rename, source: true, newID.remoteFilename, [id.remoteFilename], timestamp: timestamp)
-        if rename(path + "-m", try store.localPath(newID) + "-m") == 0 {
+        let newMetadataPath = try store.localPath(newID) + "-m"
+        if try await context.fileIO({ rename(path + "-m", newMetadataPath) == 0 }) {
             await log(.rename, source: true, newID.remoteFilename + "-m", [id.remoteFilename + "-m"], timestamp: timestamp)
         }
         return .status(.ok, UploadResponse(newID).encoded())

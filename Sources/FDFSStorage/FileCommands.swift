@@ -57,13 +57,17 @@ extension Session {
     func deleteFile() async throws -> Reply {
         let id = try await fileRequest()
         let path = try store.localPath(id)
-        guard unlink(path) == 0 else {
+        do {
+            try await context.fileIO {
+                guard unlink(path) == 0 else { throw StorageError.system("delete \(id)") }
+            }
+        } catch {
             context.count("delete", success: false)
-            throw StorageError.system("delete \(id)")
+            throw error
         }
         let time = now()
         await log(.delete, source: true, id.remoteFilename, timestamp: time)
-        if unlink(path + "-m") == 0 {
+        if try await context.fileIO({ unlink(path + "-m") == 0 }) {
             await log(.delete, source: true, id.remoteFilename + "-m", timestamp: time)
         }
         context.count("delete", success: true)
@@ -97,12 +101,16 @@ extension Session {
     func getMetadata() async throws -> Reply {
         let id = try await fileRequest()
         let path = try store.localPath(id)
-        guard let info = try statFile(path) else {
+        let found = try await context.fileIO { () throws -> (info: stat, metadata: [UInt8]?)? in
+            guard let info = try statFile(path) else { return nil }
+            return (info, isRegular(info) ? MetadataStore.read(path + "-m") : nil)
+        }
+        guard let (info, metadata) = found else {
             context.count("get_meta", success: false)
             throw StorageError.notFound("\(id) does not exist")
         }
         guard isRegular(info) else { throw StorageError(.EISDIR, "\(id) is not a regular file") }
-        guard let bytes = MetadataStore.read(path + "-m") else {
+        guard let bytes = metadata else {
             context.count("get_meta", success: false)
             throw StorageError.notFound("\(id) has no metadata")
         }
@@ -114,7 +122,11 @@ extension Session {
         let flags = FileInfoFlags(rawValue: header.status)
         let id = try await fileRequest()
         let path = try store.localPath(id)
-        guard let linkInfo = try statFile(path, follow: false), let info = try statFile(path) else {
+        let infos = try await context.fileIO { () throws -> (stat, stat)? in
+            guard let linkInfo = try statFile(path, follow: false), let info = try statFile(path) else { return nil }
+            return (linkInfo, info)
+        }
+        guard let (linkInfo, info) = infos else {
             throw StorageError.notFound("\(id) does not exist")
         }
         guard isRegular(info) else { throw StorageError(.EISDIR, "\(id) is not a regular file") }

@@ -8,7 +8,9 @@ import Glibc
 #endif
 
 /// Serves one HTTP connection's requests (reference §7.1 – §7.4). Runs on the event loop; the
-/// file work is an `open` and an `fstat`, and bodies go out as `FileRegion`s (sendfile).
+/// file work (`stat`, `open`, `fstat`) runs on the storage's file I/O threads and the request
+/// goes on back on the event loop, and bodies go out as `FileRegion`s (sendfile). NIOHTTP1's
+/// pipelining handler holds the next request until this one's response has ended.
 final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -69,7 +71,9 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
             if let why = AntiStealToken.check(token: token, timestamp: ts, remoteFilename: id.remoteFilename, secret: antiSteal.secretKey, ttl: antiSteal.tokenTTL, now: now()) {
                 context.logger.info("HTTP \(head.uri): \(why)")
                 if let failFile = antiSteal.checkFailFile {
-                    sendFile(channelContext, head, path: failFile, name: failFile, lastModified: nil, filename: nil, keepAlive: keepAlive)
+                    openThenSend(channelContext, head, path: failFile, checkFirst: false, name: failFile, lastModified: nil, filename: nil, keepAlive: keepAlive) {
+                        $0.respond(channelContext, head, status: .notFound, keepAlive: keepAlive)
+                    }
                 } else {
                     respond(channelContext, head, status: .badRequest, keepAlive: keepAlive)
                 }
@@ -77,19 +81,26 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         }
 
-        var lastModified: Int64? = id.kind == .normal ? Int64(id.generated.timestamp) : nil
+        let lastModified: Int64? = id.kind == .normal ? Int64(id.generated.timestamp) : nil
         if let since = head.headers.first(name: "If-Modified-Since"), let lastModified, since == Self.httpDate(lastModified) {
             respond(channelContext, head, status: .notModified, extra: [("Last-Modified", since)], keepAlive: keepAlive)
             return
         }
 
         let local: String? = group == configuration.group ? (try? context.store.localPath(id)) : nil
-        if let local, let info = try? statFile(local), isRegular(info) {
-            if lastModified == nil { lastModified = Int64(info.st_mtim.tv_sec) }
-            sendFile(channelContext, head, path: local, name: id.name, lastModified: lastModified, filename: target.query["filename"], keepAlive: keepAlive)
+        guard let local else {
+            notHere(channelContext, head, id: id, group: group, target: target, keepAlive: keepAlive)
             return
         }
-        // Not here (yet): 404 if it never will be, otherwise send the client to the source.
+        openThenSend(channelContext, head, path: local, checkFirst: true, name: id.name, lastModified: lastModified, filename: target.query["filename"], keepAlive: keepAlive) {
+            $0.notHere(channelContext, head, id: id, group: group, target: target, keepAlive: keepAlive)
+        }
+    }
+
+    /// A file we do not have (yet): 404 if it never will be here, otherwise a redirect to the
+    /// source.
+    private func notHere(_ channelContext: ChannelHandlerContext, _ head: HTTPRequestHead, id: FileID, group: String, target: HTTPRequestParsing.Target, keepAlive: Bool) {
+        let configuration = context.configuration
         let source = id.generated.source
         let isMine: Bool = {
             guard case .ipv4 = source else { return false }
@@ -141,16 +152,46 @@ final class HTTPFileHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// 200 / 206 / 416 for a file on disk.
-    private func sendFile(_ channelContext: ChannelHandlerContext, _ request: HTTPRequestHead, path: String, name: String, lastModified: Int64?, filename: String?, keepAlive: Bool) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            respond(channelContext, request, status: .notFound, keepAlive: keepAlive)
-            return
+    /// What the file I/O threads found at a path.
+    private enum Opened: Sendable {
+        /// Missing or not a regular file (when checked first).
+        case absent
+        /// There, but `open` failed.
+        case unreadable
+        case file(CInt, stat)
+    }
+
+    /// Opens `path` (after a `stat` that wants a regular file, when `checkFirst`) on the file
+    /// I/O threads, then, back on the event loop, sends it, or calls `absent` when it is
+    /// not there. An `open` that fails is a 404; file I/O threads that are stopped, a 500.
+    private func openThenSend(
+        _ channelContext: ChannelHandlerContext, _ request: HTTPRequestHead, path: String, checkFirst: Bool, name: String,
+        lastModified: Int64?, filename: String?, keepAlive: Bool, absent: @escaping (HTTPFileHandler) -> Void
+    ) {
+        let opened = context.fileIOPool.runIfActive(eventLoop: channelContext.eventLoop) { () -> Opened in
+            if checkFirst {
+                guard let info = try? statFile(path), isRegular(info) else { return .absent }
+            }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return .unreadable }
+            var info = stat()
+            fstat(fd, &info)
+            return .file(fd, info)
         }
+        opened.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(.absent): absent(self)
+            case .success(.unreadable): self.respond(channelContext, request, status: .notFound, keepAlive: keepAlive)
+            case let .success(.file(fd, info)):
+                self.sendFile(channelContext, request, fd: fd, info: info, name: name, lastModified: lastModified, filename: filename, keepAlive: keepAlive)
+            case .failure: self.respond(channelContext, request, status: .internalServerError, keepAlive: keepAlive)
+            }
+        }
+    }
+
+    /// 200 / 206 / 416 for a file opened on disk.
+    private func sendFile(_ channelContext: ChannelHandlerContext, _ request: HTTPRequestHead, fd: CInt, info: stat, name: String, lastModified: Int64?, filename: String?, keepAlive: Bool) {
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
-        var info = stat()
-        fstat(fd, &info)
         let size = Int64(info.st_size)
         let modified = lastModified ?? Int64(info.st_mtim.tv_sec)
         let etag = "\"\(String(modified, radix: 16))-\(String(size, radix: 16))\""

@@ -312,6 +312,22 @@ final class Session: @unchecked Sendable {
     }
 }
 
+extension Session {
+    /// ``statFile(_:follow:)`` on the file I/O threads.
+    func fileStatus(_ path: String, follow: Bool = true) async throws -> stat? {
+        try await context.fileIO { try statFile(path, follow: follow) }
+    }
+
+    /// Opens an existing file for writing, on the file I/O threads.
+    func openForWriting(_ path: String) async throws -> CInt {
+        try await context.fileIO { () throws -> CInt in
+            let fd = open(path, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StorageError.system("open \(path)") }
+            return fd
+        }
+    }
+}
+
 /// Seconds since the epoch.
 func now() -> Int64 { Int64(time(nil)) }
 

@@ -153,7 +153,7 @@ public struct StorageConfiguration: Sendable {
         let used: Set<String> = [
             "group_name", "bind_addr", "port", "base_path", "store_path_count", "subdir_count_per_path",
             "tracker_server", "heart_beat_interval", "stat_report_interval", "sync_wait_msec", "connect_timeout",
-            "network_timeout", "upload_priority", "write_mark_file_freq", "buff_size", "allow_hosts",
+            "network_timeout", "max_connections", "upload_priority", "write_mark_file_freq", "buff_size", "allow_hosts",
             "file_distribute_path_mode", "file_distribute_rotate_count", "http.server_port",
             "http.default_content_type", "storage_sync_file_max_delay", "http.anti_steal.check_token",
             "http.anti_steal.secret_key", "http.anti_steal.token_ttl", "http.anti_steal.token_check_fail",

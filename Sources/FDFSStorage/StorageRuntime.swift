@@ -32,7 +32,8 @@ public final class StorageContext: Sendable {
     /// Operations, bytes, connections, binlog records and replication lag (`/metrics`).
     public let metrics = StorageMetrics()
     let threadPool: NIOThreadPool
-    /// One thread that appends to the binlog, in the order the appends are asked for.
+    /// One thread for the writes whose order matters: binlog appends, in the order they are
+    /// asked for, and the init flag file.
     let binlogQueue: NIOThreadPool
     /// Threads for short file system calls (open, pwrite, fstat, link, rename, statvfs, binlog
     /// reads), apart from ``threadPool``, where long jobs (metadata merges, whole-file CRCs) run,
@@ -91,12 +92,16 @@ public final class StorageContext: Sendable {
 
     var initFlag: InitFlag { state.withLock { $0.initFlag } }
 
-    func updateInitFlag(_ change: (inout InitFlag) -> Void) {
-        let flag = state.withLock { state -> InitFlag in
-            change(&state.initFlag)
-            return state.initFlag
+    /// Changes the init flag and writes it to its file on the binlog's thread. Each write
+    /// there takes the newest flag, one at a time, so the file never goes back to an older one.
+    func updateInitFlag(_ change: (inout InitFlag) -> Void) async {
+        state.withLock { change(&$0.initFlag) }
+        let path = initFlagPath
+        do {
+            try await binlogQueue.runIfActive { try self.initFlag.write(path: path) }
+        } catch {
+            logger.error("cannot write \(path): \(error)")
         }
-        do { try flag.write(path: initFlagPath) } catch { logger.error("cannot write \(initFlagPath): \(error)") }
     }
 
     /// Claims the one-time initial-sync negotiation (SYNC_DEST_REQ); false if another tracker
@@ -121,6 +126,16 @@ public final class StorageContext: Sendable {
     /// on the file I/O threads, off the event loops and the cooperative pool.
     func fileIO<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await fileIOPool.runIfActive(body)
+    }
+
+    /// Closes a descriptor on the file I/O threads, first truncating the file to `size` if
+    /// given (on the caller's thread if those threads are already stopped).
+    func closeFile(_ fd: CInt, truncatingTo size: Int64? = nil) async {
+        let work: @Sendable () -> Void = {
+            if let size { ftruncate(fd, off_t(size)) }
+            close(fd)
+        }
+        do { try await fileIO(work) } catch { work() }
     }
 
     /// Appends a binlog record on the binlog's own thread. Appends run one at a time in the

@@ -46,7 +46,7 @@ extension Session {
             synced(request.timestamp)
             return .status(.EEXIST)
         }
-        if create, let info = try statFile(path, follow: false), isRegular(info), Int64(info.st_size) == request.fileSize {
+        if create, let info = try await fileStatus(path, follow: false), isRegular(info), Int64(info.st_size) == request.fileSize {
             try await drain()
             await log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
             synced(request.timestamp)
@@ -92,8 +92,11 @@ extension Session {
         try checkGroup(request.group)
         let id = try fileID(request.remoteFilename)
         let path = try store.localPath(id)
-        guard unlink(path) == 0 else {
-            let failure = StorageError.system("delete \(id)")
+        do {
+            try await context.fileIO {
+                guard unlink(path) == 0 else { throw StorageError.system("delete \(id)") }
+            }
+        } catch let failure as StorageError {
             if failure.status == .ENOENT { synced(request.timestamp) }
             throw failure
         }
@@ -108,10 +111,13 @@ extension Session {
         let dest = try fileID(request.destFilename)
         let source = try fileID(request.sourceFilename)
         let destPath = try store.localPath(dest), sourcePath = try store.localPath(source)
-        guard try statFile(sourcePath) != nil else { throw StorageError.notFound("link target \(source) does not exist") }
-        Self.ensureDirectory(of: destPath)
-        if symlink(sourcePath, destPath) != 0 {
-            let failure = StorageError.system("symlink \(dest)")
+        do {
+            try await context.fileIO {
+                guard try statFile(sourcePath) != nil else { throw StorageError.notFound("link target \(source) does not exist") }
+                Self.ensureDirectory(of: destPath)
+                guard symlink(sourcePath, destPath) == 0 else { throw StorageError.system("symlink \(dest)") }
+            }
+        } catch let failure as StorageError {
             if failure.status == .EEXIST { synced(request.timestamp) }
             throw failure
         }
@@ -131,7 +137,7 @@ extension Session {
         let id = try appenderID(request.remoteFilename)
         let path = try store.localPath(id)
         let end = request.offset + request.length
-        guard let info = try statFile(path, follow: false), isRegular(info) else {
+        guard let info = try await fileStatus(path, follow: false), isRegular(info) else {
             throw StorageError.notFound("\(id) does not exist here; needs a full resync")
         }
         let size = Int64(info.st_size)
@@ -142,19 +148,20 @@ extension Session {
             if size >= end { synced(request.timestamp); return .status(.EEXIST) }
             throw StorageError.notFound("\(id) has \(size) bytes, the change needs \(request.offset)...\(end)")
         }
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.system("open \(id)") }
+        let fd = try await openForWriting(path)
         do {
             _ = try await receive(into: fd, offset: request.offset, length: request.length, crc: nil)
-            close(fd)
         } catch {
-            if append { ftruncate(fd, off_t(size)) }
-            close(fd)
+            await context.closeFile(fd, truncatingTo: append ? size : nil)
             context.countSyncIn(bytes: 0, success: false)
             throw error
         }
-        var times = [timespec(tv_sec: Int(request.timestamp), tv_nsec: 0), timespec(tv_sec: Int(request.timestamp), tv_nsec: 0)]
-        utimensat(AT_FDCWD, path, &times, 0)
+        await context.closeFile(fd)
+        let timestamp = Int(request.timestamp)
+        try await context.fileIO {
+            var times = [timespec(tv_sec: timestamp, tv_nsec: 0), timespec(tv_sec: timestamp, tv_nsec: 0)]
+            utimensat(AT_FDCWD, path, &times, 0)
+        }
         await log(append ? .append : .modify, source: false, id.remoteFilename, [String(request.offset), String(request.length)], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         context.countSyncIn(bytes: request.length, success: true)
@@ -166,14 +173,16 @@ extension Session {
         try checkGroup(request.group)
         let id = try appenderID(request.remoteFilename)
         let path = try store.localPath(id)
-        guard let info = try statFile(path, follow: false), isRegular(info) else {
+        guard let info = try await fileStatus(path, follow: false), isRegular(info) else {
             throw StorageError.notFound("\(id) does not exist here")
         }
         guard Int64(info.st_size) == request.oldSize else {
             synced(request.timestamp)
             return .status(.EEXIST)
         }
-        guard truncate(path, off_t(request.newSize)) == 0 else { throw StorageError.system("truncate \(id)") }
+        try await context.fileIO {
+            guard truncate(path, off_t(request.newSize)) == 0 else { throw StorageError.system("truncate \(id)") }
+        }
         await log(.truncate, source: false, id.remoteFilename, [String(request.oldSize), String(request.newSize)], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)
@@ -184,21 +193,23 @@ extension Session {
         try checkGroup(request.group)
         let newID = try fileID(request.newFilename), oldID = try fileID(request.oldFilename)
         let newPath = try store.localPath(newID), oldPath = try store.localPath(oldID)
-        if try statFile(newPath, follow: false) != nil {
+        if try await fileStatus(newPath, follow: false) != nil {
             synced(request.timestamp)
             return .status(.EEXIST)
         }
-        guard let old = try statFile(oldPath, follow: false) else { throw StorageError.notFound("\(oldID) does not exist here") }
+        guard let old = try await fileStatus(oldPath, follow: false) else { throw StorageError.notFound("\(oldID) does not exist here") }
         if let check = ReplicaCheck(newID), let why = try await mismatch(oldPath, old, check) {
             // This copy missed changes (appends the source could no longer send once the file
             // was renamed there). The old name is gone at the source: drop the copy and answer
             // ENOENT, so the source sends the file whole under its new name.
             logger.warning("SYNC_RENAME_FILE: the copy of \(oldID) does not match \(newID) (\(why)); dropped, the source sends the file again")
-            unlink(oldPath)
+            _ = try? await context.fileIO { unlink(oldPath) }
             throw StorageError.notFound("the copy of \(oldID) does not match \(newID)")
         }
-        Self.ensureDirectory(of: newPath)
-        guard rename(oldPath, newPath) == 0 else { throw StorageError.system("rename \(oldID)") }
+        try await context.fileIO {
+            Self.ensureDirectory(of: newPath)
+            guard rename(oldPath, newPath) == 0 else { throw StorageError.system("rename \(oldID)") }
+        }
         await log(.rename, source: false, newID.remoteFilename, [oldID.remoteFilename], timestamp: Int64(request.timestamp))
         synced(request.timestamp)
         return .status(.ok)

@@ -103,7 +103,7 @@ final class SyncTask: Sendable {
                 context.metrics.setSyncLag(peer: peerName, records: 0, seconds: 0)
                 if mark.needSyncOld && !mark.syncOldDone {
                     mark.syncOldDone = true
-                    try mark.write(path: markPath)
+                    try await save(mark)
                     context.logger.info("full sync to \(peer.ip):\(peer.port) done")
                     finishedFullSync = true
                 }
@@ -133,7 +133,7 @@ final class SyncTask: Sendable {
                 mark.binlogIndex = entry.nextIndex
                 mark.binlogOffset = entry.nextOffset
             }
-            try mark.write(path: markPath)
+            try await save(mark)
             lastTalk = Date()
             if Date().timeIntervalSince(lastLagUpdate) >= 1 {
                 lastLagUpdate = Date()
@@ -156,7 +156,11 @@ final class SyncTask: Sendable {
 
     /// The mark file, or a new one set up with the tracker's answer to SYNC_SRC_REQ.
     private func loadOrCreateMark(status: StorageStatus) async throws -> SyncMark {
-        let existing = status.rawValue <= StorageStatus.waitSync.rawValue ? nil : SyncMark.load(path: markPath)
+        let markPath = self.markPath
+        var existing: SyncMark?
+        if status.rawValue > StorageStatus.waitSync.rawValue {
+            existing = try await context.fileIO { SyncMark.load(path: markPath) }
+        }
         if var mark = existing {
             // The tracker made us the full-sync source after the mark was written (the peer is
             // new or was wiped: SYNC_DEST_REQ recorded a newer `until`): start over. Asked whatever
@@ -166,7 +170,7 @@ final class SyncTask: Sendable {
                 mark = SyncMark()
                 mark.needSyncOld = true
                 mark.untilTimestamp = source.untilTimestamp
-                try mark.write(path: markPath)
+                try await save(mark)
             }
             return mark
         }
@@ -177,20 +181,38 @@ final class SyncTask: Sendable {
             mark.untilTimestamp = source.untilTimestamp
         }
         if !mark.needSyncOld && mark.untilTimestamp > 0 {
-            // Records older than `until` reach the peer through its full-sync source.
-            var reader = BinlogReader(directory: configuration.syncDirectory, index: 0, offset: 0)
-            scan: while true {
-                let batch = reader.readBatch(limit: 256, writerIndex: context.binlog.currentIndex)
-                if batch.isEmpty { break }
-                for entry in batch {
-                    if let record = entry.record, Int64(record.timestamp) >= mark.untilTimestamp { break scan }
-                    mark.binlogIndex = entry.nextIndex
-                    mark.binlogOffset = entry.nextOffset
+            // Records older than `until` reach the peer through its full-sync source. The binlog
+            // is scanned on the file I/O threads.
+            let (directory, binlog, until) = (configuration.syncDirectory, context.binlog, mark.untilTimestamp)
+            let start = try await context.fileIO { () -> (index: Int, offset: Int64) in
+                var start = (index: 0, offset: Int64(0))
+                var reader = BinlogReader(directory: directory, index: 0, offset: 0)
+                while true {
+                    let batch = reader.readBatch(limit: 256, writerIndex: binlog.currentIndex)
+                    if batch.isEmpty { return start }
+                    for entry in batch {
+                        if let record = entry.record, Int64(record.timestamp) >= until { return start }
+                        start = (entry.nextIndex, entry.nextOffset)
+                    }
                 }
             }
+            mark.binlogIndex = start.index
+            mark.binlogOffset = start.offset
         }
-        try mark.write(path: markPath)
+        try await save(mark)
         return mark
+    }
+
+    /// Writes the mark file on the file I/O threads. The task waits for each write, so its
+    /// marks reach the file in the order it saves them.
+    private func save(_ mark: SyncMark) async throws {
+        let markPath = self.markPath
+        try await context.fileIO { try mark.write(path: markPath) }
+    }
+
+    /// ``statFile(_:follow:)`` on the file I/O threads.
+    private func fileStatus(_ path: String, follow: Bool = true) async throws -> stat? {
+        try await context.fileIO { try statFile(path, follow: follow) }
     }
 
     private func askSource() async throws -> StorageSyncSource? {
@@ -235,12 +257,12 @@ final class SyncTask: Sendable {
             }
         case (.delete, _):
             skipped.remove(record.filename)
-            if (try? statFile(path, follow: false)) ?? nil != nil { return }
+            if (try? await fileStatus(path, follow: false)) ?? nil != nil { return }
             try await expect(ok: [.ENOENT]) { try await connection.call(.syncDeleteFile, body: SyncDeleteRequest(timestamp: timestamp, group: group, remoteFilename: record.filename).encoded(), maxResponse: 0) }
         case (.append, _), (.modify, _):
             let (offset, length) = record.numbers
             guard offset >= 0, length >= 0, offset <= Int64.max - length else { return }
-            guard let info = try? statFile(path) else {
+            guard let info = try? await fileStatus(path) else {
                 // Gone since: the record that removed or renamed the file handles it.
                 skipped.insert(record.filename)
                 return
@@ -263,7 +285,8 @@ final class SyncTask: Sendable {
                     // truncate could otherwise take away in the middle of the send.
                     var bytes: ByteBuffer?
                     if length <= Self.snapshotLimit {
-                        guard let read = Self.read(fd, offset: offset, length: length), read.readableBytes == Int(length) else {
+                        let read = try await context.fileIO { Self.read(fd, offset: offset, length: length) }
+                        guard let read, read.readableBytes == Int(length) else {
                             shrank = true
                             return
                         }
@@ -339,29 +362,57 @@ final class SyncTask: Sendable {
         do { _ = try await call() } catch let error as FDFSClientError where error.status.map(ok.contains) == true {}
     }
 
+    /// Opens `path` read-only and runs `body` with the descriptor; opening and closing run on
+    /// the file I/O threads.
     private func withFile(_ path: String, _ body: (CInt) async throws -> Void) async throws {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw StorageError.system("open \(path)") }
-        defer { close(fd) }
-        try await body(fd)
+        let fd = try await context.fileIO { () throws -> CInt in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw StorageError.system("open \(path)") }
+            return fd
+        }
+        do { try await body(fd) } catch {
+            await context.closeFile(fd)
+            throw error
+        }
+        await context.closeFile(fd)
     }
 
     /// SYNC_CREATE_FILE / SYNC_UPDATE_FILE with the file's current content; skipped if the file
-    /// is gone (a later delete or rename record follows). False when skipped.
+    /// is gone (a later delete or rename record follows). False when skipped. Opening, fstat,
+    /// reading and closing run on the file I/O threads.
     @discardableResult
     private func sendFile(_ remote: String, path: String, command: FDFSCommand, timestamp: UInt32, over connection: FDFSConnection) async throws -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var info = stat()
-        fstat(fd, &info)
+        let opened = try await context.fileIO { () -> (fd: CInt, info: stat)? in
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return nil }
+            var info = stat()
+            fstat(fd, &info)
+            return (fd, info)
+        }
+        guard let (fd, info) = opened else { return false }
+        do {
+            let sent = try await sendOpenFile(remote, fd: fd, info: info, path: path, command: command, timestamp: timestamp, over: connection)
+            await context.closeFile(fd)
+            return sent
+        } catch {
+            await context.closeFile(fd)
+            throw error
+        }
+    }
+
+    /// ``sendFile(_:path:command:timestamp:over:)`` once the file is open.
+    private func sendOpenFile(_ remote: String, fd: CInt, info: stat, path: String, command: FDFSCommand, timestamp: UInt32, over connection: FDFSConnection) async throws -> Bool {
         guard isRegular(info) else { return false }
         var size = Int64(info.st_size)
         // Small files (appender files change while they are synced) go as a copy read now;
         // larger ones by sendfile.
         var bytes: ByteBuffer?
         if size <= Self.snapshotLimit {
-            guard let read = Self.read(fd, offset: 0, length: size) else { throw StorageError.system("read \(path)") }
+            let length = size
+            let read = try await context.fileIO { () throws -> ByteBuffer in
+                guard let read = Self.read(fd, offset: 0, length: length) else { throw StorageError.system("read \(path)") }
+                return read
+            }
             size = Int64(read.readableBytes)
             bytes = read
         }

@@ -85,7 +85,7 @@ final class TrackerReporter: Sendable {
             defer { context.endNegotiation() }
             let body = try await connection.call(.storageSyncDestRequest, maxResponse: 64)
             let source = try StorageSyncSource.decodeOptional(body)
-            context.updateInitFlag { flag in
+            await context.updateInitFlag { flag in
                 flag.syncSource = source?.sourceID ?? ""
                 flag.syncUntil = source?.untilTimestamp ?? 0
                 flag.syncOldDone = true
@@ -115,10 +115,14 @@ final class TrackerReporter: Sendable {
             }
             if now.timeIntervalSince(lastDisk) >= Double(configuration.statReportInterval) {
                 lastDisk = now
-                let usage = StorageDiskUsageReport(paths: (0..<configuration.storePaths.count).map {
-                    let disk = context.store.diskUsage($0)
-                    return StorePathUsage(totalMB: disk.totalMB, freeMB: disk.freeMB)
-                })
+                let (store, count) = (context.store, configuration.storePaths.count)
+                let paths = try await context.fileIO {
+                    (0..<count).map {
+                        let disk = store.diskUsage($0)
+                        return StorePathUsage(totalMB: disk.totalMB, freeMB: disk.freeMB)
+                    }
+                }
+                let usage = StorageDiskUsageReport(paths: paths)
                 try handle(try await connection.call(.storageReportDiskUsage, body: usage.encoded(), maxResponse: 64 << 10))
             }
             try await Task.sleep(for: .milliseconds(250))

@@ -41,6 +41,12 @@ final class RegistryWriter: Sendable {
         queue.sync {}
     }
 
+    /// Waits, without holding a thread, until every snapshot submitted before the call is on
+    /// disk.
+    func flushed() async {
+        await withCheckedContinuation { continuation in queue.async { continuation.resume() } }
+    }
+
     private func drain() {
         while true {
             let next = pending.withLock { state -> TrackerRegistry? in

@@ -111,7 +111,7 @@ public final class TrackerServer: Service, Sendable {
         }
         timer.cancel()
         await metricsServer?.stop()
-        service.saveNow()
+        await service.saveNow()
         try await group.shutdownGracefully()
         logger.info("stopped")
     }

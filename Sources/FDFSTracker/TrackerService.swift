@@ -142,13 +142,14 @@ public final class TrackerService: Sendable {
         }
     }
 
-    /// Saves unconditionally and waits until the state is on disk (at shutdown).
-    public func saveNow() {
+    /// Saves unconditionally and waits until the state is on disk (at shutdown), without
+    /// blocking a thread of the cooperative pool.
+    public func saveNow() async {
         state.withLock { registry in
             registry.needsSave = true
             persistIfNeeded(&registry)
         }
-        waitForSaves()
+        await writer?.flushed()
     }
 
     /// Waits until every state change made so far is on disk.

@@ -301,6 +301,38 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
         #expect(configuration.warnings.isEmpty)
     }
 
+    /// Every key the parser reads is used, not "unknown key ignored" (max_connections was).
+    @Test func keysInUseAreNotUnknown() throws {
+        let configuration = try StorageConfiguration(config: FDFSConfig(text: """
+            group_name = group1
+            bind_addr = 127.0.0.1
+            port = 23000
+            base_path = /tmp/fdfs-x
+            store_path_count = 1
+            store_path0 = /tmp/a
+            subdir_count_per_path = 16
+            tracker_server = 127.0.0.2:22122
+            heart_beat_interval = 5
+            stat_report_interval = 60
+            sync_wait_msec = 50
+            connect_timeout = 5
+            network_timeout = 20
+            max_connections = 64
+            upload_priority = 10
+            write_mark_file_freq = 500
+            buff_size = 256KB
+            allow_hosts = *
+            file_distribute_path_mode = 0
+            file_distribute_rotate_count = 100
+            http.server_port = 8080
+            http.default_content_type = text/plain
+            storage_sync_file_max_delay = 3600
+            metrics_port = 9100
+            """, file: "storage.conf"))
+        #expect(configuration.maxConnections == 64)
+        #expect(configuration.warnings.isEmpty)
+    }
+
     @Test func daemonRefusesBadConfig() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
