@@ -1,7 +1,9 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import class FDFSTestSupport.ChildProcess
 import enum FDFSTestSupport.Processes
+import struct FDFSTestSupport.ProcessResult
 import Testing
 
 #if canImport(Glibc)
@@ -65,98 +67,14 @@ enum TestCluster {
     }
 }
 
-/// A child process started with posix_spawn and reaped with waitpid (Foundation's Process
-/// can miss a child's exit when waited for from a test's async context).
-final class Child: @unchecked Sendable {
-    let pid: pid_t
-    private var status: Int32?
-
-    init?(_ argv: [String], stdout: String, stderr: String) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, sig) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var cArgs = argv.map { strdup($0) } + [nil]
-        defer { for arg in cArgs { free(arg) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, argv[0], &actions, &attributes, &cArgs, environ) == 0 else { return nil }
-        self.pid = pid
-    }
-
-    var isRunning: Bool {
-        if status != nil { return false }
-        var raw: Int32 = 0
-        let r = waitpid(pid, &raw, WNOHANG)
-        if r == pid {
-            status = Self.decode(raw)
-            return false
-        }
-        return r == 0
-    }
-
-    func signal(_ sig: Int32) {
-        if status == nil { kill(pid, sig) }
-    }
-
-    /// Waits for the exit; the exit code (128 + signal when killed).
-    @discardableResult
-    func wait() -> Int32 {
-        if let status { return status }
-        var raw: Int32 = 0
-        while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-        status = Self.decode(raw)
-        return status!
-    }
-
-    static func decode(_ raw: Int32) -> Int32 {
-        let signal = raw & 0x7F
-        return signal == 0 ? (raw >> 8) & 0xFF : 128 + signal
-    }
-}
-
-struct ShellResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
 enum Shell {
-    /// Runs `/bin/bash -c line`, killing it after `timeout` seconds. Output goes through temp
-    /// files, so a daemon started by the command cannot hold the test up by keeping a pipe open.
+    /// Runs `/bin/bash -c line` to completion (``Processes/shell(_:environment:timeout:)``),
+    /// killing it after `timeout` seconds.
     @discardableResult
-    static func run(_ line: String, timeout: Double = 120) -> ShellResult {
-        let base = NSTemporaryDirectory() + "fdfs-e2e-sh-" + UUID().uuidString.prefix(8)
-        let outPath = base + ".out", errPath = base + ".err"
-        defer {
-            unlink(outPath)
-            unlink(errPath)
+    static func run(_ line: String, timeout: Double = 120) -> ProcessResult {
+        do { return try Processes.shell(line, timeout: .milliseconds(Int64(timeout * 1000))) } catch {
+            return ProcessResult(status: -1, stdout: "", stderr: "cannot spawn bash: \(error)", stdoutBytes: Data(), timedOut: false)
         }
-        guard let child = Child(["/bin/bash", "-c", line], stdout: outPath, stderr: errPath) else {
-            return ShellResult(status: -1, stdout: "", stderr: "cannot spawn bash")
-        }
-        var timedOut = false
-        if !waitUntil(timeout, { !child.isRunning }) {
-            timedOut = true
-            child.signal(SIGKILL)
-        }
-        let status = child.wait()
-        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        var stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
-        if timedOut { stderr += "\n(killed after \(timeout) s)" }
-        return ShellResult(status: status, stdout: stdout, stderr: stderr)
     }
 
     /// Runs and requires success.
@@ -188,19 +106,11 @@ final class TestMount {
     let mountpoint: String
     let stateDir: String
     let options: String
-    private(set) var process: Child?
+    private(set) var process: ChildProcess?
     let logPath: String
 
     static func binary() throws -> String {
-        let env = ProcessInfo.processInfo.environment
-        var dirs: [String] = []
-        if let dir = env["FDFS_BIN_DIR"] { dirs.append(dir) }
-        if let exe = realpath("/proc/self/exe", nil) {
-            dirs.append(URL(fileURLWithPath: String(cString: exe)).deletingLastPathComponent().path)
-            free(exe)
-        }
-        for dir in dirs where FileManager.default.isExecutableFile(atPath: dir + "/fdfs-mount") { return dir + "/fdfs-mount" }
-        throw HarnessError("fdfs-mount not found in \(dirs) (build it, or set FDFS_BIN_DIR)")
+        try Processes.builtExecutable("fdfs-mount")
     }
 
     init(options: String = "", stateDir: String? = nil) throws {
@@ -218,9 +128,7 @@ final class TestMount {
         let conf = try TestCluster.clientConf()
         var opts = "state_dir=\(stateDir)"
         if !options.isEmpty { opts += "," + options }
-        guard let child = Child([binary, mountpoint, "-c", conf, "-f", "-o", opts], stdout: logPath, stderr: logPath) else {
-            throw HarnessError("cannot start \(binary)")
-        }
+        let child = try ChildProcess(daemon: binary, [mountpoint, "-c", conf, "-f", "-o", opts], log: logPath)
         process = child
         guard waitUntil(20, { isMounted(mountpoint) || !child.isRunning }), isMounted(mountpoint) else {
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""

@@ -1,12 +1,13 @@
 import Foundation
 import enum FDFSTestSupport.Processes
+import struct FDFSTestSupport.ProcessResult
 import Testing
 
 /// The namespace tools against real processes: `fdfs-mount meta migrate` from a mount's SQLite
 /// store into PostgreSQL (FDFS_TEST_POSTGRES_URL), `fdfs-mount export` on both engines, and
 /// `fdfs-mount meta import` of files uploaded with the `fdfs` CLI (SEMANTICS.md, "Tools").
 @Suite(.serialized) struct MetadataToolsE2ETests {
-    static func tool(_ arguments: String, timeout: Double = 120) throws -> ShellResult {
+    static func tool(_ arguments: String, timeout: Double = 120) throws -> ProcessResult {
         Shell.run("'\(try TestMount.binary())' \(arguments)", timeout: timeout)
     }
 

@@ -1,6 +1,7 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import class FDFSTestSupport.ChildProcess
 import enum FDFSTestSupport.Processes
 import NIOCore
 import Testing
@@ -313,7 +314,7 @@ extension MountE2E {
             files.append((work + "/f\(i)", sha256(local.path)))
         }
         // A writer still busy when the process dies (one open, never closed: no dup, no flush).
-        let busy = Child(["/usr/bin/python3", "-c", "import time\nf = open('\(work)/open', 'wb', buffering=0)\nwhile True:\n    f.write(b'data\\n'); time.sleep(0.01)"], stdout: "/dev/null", stderr: "/dev/null")
+        let busy = try? ChildProcess("/usr/bin/python3", ["-c", "import time\nf = open('\(work)/open', 'wb', buffering=0)\nwhile True:\n    f.write(b'data\\n'); time.sleep(0.01)"])
         // Crash only once the writer has written something.
         let writing = waitUntil(10) { ((try? FileManager.default.attributesOfItem(atPath: work + "/open")[.size] as? Int) ?? 0) > 0 }
         #expect(writing, "the busy writer never wrote")
@@ -386,7 +387,7 @@ extension MountE2E {
         }
         for nudge in nudges { try? await client.delete(nudge) }
         guard replicas.count >= 2 else { throw HarnessError("the cluster needs two storages in \(id.group) for the failover test") }
-        let reader = Child(["/bin/bash", "-c", "cat '\(mount.path(id.description))' | sha256sum > '\(mount.root)/sum'"], stdout: "/dev/null", stderr: "/dev/null")!
+        let reader = try ChildProcess("/bin/bash", ["-c", "cat '\(mount.path(id.description))' | sha256sum > '\(mount.root)/sum'"])
         // Stop a storage only once the read is under way (the first block is in the cache).
         let started = waitUntil(30) {
             let cache = mount.stateDir + "/cache"
@@ -426,7 +427,7 @@ extension MountE2E {
         guard copied else { throw HarnessError("\(other) did not receive \(id) within 60 s") }
         // A slow reader (1 MiB every 50 ms), so the kill lands in the middle of the read.
         let path = mount.path(id.description)
-        let reader = Child(["/bin/bash", "-c", "for i in $(seq 0 23); do dd if='\(path)' bs=1M skip=$i count=1 status=none || exit 1; sleep 0.05; done | sha256sum > '\(mount.root)/sum'"], stdout: "/dev/null", stderr: mount.root + "/reader.err")!
+        let reader = try ChildProcess("/bin/bash", ["-c", "for i in $(seq 0 23); do dd if='\(path)' bs=1M skip=$i count=1 status=none || exit 1; sleep 0.05; done | sha256sum > '\(mount.root)/sum'"], stderr: .file(mount.root + "/reader.err"))
         #expect(waitUntil(30) { (FileManager.default.enumerator(atPath: mount.stateDir + "/cache")?.allObjects.count ?? 0) > 1 }, "the read never started")
         try TestCluster.control("kill-storage \(killed)")
         defer { try? TestCluster.control("start-storage \(killed)") }

@@ -2,6 +2,7 @@ import FDFSClient
 import FDFSProtocol
 import Foundation
 import Testing
+import class FDFSTestSupport.ChildProcess
 
 #if canImport(Glibc)
 import Glibc
@@ -54,7 +55,7 @@ extension MountE2E {
                 time.sleep(0.02)
             os.close(fd)
             """, in: mount.root)
-        let holder = try #require(Child(["/usr/bin/python3", script, work + "/held", report, closeNow], stdout: mount.root + "/py.out", stderr: mount.root + "/py.err"))
+        let holder = try ChildProcess("/usr/bin/python3", [script, work + "/held", report, closeNow], stdout: .file(mount.root + "/py.out"), stderr: .file(mount.root + "/py.err"))
         defer {
             holder.signal(SIGKILL)
             holder.wait()

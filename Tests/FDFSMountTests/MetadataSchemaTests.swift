@@ -1,6 +1,7 @@
 @testable import FDFSMount
 import Foundation
 import Testing
+import enum FDFSTestSupport.Processes
 
 /// Schema versions: stores written before versioning open and migrate without loss, a store
 /// from a newer fdfs-mount is refused with both versions named, on both engines.
@@ -39,16 +40,8 @@ import Testing
     /// Writes a store with `sql` through the sqlite3 command-line shell (the layout as old
     /// code left it, not as this build would write it).
     static func writeStore(_ path: String, _ sql: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        process.arguments = [path]
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        input.fileHandleForWriting.write(Data(sql.utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "sqlite3 failed to write the old layout")
+        let result = try Processes.run("/usr/bin/sqlite3", [path], stdin: Data(sql.utf8))
+        #expect(result.status == 0, "sqlite3 failed to write the old layout")
     }
 
     static func checkMigratedContent(_ store: MappingStore) throws {

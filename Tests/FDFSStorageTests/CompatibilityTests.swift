@@ -1,20 +1,13 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import enum FDFSTestSupport.Processes
 import Testing
 
-/// Runs a command and returns its exit status and output.
+/// Runs a command and returns its exit status and output (stdout and stderr together).
 func run(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let result = try Processes.run(path, arguments, mergeOutput: true)
+    return (result.status, result.stdout)
 }
 
 @Suite(.serialized) struct TrackerParameterTests {

@@ -1,6 +1,7 @@
 import FDFSProtocol
 import Foundation
 import Testing
+import enum FDFSTestSupport.Processes
 @testable import FDFSStorage
 
 /// The built-in HTTP download server.
@@ -93,16 +94,7 @@ import Testing
     }
 
     static func md5Hex(_ text: String) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/md5sum")
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try? process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        let result = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let result = (try? Processes.run("/usr/bin/md5sum", [], stdin: Data(text.utf8)))?.stdout ?? ""
         return String(result.prefix(32))
     }
 }

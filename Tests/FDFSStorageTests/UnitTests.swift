@@ -2,6 +2,7 @@ import FDFSProtocol
 import Foundation
 import NIOCore
 import Testing
+import enum FDFSTestSupport.Processes
 import class FDFSTestSupport.TemporaryDirectory
 @testable import FDFSStorage
 
@@ -337,15 +338,9 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         try "# storage\nsubdir_count_per_path = 300\n".write(toFile: dir.path + "/storage.conf", atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binaryDirectory() + "/fdfs-storaged")
-        process.arguments = [dir.path + "/storage.conf"]
-        let pipe = Pipe()
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1)
+        let result = try Processes.run(try Processes.builtExecutable("fdfs-storaged"), [dir.path + "/storage.conf"])
+        let output = result.stderr
+        #expect(result.status == 1)
         #expect(output.contains(dir.path + "/storage.conf:2:"), "\(output)")
     }
 

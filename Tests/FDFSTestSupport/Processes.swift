@@ -2,13 +2,26 @@ import Foundation
 
 /// What a finished process left behind.
 public struct ProcessResult: Sendable {
+    /// The exit code (128 + the signal when a signal ended it).
     public var status: Int32
     public var stdout: String
+    /// With a timeout, ends with a line saying the process was killed.
     public var stderr: String
     public var stdoutBytes: Data
+    /// The process ran past its timeout and was stopped.
+    public var timedOut: Bool
+
+    public init(status: Int32, stdout: String, stderr: String, stdoutBytes: Data, timedOut: Bool) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutBytes = stdoutBytes
+        self.timedOut = timedOut
+    }
 }
 
-/// Helpers for tests that run our executables and shell tools as real processes.
+/// Helpers for tests that run our executables and shell tools as real processes (all through
+/// ``ChildProcess``).
 public enum Processes {
     /// Directory holding the built executables: `$FDFS_BIN_DIR`, else the directory of the
     /// running test bundle (SwiftPM puts products and the test bundle side by side).
@@ -23,47 +36,49 @@ public enum Processes {
         return dir
     }
 
-    /// Path of one of our executables; records an issue naming the path when it is missing.
+    /// Path of one of our executables.
     public static func executable(_ name: String) -> String {
         binDirectory.appendingPathComponent(name).path
     }
 
-    /// Runs a process to completion and captures its output.
-    @discardableResult
-    public static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil, timeout: Duration = .seconds(120)) throws -> ProcessResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(stdin) }
-        try? input.fileHandleForWriting.close()
-        let collector = OutputCollector(out: out, err: err)
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                process.terminate()
-                break
-            }
-            usleep(2_000)
+    /// Path of one of our executables; a clear error when it has not been built.
+    public static func builtExecutable(_ name: String) throws(LaunchError) -> String {
+        let path = executable(name)
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw LaunchError(description: "\(path) not found; build it (swift build) or set FDFS_BIN_DIR")
         }
-        process.waitUntilExit()
-        let (stdoutData, stderrData) = collector.finish()
-        return ProcessResult(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdoutData, as: UTF8.self),
-            stderr: String(decoding: stderrData, as: UTF8.self),
-            stdoutBytes: stdoutData)
+        return path
     }
 
-    /// Runs `bash -c script`.
+    /// Runs a process to completion: `stdin` as its input (else /dev/null), the test process's
+    /// environment plus `environment`, stdout and stderr captured (through temp files, so a
+    /// daemon it starts cannot hold the test up by keeping a pipe open; with `mergeOutput` both
+    /// go to `stdout`, interleaved as written). Past `timeout` it gets SIGTERM, then SIGKILL.
+    @discardableResult
+    public static func run(
+        _ path: String, _ arguments: [String], environment: [String: String] = [:], stdin: Data? = nil,
+        mergeOutput: Bool = false, timeout: Duration = .seconds(120)
+    ) throws -> ProcessResult {
+        let base = NSTemporaryDirectory() + "fdfs-run-" + UUID().uuidString.prefix(8)
+        let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
+        defer { for file in [inPath, outPath, errPath] { unlink(file) } }
+        if let stdin { try stdin.write(to: URL(fileURLWithPath: inPath)) }
+        let child = try ChildProcess(
+            path, arguments, environment: environment, stdin: stdin == nil ? .null : .file(inPath),
+            stdout: .file(outPath), stderr: .file(mergeOutput ? outPath : errPath))
+        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        var status = child.wait(timeout: seconds)
+        let timedOut = status == nil
+        if status == nil { status = child.stop(grace: 5) }
+        let stdoutData = FileManager.default.contents(atPath: outPath) ?? Data()
+        var stderr = mergeOutput ? "" : (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        if timedOut { stderr += "\n(killed after \(timeout))" }
+        return ProcessResult(
+            status: status!, stdout: String(decoding: stdoutData, as: UTF8.self), stderr: stderr,
+            stdoutBytes: stdoutData, timedOut: timedOut)
+    }
+
+    /// Runs `bash -c script` to completion (see ``run(_:_:environment:stdin:mergeOutput:timeout:)``).
     @discardableResult
     public static func shell(_ script: String, environment: [String: String] = [:], timeout: Duration = .seconds(300)) throws -> ProcessResult {
         try run("/bin/bash", ["-c", script], environment: environment, timeout: timeout)
@@ -87,39 +102,6 @@ public enum Processes {
             try? await Task.sleep(for: .milliseconds(Int64(poll * 1000)))
         }
         return try await condition()
-    }
-
-    /// SIGTERM, then SIGKILL if `process` has not exited within `grace` seconds; waits for it.
-    public static func terminate(_ process: Process, grace: Double = 10) {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            if !wait(for: grace, poll: 0.02, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
-        }
-        process.waitUntilExit()
-    }
-}
-
-/// Drains a process's pipes on background threads so a chatty child never blocks.
-private final class OutputCollector: @unchecked Sendable {
-    private var stdout = Data(), stderr = Data()
-    private let group = DispatchGroup()
-
-    init(out: Pipe, err: Pipe) {
-        group.enter()
-        DispatchQueue.global().async { [self] in
-            stdout = out.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        group.enter()
-        DispatchQueue.global().async { [self] in
-            stderr = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-    }
-
-    func finish() -> (Data, Data) {
-        group.wait()
-        return (stdout, stderr)
     }
 }
 

@@ -1,5 +1,6 @@
 import FDFSProtocol
 import Foundation
+import class FDFSTestSupport.ChildProcess
 import enum FDFSTestSupport.Processes
 import func FDFSTestSupport.connectIPv4
 import NIOCore
@@ -19,34 +20,16 @@ func waitUntil(_ what: String, seconds: Double = 20, _ condition: () throws -> B
 
 /// A running `fdfs-trackerd` started by a test. Call ``stop()`` (in a `defer`) to end it.
 final class TrackerDaemon {
-    let process = Process()
+    let process: ChildProcess
     let logPath: String
     private(set) var port = 0
-
-    /// The directory holding the built executables: `$FDFS_BIN_DIR`, else the directory of the
-    /// running test binary.
-    static var binDirectory: String {
-        if let env = ProcessInfo.processInfo.environment["FDFS_BIN_DIR"], !env.isEmpty { return env }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        guard let resolved = realpath("/proc/self/exe", &buffer) else { return "." }
-        return (String(cString: resolved) as NSString).deletingLastPathComponent
-    }
-
-    static var executable: String { binDirectory + "/fdfs-trackerd" }
 
     /// Starts the daemon with `arguments` and, unless `waitForListening` is false, waits until it
     /// logs its listening address.
     init(arguments: [String], waitForListening: Bool = true) throws {
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("fdfs-trackerd-\(UUID().uuidString).log").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
-            throw TestFailure("\(Self.executable) not found; build it (swift build) or set FDFS_BIN_DIR")
-        }
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = arguments
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess(try Processes.builtExecutable("fdfs-trackerd"), arguments, stderr: .file(logPath))
         if waitForListening {
             do {
                 try waitUntil("the daemon to listen") {
@@ -80,12 +63,11 @@ final class TrackerDaemon {
     /// SIGTERM, then SIGKILL if it has not exited within 10 s. Returns the exit status.
     @discardableResult
     func stop() -> Int32 {
-        Processes.terminate(process)
-        return process.terminationStatus
+        process.stop()
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.kill9()
         try? FileManager.default.removeItem(atPath: logPath)
     }
 }

@@ -2,6 +2,8 @@ import FDFSClient
 import FDFSProtocol
 import Foundation
 import NIOCore
+import class FDFSTestSupport.ChildProcess
+import enum FDFSTestSupport.Processes
 import class FDFSTestSupport.TemporaryDirectory
 
 /// One `fdfs-storaged` process with its own temp directory and config.
@@ -15,7 +17,7 @@ final class StorageNode: @unchecked Sendable {
     let extraConfig: String
     let networkTimeout: Int
     let heartBeatInterval: Int
-    var process: ServerProcess?
+    var process: ChildProcess?
     private var starts = 0
 
     init(ip: String = "127.0.0.1", port: Int? = nil, group: String = "group1", trackers: [String] = [], httpPort: Int? = nil, extraConfig: String = "", networkTimeout: Int = 10, heartBeatInterval: Int = 1) {
@@ -65,7 +67,7 @@ final class StorageNode: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: basePath, withIntermediateDirectories: true)
         try configText.write(toFile: configPath, atomically: true, encoding: .utf8)
         starts += 1
-        let process = try ServerProcess(executable: "fdfs-storaged", arguments: [configPath, "--log-level", "debug"], name: "storage \(ip):\(port)", logPath: dir.path + "/storaged.\(starts).log")
+        let process = try ChildProcess(daemon: try Processes.builtExecutable("fdfs-storaged"), [configPath, "--log-level", "debug"], log: dir.path + "/storaged.\(starts).log")
         self.process = process
         let ip = self.ip, port = self.port
         try await waitUntil(20, "storage \(ip):\(port) to listen") {

@@ -1,6 +1,8 @@
 import FDFSClient
 import FDFSProtocol
 import Foundation
+import class FDFSTestSupport.ChildProcess
+import enum FDFSTestSupport.Processes
 import class FDFSTestSupport.TemporaryDirectory
 
 /// One `fdfs-trackerd` on 127.0.0.1 with a temp base path.
@@ -9,7 +11,7 @@ final class TrackerNode: @unchecked Sendable {
     let port = freePort()
     let reserved: String
     let extraConfig: String
-    var process: ServerProcess?
+    var process: ChildProcess?
 
     init(reserved: String = "10M", extraConfig: String = "") {
         self.reserved = reserved
@@ -31,7 +33,7 @@ final class TrackerNode: @unchecked Sendable {
         storage_sync_file_max_time = 2
         \(extraConfig)
         """.write(toFile: conf, atomically: true, encoding: .utf8)
-        let process = try ServerProcess(executable: "fdfs-trackerd", arguments: [conf], name: "tracker", logPath: dir.path + "/trackerd.log")
+        let process = try ChildProcess(daemon: try Processes.builtExecutable("fdfs-trackerd"), [conf], log: dir.path + "/trackerd.log")
         self.process = process
         let port = self.port
         try await waitUntil(20, "tracker to listen") {
