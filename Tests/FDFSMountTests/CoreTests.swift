@@ -547,6 +547,29 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(cluster.bytes(try FileID(first)) == Array("Jello".utf8))
         #expect(try await readAll(fs, ino) == Array("Jello".utf8))
     }
+
+    /// Appendable mode: a write that lands while an in-place update runs reaches the cluster
+    /// with the next update (it used to be forgotten: no MODIFY for it).
+    @Test func writesDuringAnInPlaceUpdateReachTheClusterNextTime() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let fs = try await makeFS(dir, cluster) { $0.appendable = true }
+        let group = try await resolve(fs, "group1").attributes.ino
+        let ino = try await writeFile(fs, parent: group, "log", Array("hello world".utf8))
+        let id = try FileID(String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self))
+        let open = try await fs.open(ino, flags: O_WRONLY)
+        _ = try Array("J".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
+        cluster.modifyGate.close()
+        let first = Task { try await fs.flush(ino, handle: open.handle) }
+        await cluster.modifyGate.held()
+        _ = try Array("W".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 6, bytes: $0) }
+        cluster.modifyGate.open()
+        try await first.value
+        #expect(cluster.bytes(id) == Array("Jello world".utf8))
+        try await fs.flush(ino, handle: open.handle)
+        await fs.release(ino, handle: open.handle)
+        #expect(cluster.bytes(id) == Array("Jello World".utf8))
+        #expect(try await readAll(fs, ino) == Array("Jello World".utf8))
+    }
 }
 
 @Suite struct RecoveryTests {

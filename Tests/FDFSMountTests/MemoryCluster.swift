@@ -34,6 +34,8 @@ final class MemoryCluster: ClusterBackend {
 
     let state = Mutex(State())
     let groups: [GroupInfo]
+    /// Holds MODIFY calls while closed.
+    let modifyGate = Gate()
 
     init(groups: [GroupInfo] = [GroupInfo(name: "group1", storePathCount: 2, subdirCount: 256, totalMB: 1000, freeMB: 500)]) {
         self.groups = groups
@@ -198,6 +200,7 @@ final class MemoryCluster: ClusterBackend {
 
     func modify(_ id: FileID, offset: Int64, _ bytes: ByteBuffer) async throws(FSError) {
         note("modify")
+        await modifyGate.pass()
         let onMember = member(id)
         state.withLock { s in
             var content = (onMember ? s.memberCopies[id.description] : s.files[id.description]) ?? []
@@ -241,4 +244,52 @@ final class TempDir {
 func randomBytes(_ count: Int) -> [UInt8] {
     var generator = SystemRandomNumberGenerator()
     return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+}
+
+/// Lets a test hold a cluster call: once ``close()``d, calls wait in ``pass()`` until
+/// ``open()``; ``held()`` returns as soon as one waits.
+final class Gate: Sendable {
+    private struct State {
+        var closed = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var watchers: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func close() { state.withLock { $0.closed = true } }
+
+    func pass() async {
+        guard state.withLock({ $0.closed }) else { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let (go, watchers) = state.withLock { s -> (Bool, [CheckedContinuation<Void, Never>]) in
+                guard s.closed else { return (true, []) }
+                s.waiting.append(c)
+                defer { s.watchers = [] }
+                return (false, s.watchers)
+            }
+            for watcher in watchers { watcher.resume() }
+            if go { c.resume() }
+        }
+    }
+
+    func held() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if !s.waiting.isEmpty { return true }
+                s.watchers.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func open() {
+        let waiting = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+            s.closed = false
+            defer { s.waiting = [] }
+            return s.waiting
+        }
+        for c in waiting { c.resume() }
+    }
 }

@@ -318,6 +318,33 @@ import Testing
         #expect(m.base == .init(fileID: "g/M00/00/00/a", size: 50))
     }
 
+    /// Ranges written and truncations made while an upload runs are not in the committed
+    /// appender file: they stay the changes of the next in-place update (they were dropped,
+    /// so the next update sent no MODIFY for them).
+    @Test func changesDuringAnAppenderUploadAreKeptForTheNextUpdate() {
+        var m = Machine(copyOf: "g/M00/00/00/a", size: 100, mtime: 1)
+        _ = write(&m, 0, 1)
+        let plan = uploading(&m)
+        _ = write(&m, 6, 7, now: 7)
+        _ = m.truncated(to: 90, growth: 0, now: 8)
+        m.uploadCommitted(plan, as: "g/M00/00/00/a", appender: true)
+        #expect(phase(m) == "dirty")
+        #expect(m.base == .init(fileID: "g/M00/00/00/a", size: 100, written: [6..<7], truncatedTo: 90))
+        let next = uploading(&m)
+        #expect(next.base == .init(fileID: "g/M00/00/00/a", size: 100, written: [6..<7], truncatedTo: 90))
+        m.uploadCommitted(next, as: "g/M00/00/00/a", appender: true)
+        #expect(phase(m) == "clean" && m.base == .init(fileID: "g/M00/00/00/a", size: 90))
+    }
+
+    /// A new file's first upload as an appender file: what is written during it is tracked too.
+    @Test func changesDuringAFirstAppenderUploadAreKept() {
+        var m = machine(in: "dirty")
+        let plan = uploading(&m)
+        _ = write(&m, 2, 4, now: 7)
+        m.uploadCommitted(plan, as: "g/M00/00/00/a", appender: true)
+        #expect(phase(m) == "dirty" && m.base == .init(fileID: "g/M00/00/00/a", size: 10, written: [2..<4]))
+    }
+
     @Test func inPlaceFallbackForgetsTheBase() {
         var m = Machine(copyOf: "g/M00/00/00/a", size: 100, mtime: 1)
         m.inPlaceFellBack(from: "g/M00/00/00/other")

@@ -47,6 +47,9 @@ struct WriteLifecycle<Stream> {
     /// Whether the stream was given its upload target (once the threshold is reached).
     private(set) var streamTargetGiven = false
     private(set) var base: AppenderBase?
+    /// Ranges written, and the smallest size truncated to, while an upload runs: in appendable
+    /// mode they are the changes the committed appender file lacks (the next in-place update's).
+    private(set) var changedDuringUpload = AppenderBase(fileID: "", size: 0)
     /// Current size of the content in the spool.
     private(set) var size: Int64
     /// Spool bytes accounted for this file (the largest size reached).
@@ -154,9 +157,8 @@ struct WriteLifecycle<Stream> {
         }
         size = max(size, end)
         changedContent(now)
-        if base != nil {
-            if base!.written.count < 4096 { base!.written.append(offset..<end) } else { base!.written = [0..<Int64.max] }
-        }
+        if base != nil { Self.note(offset..<end, in: &base!) }
+        if case .uploading = phase { Self.note(offset..<end, in: &changedDuringUpload) }
         var needsTarget = false
         if stream != nil, !streamTargetGiven, end >= threshold {
             streamTargetGiven = true
@@ -183,6 +185,7 @@ struct WriteLifecycle<Stream> {
         self.size = size
         changedContent(now)
         if base != nil { base!.truncatedTo = min(base!.truncatedTo, size) }
+        if case .uploading = phase { changedDuringUpload.truncatedTo = min(changedDuringUpload.truncatedTo, size) }
         defer { stream = nil }
         return stream.map { .discardStream($0) } ?? .none
     }
@@ -193,6 +196,11 @@ struct WriteLifecycle<Stream> {
     /// The file's name is gone: nothing is committed any more.
     mutating func orphan() {
         if !isOrphaned { phase = .orphaned(writeFailure: writeFailure) }
+    }
+
+    /// Records a written range (past 4096 of them, the whole file counts as written).
+    private static func note(_ range: Range<Int64>, in base: inout AppenderBase) {
+        if base.written.count < 4096 { base.written.append(range) } else { base.written = [0..<Int64.max] }
     }
 
     private mutating func changedContent(_ now: Int64) {
@@ -224,6 +232,7 @@ extension WriteLifecycle {
             return .fail(error, discard: taken)
         case .dirty, .retrying:
             if case .retrying = phase { phase = .uploading(since: generation, retrying: true) } else { phase = .uploading(since: generation, retrying: false) }
+            changedDuringUpload = AppenderBase(fileID: "", size: 0)
             return .upload(UploadPlan(generation: generation, size: size, mtime: mtime, changed: changed, base: base, stream: taken))
         }
     }
@@ -249,10 +258,20 @@ extension WriteLifecycle {
     }
 
     /// The upload of `plan` was committed as `fileID`. Changes that arrived during the upload
-    /// keep the file dirty. In appendable mode an appender file is the base of the next update.
+    /// keep the file dirty. In appendable mode an appender file is the base of the next update,
+    /// with the ranges written (and truncations made) during the upload as its changes: the
+    /// committed file has the spool as it was when the plan was taken.
     mutating func uploadCommitted(_ plan: UploadPlan<Stream>, as fileID: String, appender: Bool) {
         if case .uploading(let since, _) = phase { phase = generation == since ? .clean : .dirty }
-        base = appender ? AppenderBase(fileID: fileID, size: plan.size) : nil
+        if appender {
+            var next = changedDuringUpload
+            next.fileID = fileID
+            next.size = plan.size
+            base = next
+        } else {
+            base = nil
+        }
+        changedDuringUpload = AppenderBase(fileID: "", size: 0)
     }
 }
 
