@@ -8,12 +8,15 @@ import Glibc
 #endif
 
 /// A `fuse_req_t` that may travel into a Task (libfuse allows replies from any thread).
+/// Unchecked: a C pointer, replied to exactly once, from whichever thread.
 struct Request: @unchecked Sendable {
     let raw: fuse_req_t
 }
 
 /// Holds the core, which is created after the process has (maybe) daemonized, before the
 /// session loop starts serving requests.
+/// Unchecked: written once before libfuse's threads start, only read afterwards (a lock would
+/// cost every request).
 final class CoreHolder: @unchecked Sendable {
     var fs: FDFSFileSystem!
 }
@@ -99,6 +102,25 @@ public final class FuseAdapter: Sendable {
         }
     }
 
+    /// Replies to an operation's ``Answer``: on this (libfuse) thread when it is `.done`,
+    /// from a Task when it needs the cluster; an error thrown either way is the reply.
+    func answer<Reply: Sendable>(_ req: Request, _ op: String, _ ask: () throws(FSError) -> Answer<Reply>,
+                                 reply: @escaping @Sendable (Reply) -> Void) {
+        do throws(FSError) {
+            switch try ask() {
+            case .done(let value): reply(value)
+            case .needsCluster(let work): async(req, op) { () throws(FSError) in reply(try await work()) }
+            }
+        } catch { fail(req, error, op) }
+    }
+
+    /// Closes a handle the kernel never got (the opener went away before the reply).
+    func releaseUnreplied(_ ino: UInt64, _ fh: UInt64) {
+        if case .needsCluster(let work) = fs.release(ino, handle: fh) {
+            Task { try? await work() }
+        }
+    }
+
     static func name(_ pointer: UnsafePointer<CChar>?) -> [UInt8] {
         guard let pointer else { return [] }
         return Array(UnsafeRawBufferPointer(start: pointer, count: strlen(pointer)))
@@ -140,19 +162,9 @@ public final class FuseAdapter: Sendable {
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             let bytes = FuseAdapter.name(name)
-            do throws(FSError) {
-                if let reply = try adapter.fs.lookupNow(parent: parent, name: try FDFSFileSystem.validName(bytes)) {
-                    FuseAdapter.replyEntry(r, reply)
-                    return
-                }
-            } catch {
-                adapter.fail(r, error, "lookup")
-                return
-            }
-            adapter.async(r, "lookup") { () throws(FSError) in
-                let name = try FDFSFileSystem.validName(bytes)
-                FuseAdapter.replyEntry(r, try await adapter.fs.lookup(parent: parent, name: name))
-            }
+            adapter.answer(r, "lookup", { () throws(FSError) in
+                try adapter.fs.lookup(parent: parent, name: try FDFSFileSystem.validName(bytes))
+            }, reply: { FuseAdapter.replyEntry(r, $0) })
         }
         ops.forget = { req, _, _ in fuse_reply_none(req) }
         ops.forget_multi = { req, _, _ in fuse_reply_none(req) }
@@ -160,7 +172,7 @@ public final class FuseAdapter: Sendable {
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             do throws(FSError) {
-                let reply = try adapter.fs.getattrNow(ino)
+                let reply = try adapter.fs.getattr(ino)
                 var st = FuseAdapter.stat(reply.attributes)
                 fuse_reply_attr(r.raw, &st, reply.timeout)
             } catch { adapter.fail(r, error, "getattr") }
@@ -183,21 +195,10 @@ public final class FuseAdapter: Sendable {
             }
             let request = changes
             let caller = FuseAdapter.caller(req)
-            do throws(FSError) {
-                if let reply = try adapter.fs.setattrNow(ino, changes: request, caller: caller) {
-                    var st = FuseAdapter.stat(reply.attributes)
-                    fuse_reply_attr(r.raw, &st, reply.timeout)
-                    return
-                }
-            } catch {
-                adapter.fail(r, error, "setattr")
-                return
-            }
-            adapter.async(r, "setattr") { () throws(FSError) in
-                let reply = try await adapter.fs.setattr(ino, changes: request, caller: caller)
+            adapter.answer(r, "setattr", { () throws(FSError) in try adapter.fs.setattr(ino, changes: request, caller: caller) }, reply: { reply in
                 var st = FuseAdapter.stat(reply.attributes)
                 fuse_reply_attr(r.raw, &st, reply.timeout)
-            }
+            })
         }
         ops.readlink = { req, ino in
             let adapter = FuseAdapter.from(req)
@@ -221,19 +222,9 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             let caller = FuseAdapter.caller(req)
             let bytes = FuseAdapter.name(name)
-            do throws(FSError) {
-                if let reply = try adapter.fs.mkdirNow(parent: parent, name: try FuseAdapter.newName(bytes), mode: mode, caller: caller) {
-                    FuseAdapter.replyEntry(r, reply)
-                    return
-                }
-            } catch {
-                adapter.fail(r, error, "mkdir")
-                return
-            }
-            adapter.async(r, "mkdir") { () throws(FSError) in
-                let name = try FuseAdapter.newName(bytes)
-                FuseAdapter.replyEntry(r, try await adapter.fs.mkdir(parent: parent, name: name, mode: mode, caller: caller))
-            }
+            adapter.answer(r, "mkdir", { () throws(FSError) in
+                try adapter.fs.mkdir(parent: parent, name: try FuseAdapter.newName(bytes), mode: mode, caller: caller)
+            }, reply: { FuseAdapter.replyEntry(r, $0) })
         }
         ops.unlink = { req, parent, name in
             let r = Request(raw: req!)
@@ -298,7 +289,7 @@ public final class FuseAdapter: Sendable {
                 out.direct_io = reply.directIO ? 1 : 0
                 if fuse_reply_open(r.raw, &out) != 0 {
                     // The opener went away (interrupted): release what we registered.
-                    await adapter.fs.release(ino, handle: reply.handle)
+                    adapter.releaseUnreplied(ino, reply.handle)
                 }
             }
         }
@@ -330,38 +321,27 @@ public final class FuseAdapter: Sendable {
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
-            if adapter.fs.flushIsNoop(fh) {
-                fuse_reply_err(req, 0)
-                return
-            }
-            let received = ContinuousClock.now
-            adapter.async(r, "flush") { () throws(FSError) in
-                let started = ContinuousClock.now
-                try await adapter.fs.flush(ino, handle: fh)
-                fuse_reply_err(r.raw, 0)
-                adapter.logger.debug("flush of \(ino): task started after \(started - received), done after \(ContinuousClock.now - received)")
-            }
+            adapter.answer(r, "flush", { adapter.fs.flush(ino, handle: fh) }, reply: { _ in fuse_reply_err(r.raw, 0) })
         }
         ops.fsync = { req, ino, _, fi in
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
-            adapter.async(r, "fsync") { () throws(FSError) in
-                try await adapter.fs.flush(ino, handle: fh)
-                fuse_reply_err(r.raw, 0)
-            }
+            adapter.answer(r, "fsync", { adapter.fs.flush(ino, handle: fh) }, reply: { _ in fuse_reply_err(r.raw, 0) })
         }
         ops.release = { req, ino, fi in
             let r = Request(raw: req!)
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, 0); return }
-            if adapter.fs.releaseNow(ino, handle: fh) {
+            // A release cannot fail: the kernel has forgotten the handle whatever happens.
+            switch adapter.fs.release(ino, handle: fh) {
+            case .done:
                 fuse_reply_err(req, 0)
-                return
-            }
-            Task {
-                await adapter.fs.release(ino, handle: fh)
-                fuse_reply_err(r.raw, 0)
+            case .needsCluster(let work):
+                Task {
+                    try? await work()
+                    fuse_reply_err(r.raw, 0)
+                }
             }
         }
         ops.opendir = { req, ino, fi in
@@ -369,22 +349,11 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             guard let fi else { fuse_reply_err(req, EINVAL); return }
             let info = UncheckedFileInfo(fi.pointee)
-            do throws(FSError) {
-                if let fh = try adapter.fs.opendirNow(ino) {
-                    var out = info.value
-                    out.fh = fh
-                    if fuse_reply_open(r.raw, &out) != 0 { adapter.fs.releasedir(fh) }
-                    return
-                }
-            } catch {
-                adapter.fail(r, error, "opendir")
-                return
-            }
-            adapter.async(r, "opendir") { () throws(FSError) in
+            adapter.answer(r, "opendir", { () throws(FSError) in try adapter.fs.opendir(ino) }, reply: { fh in
                 var out = info.value
-                out.fh = try await adapter.fs.opendir(ino)
-                if fuse_reply_open(r.raw, &out) != 0 { adapter.fs.releasedir(out.fh) }
-            }
+                out.fh = fh
+                if fuse_reply_open(r.raw, &out) != 0 { adapter.fs.releasedir(fh) }
+            })
         }
         ops.readdir = { req, _, size, offset, fi in
             let adapter = FuseAdapter.from(req)
@@ -437,32 +406,17 @@ public final class FuseAdapter: Sendable {
             let info = UncheckedFileInfo(fi.pointee)
             let caller = FuseAdapter.caller(req)
             let bytes = FuseAdapter.name(name)
-            do throws(FSError) {
-                if let (entry, open) = try adapter.fs.createNow(parent: parent, name: try FuseAdapter.newName(bytes), mode: mode, flags: info.value.flags, caller: caller) {
-                    var e = FuseAdapter.entryParam(entry)
-                    var out = info.value
-                    out.fh = open.handle
-                    out.keep_cache = 0
-                    out.direct_io = open.directIO ? 1 : 0
-                    if fuse_reply_create(r.raw, &e, &out) != 0 { _ = adapter.fs.releaseNow(entry.attributes.ino, handle: open.handle) }
-                    return
-                }
-            } catch {
-                adapter.fail(r, error, "create")
-                return
-            }
-            adapter.async(r, "create") { () throws(FSError) in
-                let name = try FuseAdapter.newName(bytes)
-                let (entry, open) = try await adapter.fs.create(parent: parent, name: name, mode: mode, flags: info.value.flags, caller: caller)
+            adapter.answer(r, "create", { () throws(FSError) in
+                try adapter.fs.create(parent: parent, name: try FuseAdapter.newName(bytes), mode: mode, flags: info.value.flags, caller: caller)
+            }, reply: { created in
+                let (entry, open) = created
                 var e = FuseAdapter.entryParam(entry)
                 var out = info.value
                 out.fh = open.handle
                 out.keep_cache = 0
                 out.direct_io = open.directIO ? 1 : 0
-                if fuse_reply_create(r.raw, &e, &out) != 0 {
-                    await adapter.fs.release(entry.attributes.ino, handle: open.handle)
-                }
-            }
+                if fuse_reply_create(r.raw, &e, &out) != 0 { adapter.releaseUnreplied(entry.attributes.ino, open.handle) }
+            })
         }
         guard xattr else { return ops }
         ops.getxattr = { req, ino, name, size in
@@ -513,6 +467,7 @@ public final class FuseAdapter: Sendable {
 }
 
 /// A copy of a `fuse_file_info` that can be carried into a Task.
+/// Unchecked: an imported C struct of integers and bit fields, copied by value.
 struct UncheckedFileInfo: @unchecked Sendable {
     var value: fuse_file_info
     init(_ value: fuse_file_info) { self.value = value }

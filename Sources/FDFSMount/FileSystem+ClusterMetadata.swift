@@ -28,7 +28,7 @@ extension FDFSFileSystem {
 
     /// Is the mount in a burst of uploads (and the metadata journal not too old to wait)?
     func uploadsBusy(oldestMarked: Int64) -> Bool {
-        guard let last = state.withLock({ $0.lastUpload }), ContinuousClock.now - last < Self.metadataQuietPeriod else { return false }
+        guard let last = backgroundWork.lastUpload, ContinuousClock.now - last < Self.metadataQuietPeriod else { return false }
         let waited = POSIX.nowNanoseconds() - oldestMarked
         return waited < Self.metadataMaxDelay.components.seconds * 1_000_000_000
     }
@@ -72,15 +72,8 @@ extension FDFSFileSystem {
     /// commit that orphaned it). Waits for open handles on it; failures stay in the journal
     /// and are retried; a file deleted meanwhile (by the background pass) is not asked twice.
     func deleteFromCluster(_ text: String) async {
-        let skip = state.withLock { s -> Bool in
-            if (s.openIDs[text] ?? 0) > 0 {
-                s.deferredDeletes.insert(text)
-                return true
-            }
-            return !s.deleting.insert(text).inserted
-        }
-        if skip { return }
-        defer { state.withLock { _ = $0.deleting.remove(text) } }
+        guard handles.mayDelete(text), backgroundWork.beginDeleting(text) else { return }
+        defer { backgroundWork.endDeleting(text) }
         guard (try? store.deletionQueued(text)) != false else { return }
         guard let id = try? FileID(text) else {
             try? store.deleted(text)

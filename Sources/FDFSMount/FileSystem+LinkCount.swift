@@ -47,7 +47,7 @@ extension FDFSFileSystem {
     /// The directories the cluster's layout puts in a synthetic directory (from the groups
     /// last listed; 0 before the first listing).
     func syntheticSubdirectoryCount(_ entry: Entry) -> Int {
-        let groups = state.withLock { $0.groups }
+        let groups = groupCache.known
         let groupName = String((entry.fileID ?? "").split(separator: "/").first ?? "")
         switch entry.kind {
         case .root: return groups.count

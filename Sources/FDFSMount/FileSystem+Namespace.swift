@@ -16,17 +16,41 @@ extension FDFSFileSystem {
         if options.readOnly { throw FSError(.readOnly) }
     }
 
-    /// Can users create `name` in `dir`?
-    func checkCreatable(_ dir: Entry, _ name: String) async throws(FSError) {
+    /// Can users create `name` in `dir`? The checks that need no cluster; returns whether the
+    /// tracker's layout must be asked too (``checkNotSynthetic(_:_:)``): `name` in a group,
+    /// store path or first-level subdirectory may be one of the layout's directories.
+    func checkCreatableLocally(_ dir: Entry, _ name: String) throws(FSError) -> Bool {
         try checkWritable()
         guard name.utf8.count <= 255 else { throw FSError(.nameTooLong) }
         guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
         if dir.kind == .root { throw FSError(.notPermitted, "groups come from the tracker") }
         if try store.child(dir.ino, name) != nil { throw FSError(.exists) }
-        if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.exists) }
         if dir.kind == .subdirLow, let path = dir.fileID, let slash = path.firstIndex(of: "/"),
            (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + name)) != nil {
             throw FSError(.notPermitted, "generated names are reserved")
+        }
+        return dir.kind == .group || dir.kind == .storePath || dir.kind == .subdirHigh
+    }
+
+    /// EEXIST when `name` is one of the directories the tracker's layout puts in `dir`.
+    func checkNotSynthetic(_ dir: Entry, _ name: String) async throws(FSError) {
+        if await syntheticChild(dir, name) != nil { throw FSError(.exists) }
+    }
+
+    /// Can users create `name` in `dir`?
+    func checkCreatable(_ dir: Entry, _ name: String) async throws(FSError) {
+        if try checkCreatableLocally(dir, name) { try await checkNotSynthetic(dir, name) }
+    }
+
+    /// Runs `make` once `name` may be created in `parent`: at once when no cluster needs to
+    /// be asked.
+    func creating<Reply: Sendable>(in parent: UInt64, _ name: String,
+                                   _ make: @escaping @Sendable () throws(FSError) -> Reply) throws(FSError) -> Answer<Reply> {
+        let dir = try entry(parent)
+        guard try checkCreatableLocally(dir, name) else { return .done(try make()) }
+        return .needsCluster { () async throws(FSError) in
+            try await self.checkNotSynthetic(dir, name)
+            return try make()
         }
     }
 
@@ -39,16 +63,29 @@ extension FDFSFileSystem {
 
     /// CREATE: a provisional name (visible at once) and an empty spool; the upload happens at
     /// close.
-    public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) async throws(FSError) -> (EntryReply, OpenReply) {
-        let dir = try entry(parent)
-        try await checkCreatable(dir, name)
-        return try createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
+    public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> Answer<(EntryReply, OpenReply)> {
+        try creating(in: parent, name) { () throws(FSError) in
+            try self.createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
+        }
     }
 
-    public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) async throws(FSError) -> EntryReply {
-        let dir = try entry(parent)
-        try await checkCreatable(dir, name)
-        return reply(try store.create(newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+    func createChecked(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> (EntryReply, OpenReply) {
+        let row = try store.create(newEntry(parent: parent, name: name, kind: .file, mode: mode, caller: caller))
+        let write: WriteState
+        do { write = try writeStateEmpty(ino: row.ino, dirty: true, mtime: row.mtime) } catch {
+            _ = try? store.remove(row.ino, queueDeletion: false)
+            throw error
+        }
+        write.on { $0.privilegeBits = Self.privilegeBits(row.mode) }
+        let open = register(Handle(ino: row.ino, writable: true, spool: write), keepCache: false,
+                            directIO: writesBypassPageCache(flags))
+        return (reply(row), open)
+    }
+
+    public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) throws(FSError) -> Answer<EntryReply> {
+        try creating(in: parent, name) { () throws(FSError) in
+            self.reply(try self.store.create(self.newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+        }
     }
 
     public func symlink(parent: UInt64, name: String, target: String, caller: Caller) async throws(FSError) -> EntryReply {
@@ -87,8 +124,6 @@ extension FDFSFileSystem {
         orphanWrite(row.ino)
         if let orphan { await deleteFromCluster(orphan) }
     }
-
-    /// The name of a file being written went away: nothing to commit any more.
 
     public func rmdir(parent: UInt64, name: String) async throws(FSError) {
         try checkWritable()
@@ -145,38 +180,48 @@ extension FDFSFileSystem {
         if let orphan { await deleteFromCluster(orphan) }
     }
 
-    /// SETATTR: mode, owner and times change the mapping only; a size change goes through
-    /// the spool (and is uploaded at once when no descriptor is open). `caller` asks.
-    public func setattr(_ ino: UInt64, changes: AttributeChanges, caller: Caller = .root) async throws(FSError) -> EntryReply {
+    /// SETATTR: mode, owner and times change the mapping only (`.done`); a size change goes
+    /// through the spool (and is uploaded at once when no descriptor is open). `caller` asks.
+    public func setattr(_ ino: UInt64, changes: AttributeChanges, caller: Caller = .root) throws(FSError) -> Answer<EntryReply> {
         var entry = try entry(ino)
         guard entry.kind.isUser else {
             if options.readOnly { throw FSError(.readOnly) }
             throw FSError(.notPermitted, "generated names and cluster directories cannot be changed")
         }
         try checkWritable()
-        if let size = changes.size {
-            guard entry.kind == .file else { throw FSError(entry.kind == .directory ? .isDirectory : .invalid) }
-            guard size >= 0 else { throw FSError(.invalid) }
-            // A size the spool can never hold is EFBIG; one that does not fit now is ENOSPC.
-            guard size <= options.spoolSize else { throw FSError(.fileTooLarge, "\(size) bytes is more than spool_size") }
-            let write = try await writeState(for: entry, truncate: size == 0)
-            do throws(FSError) {
-                try resize(write, to: size)
-            } catch {
-                closeUnregistered(write)
-                throw error
-            }
-            let idle = write.on { w in
-                w.closed()
-                return w.handles == 0
-            }
-            if idle {
-                defer { releaseIfIdle(write) }
-                try await commit(write)
-            }
-            entry = try self.entry(ino)
+        guard let size = changes.size else {
+            try applyAttributes(&entry, changes, caller: caller)
+            return .done(reply(entry))
         }
-        try applyAttributes(&entry, changes, caller: caller)
-        return reply(entry)
+        guard entry.kind == .file else { throw FSError(entry.kind == .directory ? .isDirectory : .invalid) }
+        guard size >= 0 else { throw FSError(.invalid) }
+        // A size the spool can never hold is EFBIG; one that does not fit now is ENOSPC.
+        guard size <= options.spoolSize else { throw FSError(.fileTooLarge, "\(size) bytes is more than spool_size") }
+        let found = entry
+        return .needsCluster { () async throws(FSError) in
+            try await self.resize(found, to: size)
+            var entry = try self.entry(ino)
+            try self.applyAttributes(&entry, changes, caller: caller)
+            return self.reply(entry)
+        }
+    }
+
+    /// A size change of `entry` through its spool; committed at once when no descriptor is open.
+    private func resize(_ entry: Entry, to size: Int64) async throws(FSError) {
+        let write = try await writeState(for: entry, truncate: size == 0)
+        do throws(FSError) {
+            try resize(write, to: size)
+        } catch {
+            closeUnregistered(write)
+            throw error
+        }
+        let idle = write.on { w in
+            w.closed()
+            return w.handles == 0
+        }
+        if idle {
+            defer { releaseIfIdle(write) }
+            try await commit(write)
+        }
     }
 }

@@ -33,16 +33,16 @@ extension FDFSFileSystem {
                             directIO: writesBypassPageCache(flags))
         }
         if let write = openedWriteState(ino) {
-            return register(Handle(ino: ino, writable: false, spool: write), keepCache: false, counted: true)
+            return register(Handle(ino: ino, writable: false, spool: write), keepCache: false)
         }
         if entry.kind == .file && entry.fileID == nil {
             // Provisional name whose upload is pending (after a restart): read its spool.
             if let pending = try store.pendingUploads().last(where: { $0.ino == ino }) {
                 let write = try adoptSpool(ino: ino, path: pending.spool, dirty: true, mtime: entry.mtime)
-                return register(Handle(ino: ino, writable: false, spool: write), keepCache: false, counted: true)
+                return register(Handle(ino: ino, writable: false, spool: write), keepCache: false)
             }
             let empty = try writeStateEmpty(ino: ino, dirty: false, mtime: entry.mtime)
-            return register(Handle(ino: ino, writable: false, spool: empty), keepCache: false, counted: true)
+            return register(Handle(ino: ino, writable: false, spool: empty), keepCache: false)
         }
         let ref = try await fileRef(entry)
         let handle = Handle(ino: ino, reader: reader(ref))
@@ -50,14 +50,8 @@ extension FDFSFileSystem {
         return register(handle, keepCache: ref.checkCRC)
     }
 
-    func register(_ handle: Handle, keepCache: Bool, counted: Bool = false, directIO: Bool = false) -> OpenReply {
-        state.withLock { s in
-            let fh = s.nextHandle
-            s.nextHandle += 1
-            s.handles[fh] = handle
-            if let ref = handle.ref { s.openIDs[ref.id.description, default: 0] += 1 }
-            return OpenReply(handle: fh, keepCache: keepCache, directIO: directIO)
-        }
+    func register(_ handle: Handle, keepCache: Bool, directIO: Bool = false) -> OpenReply {
+        OpenReply(handle: handles.open(handle), keepCache: keepCache, directIO: directIO)
     }
 
     /// Write-only descriptors skip the kernel's page cache (FOPEN_DIRECT_IO): each write(2)
@@ -85,11 +79,7 @@ extension FDFSFileSystem {
                 info = try await cluster.fileInfo(id)
             }
             let version = "\(info.size)-\(info.createTimestamp)"
-            let previous = state.withLock { s -> String? in
-                defer { s.appenderVersions[id.description] = version }
-                return s.appenderVersions[id.description]
-            }
-            if let previous, previous != version {
+            if let previous = appenderVersions.note(id.description, version: version), previous != version {
                 cache.dropAll(FileVersion(id, version: previous))
             }
             if info.size != entry.size {
@@ -104,22 +94,27 @@ extension FDFSFileSystem {
         }
     }
 
-    public func release(_ ino: UInt64, handle fh: UInt64) async {
-        let (handle, deletions, lastOfDetached) = state.withLock { s -> (Handle?, [String], Bool) in
-            guard let handle = s.handles.removeValue(forKey: fh) else { return (nil, [], false) }
-            var ready: [String] = []
-            if let ref = handle.ref {
-                let key = ref.id.description
-                let count = (s.openIDs[key] ?? 1) - 1
-                s.openIDs[key] = count > 0 ? count : nil
-                if count <= 0, s.deferredDeletes.remove(key) != nil { ready.append(key) }
-            }
-            handle.spool?.on { $0.closed() }
-            return (handle, ready, Self.closesDetached(handle.ino, handle: fh, in: &s))
+    /// RELEASE: `.done` when closing the handle needs no upload, no cluster deletion and no
+    /// removal of a detached inode; otherwise the rest runs as `.needsCluster`.
+    public func release(_ ino: UInt64, handle fh: UInt64) -> Answer<Void> {
+        switch handles.closeQuickly(fh) {
+        case .notOpen:
+            return .done(())
+        case .closed(let write):
+            if let write { releaseIfIdle(write) }
+            return .done(())
+        case .needsWork:
+            return .needsCluster { () async throws(FSError) in await self.closeHandle(fh) }
         }
-        for id in deletions { await deleteFromCluster(id) }
-        if lastOfDetached, let handle { await removeDetached(handle.ino) }
-        if let write = handle?.spool { await released(write) }
+    }
+
+    /// Closes handle `fh`: deletions that waited for it, the removal of a detached inode, and
+    /// what the last close of a written file decides (upload, discard, drop).
+    func closeHandle(_ fh: UInt64) async {
+        guard let closed = handles.close(fh) else { return }
+        for id in closed.deletions { await deleteFromCluster(id) }
+        if closed.lastOfDetached { await removeDetached(closed.handle.ino) }
+        if let write = closed.handle.spool { await released(write) }
     }
 
     // MARK: Read
@@ -128,7 +123,7 @@ extension FDFSFileSystem {
     /// spool reads, and whatever the handle's ``FileReader`` finds cached. Call
     /// ``completeRead(_:)`` when it returns `.pending`.
     public func startRead(_ fh: UInt64, offset: Int64, size: Int) throws(FSError) -> ReadProgress {
-        guard let handle = state.withLock({ $0.handles[fh] }) else { throw FSError(.badHandle) }
+        guard let handle = handles[fh] else { throw FSError(.badHandle) }
         if let write = handle.spool { return .done(try readSpool(write, offset: offset, size: size)) }
         guard let reader = handle.reader else { throw FSError(.badHandle) }
         return try reader.read(offset: offset, size: size)

@@ -23,7 +23,7 @@ extension FDFSFileSystem {
     /// After a write or truncation by a caller without CAP_FSETID: clears the privilege bits
     /// of file `ino` (its ctime changes; its cluster metadata is rewritten).
     func clearPrivilegeBits(_ ino: UInt64) throws(FSError) {
-        state.withLock { s in s.writes[ino] }?.on { $0.privilegeBits = 0 }
+        _ = writes.update(ino) { $0.privilegeBits = 0 }
         guard let entry = try store.entry(ino), entry.kind == .file else { return }
         let bits = Self.privilegeBits(entry.mode)
         guard bits != 0 else { return }

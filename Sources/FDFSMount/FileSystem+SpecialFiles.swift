@@ -10,14 +10,14 @@ extension FDFSFileSystem {
     /// MKNOD: a special file, or (S_IFREG) an empty regular file, uploaded before this returns.
     public func mknod(parent: UInt64, name: String, mode: UInt32, rdev: UInt64, caller: Caller) async throws(FSError) -> EntryReply {
         if mode & UInt32(S_IFMT) == UInt32(S_IFREG) || mode & UInt32(S_IFMT) == 0 {
-            let (reply, open) = try await create(parent: parent, name: name, mode: mode & 0o7777, flags: O_WRONLY, caller: caller)
+            let (reply, open) = try await create(parent: parent, name: name, mode: mode & 0o7777, flags: O_WRONLY, caller: caller).value
             let ino = reply.attributes.ino
-            do throws(FSError) { try await flush(ino, handle: open.handle) } catch {
-                await release(ino, handle: open.handle)
+            do throws(FSError) { try await flush(ino, handle: open.handle).value } catch {
+                try? await release(ino, handle: open.handle).value
                 throw error
             }
-            await release(ino, handle: open.handle)
-            return try await getattr(ino)
+            try? await release(ino, handle: open.handle).value
+            return try getattr(ino)
         }
         guard let kind = EntryKind(specialFileMode: mode) else { throw FSError(.invalid, "mknod of file type \(mode & UInt32(S_IFMT))") }
         try await checkCreatable(try entry(parent), name)

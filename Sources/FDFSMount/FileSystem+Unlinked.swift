@@ -1,18 +1,11 @@
-import Synchronization
-
 /// Files unlinked (or replaced by a rename) while descriptors are open on them: as POSIX
 /// says, the descriptors keep working (fstat shows no links, reads return the bytes, writes
 /// land in the spool) and the file is removed, with its cluster file, when the last one
 /// closes. Until then the row stays in the mapping store, detached from every directory
 /// (``Entry/isDetached``), which also keeps its inode number from being reused.
 extension FDFSFileSystem {
-    /// Is a descriptor open on `ino`? Call under the state lock.
-    static func isOpen(_ ino: UInt64, in s: State, except fh: UInt64? = nil) -> Bool {
-        s.handles.contains { $0.key != fh && $0.value.ino == ino }
-    }
-
     func isOpen(_ ino: UInt64) -> Bool {
-        state.withLock { s in Self.isOpen(ino, in: s) }
+        handles.isOpen(ino)
     }
 
     /// Takes away the name of a file with open descriptors: its row is kept, detached, and
@@ -25,23 +18,9 @@ extension FDFSFileSystem {
 
     /// After `ino` was detached: marks it for removal at its last close, or removes it now
     /// if that close came first. Exactly one of the two paths removes it (both decide under
-    /// the state lock).
+    /// the handle table's lock, see ``HandleTable/removeAtLastClose(_:)``).
     func removeWhenClosed(_ ino: UInt64) async {
-        let closed = state.withLock { s -> Bool in
-            guard Self.isOpen(ino, in: s) else { return true }
-            s.detached.insert(ino)
-            return false
-        }
-        if closed { await removeDetached(ino) }
-    }
-
-    /// Is handle `fh` the last descriptor of a detached inode? Then it is no longer marked,
-    /// and the caller removes the inode (``removeDetached(_:)``). Call under the state lock,
-    /// before or after `fh` left `s.handles`.
-    static func closesDetached(_ ino: UInt64, handle fh: UInt64, in s: inout State) -> Bool {
-        guard s.detached.contains(ino), !isOpen(ino, in: s, except: fh) else { return false }
-        s.detached.remove(ino)
-        return true
+        if handles.removeAtLastClose(ino) { await removeDetached(ino) }
     }
 
     /// Removes a detached row (its last descriptor closed) and deletes its cluster file when

@@ -24,8 +24,8 @@ import Glibc
         let open = try await fs.open(ino, flags: O_WRONLY)
         _ = try Array("FIRST".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
         _ = try Array(" and more".utf8).withUnsafeBytes { try fs.write(open.handle, offset: Int64(first.count), bytes: $0) }
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         #expect(cluster.bytes(id) == Array("FIRST version of the log and more".utf8))
         cluster.state.withLock { s in
             s.memberCopies[id.description] = first
@@ -54,8 +54,8 @@ import Glibc
         cluster.state.withLock { $0.sourceDown = true }
         let calls = (cluster.count("modify"), cluster.count("append"), cluster.count("truncate"))
         _ = try Array("!".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 33, bytes: $0) }
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         #expect((cluster.count("modify"), cluster.count("append"), cluster.count("truncate")) == calls, "a change went to the lagging member")
         let expected = Array("FIRST version of the log and more!".utf8)
         let now = try FileID(String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self))

@@ -13,11 +13,11 @@ import Glibc
 let unprivileged = Caller(uid: 1000, gid: 1000, pid: 1)
 
 func permissions(_ fs: FDFSFileSystem, _ ino: UInt64) async throws -> UInt32 {
-    try await fs.getattr(ino).attributes.mode & 0o7777
+    try fs.getattr(ino).attributes.mode & 0o7777
 }
 
 func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
-    _ = try await fs.setattr(ino, changes: AttributeChanges(mode: mode))
+    _ = try await fs.setattr(ino, changes: AttributeChanges(mode: mode)).value
 }
 
 /// As ext4: a write or truncation by a user without CAP_FSETID clears set-user-ID, and
@@ -43,15 +43,15 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
         try await chmod(fs, ino, 0o2767)
         try write(fs, open.handle, as: unprivileged)
         #expect(try await permissions(fs, ino) == 0o2767)
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         #expect(try await permissions(fs, ino) == 0o2767)
         // A file created with the bits loses them at its creator's first write, too.
-        let (created, handle) = try await fs.create(parent: group, name: "new", mode: 0o4755, flags: O_WRONLY, caller: unprivileged)
+        let (created, handle) = try await fs.create(parent: group, name: "new", mode: 0o4755, flags: O_WRONLY, caller: unprivileged).value
         try write(fs, handle.handle, as: unprivileged)
         #expect(try await permissions(fs, created.attributes.ino) == 0o755)
-        try await fs.flush(created.attributes.ino, handle: handle.handle)
-        await fs.release(created.attributes.ino, handle: handle.handle)
+        try await fs.flush(created.attributes.ino, handle: handle.handle).value
+        try await fs.release(created.attributes.ino, handle: handle.handle).value
         #expect(try await permissions(fs, created.attributes.ino) == 0o755)
     }
 
@@ -61,16 +61,16 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
         let group = try await resolve(fs, "group1").attributes.ino
         let ino = try await writeFile(fs, parent: group, "tool", [1, 2, 3])
         try await chmod(fs, ino, 0o6777)
-        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 2), caller: .root)
+        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 2), caller: .root).value
         #expect(try await permissions(fs, ino) == 0o6777)
-        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 1), caller: unprivileged)
+        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 1), caller: unprivileged).value
         #expect(try await permissions(fs, ino) == 0o777)
         // open(O_TRUNC) truncates as well.
         try await chmod(fs, ino, 0o4755)
         let open = try await fs.open(ino, flags: O_WRONLY | O_TRUNC, caller: unprivileged)
         #expect(try await permissions(fs, ino) == 0o755)
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
     }
 
     @Test func aChangeOfOwnerClearsThem() async throws {
@@ -79,15 +79,15 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
         let group = try await resolve(fs, "group1").attributes.ino
         let ino = try await writeFile(fs, parent: group, "tool", [1])
         try await chmod(fs, ino, 0o6745)
-        _ = try await fs.setattr(ino, changes: AttributeChanges(uid: 5, gid: 5), caller: .root)
+        _ = try await fs.setattr(ino, changes: AttributeChanges(uid: 5, gid: 5), caller: .root).value
         // Set-group-ID stays here: group-execute is not set.
         #expect(try await permissions(fs, ino) == 0o2745)
         // A mode given with the owner is taken as given (what `cp -a` and `rsync -a` restore).
-        _ = try await fs.setattr(ino, changes: AttributeChanges(mode: 0o4755, uid: 6), caller: .root)
+        _ = try await fs.setattr(ino, changes: AttributeChanges(mode: 0o4755, uid: 6), caller: .root).value
         #expect(try await permissions(fs, ino) == 0o4755)
         // Directories keep them (set-group-ID on a directory is inheritance, not privilege).
-        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o2775, caller: .root).attributes.ino
-        _ = try await fs.setattr(d, changes: AttributeChanges(uid: 5), caller: .root)
+        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o2775, caller: .root).value.attributes.ino
+        _ = try await fs.setattr(d, changes: AttributeChanges(uid: 5), caller: .root).value
         #expect(try await permissions(fs, d) == 0o2775)
     }
 }
@@ -96,7 +96,7 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
 /// directories for a rename); writing or truncating a file updates its mtime and ctime.
 @Suite struct TimestampTests {
     func times(_ fs: FDFSFileSystem, _ ino: UInt64) async throws -> (mtime: Int64, ctime: Int64) {
-        let attributes = try await fs.getattr(ino).attributes
+        let attributes = try fs.getattr(ino).attributes
         return (attributes.mtime, attributes.ctime)
     }
 
@@ -120,21 +120,21 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
-        let a = try await fs.mkdir(parent: group, name: "a", mode: 0o755, caller: .root).attributes.ino
-        let b = try await fs.mkdir(parent: group, name: "b", mode: 0o755, caller: .root).attributes.ino
+        let a = try await fs.mkdir(parent: group, name: "a", mode: 0o755, caller: .root).value.attributes.ino
+        let b = try await fs.mkdir(parent: group, name: "b", mode: 0o755, caller: .root).value.attributes.ino
         try await expectTouched(fs, [a], "create") {
-            let (entry, open) = try await fs.create(parent: a, name: "f", mode: 0o644, flags: O_WRONLY, caller: .root)
-            try await fs.flush(entry.attributes.ino, handle: open.handle)
-            await fs.release(entry.attributes.ino, handle: open.handle)
+            let (entry, open) = try await fs.create(parent: a, name: "f", mode: 0o644, flags: O_WRONLY, caller: .root).value
+            try await fs.flush(entry.attributes.ino, handle: open.handle).value
+            try await fs.release(entry.attributes.ino, handle: open.handle).value
         }
-        try await expectTouched(fs, [a], "mkdir") { _ = try await fs.mkdir(parent: a, name: "sub", mode: 0o755, caller: .root) }
+        try await expectTouched(fs, [a], "mkdir") { _ = try await fs.mkdir(parent: a, name: "sub", mode: 0o755, caller: .root).value }
         try await expectTouched(fs, [a], "symlink") { _ = try await fs.symlink(parent: a, name: "l", target: "f", caller: .root) }
         try await expectTouched(fs, [a], "unlink") { try await fs.unlink(parent: a, name: "l") }
         try await expectTouched(fs, [a], "rmdir") { try await fs.rmdir(parent: a, name: "sub") }
         try await expectTouched(fs, [a, b], "rename") { try await fs.rename(parent: a, name: "f", newParent: b, newName: "g", flags: 0) }
         try await expectTouched(fs, [b], "rename in place") { try await fs.rename(parent: b, name: "g", newParent: b, newName: "h", flags: 0) }
         // The group directory (synthetic) counts as well.
-        try await expectTouched(fs, [group], "mkdir in a group") { _ = try await fs.mkdir(parent: group, name: "c", mode: 0o755, caller: .root) }
+        try await expectTouched(fs, [group], "mkdir in a group") { _ = try await fs.mkdir(parent: group, name: "c", mode: 0o755, caller: .root).value }
     }
 
     @Test func writesAndTruncationsChangeTheFilesCtime() async throws {
@@ -148,19 +148,19 @@ func chmod(_ fs: FDFSFileSystem, _ ino: UInt64, _ mode: UInt32) async throws {
         }
         // After the upload the times stay where the write put them.
         let written = try await times(fs, ino)
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         let committed = try await times(fs, ino)
         #expect(committed.mtime == written.mtime && committed.ctime >= written.ctime)
         try await expectTouched(fs, [ino], "open(O_TRUNC)") {
             let open = try await fs.open(ino, flags: O_WRONLY | O_TRUNC)
-            try await fs.flush(ino, handle: open.handle)
-            await fs.release(ino, handle: open.handle)
+            try await fs.flush(ino, handle: open.handle).value
+            try await fs.release(ino, handle: open.handle).value
         }
-        try await expectTouched(fs, [ino], "truncate") { _ = try await fs.setattr(ino, changes: AttributeChanges(size: 10)) }
+        try await expectTouched(fs, [ino], "truncate") { _ = try await fs.setattr(ino, changes: AttributeChanges(size: 10)).value }
         // A time set into the future (touch -d) is the mtime; ctime is when it was set.
         let future: Int64 = 4_000_000_000 * 1_000_000_000
-        _ = try await fs.setattr(ino, changes: AttributeChanges(mtime: .at(future)))
+        _ = try await fs.setattr(ino, changes: AttributeChanges(mtime: .at(future))).value
         let set = try await times(fs, ino)
         #expect(set.mtime == future && set.ctime < future)
     }

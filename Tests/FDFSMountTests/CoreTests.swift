@@ -33,9 +33,9 @@ func makeFS(_ dir: TempDir, _ cluster: MemoryCluster, configure: (inout MountOpt
 
 /// Resolves a path from the root by LOOKUPs.
 func resolve(_ fs: FDFSFileSystem, _ path: String) async throws -> EntryReply {
-    var reply = try await fs.getattr(MappingStore.rootIno)
+    var reply = try fs.getattr(MappingStore.rootIno)
     for part in path.split(separator: "/") {
-        reply = try await fs.lookup(parent: reply.attributes.ino, name: String(part))
+        reply = try await fs.lookup(parent: reply.attributes.ino, name: String(part)).value
     }
     return reply
 }
@@ -48,14 +48,14 @@ func readAll(_ fs: FDFSFileSystem, _ ino: UInt64, chunk: Int = 100_000) async th
         if storage.count == 0 { break }
         out += Array(storage.bytes)
     }
-    await fs.release(ino, handle: open.handle)
+    try await fs.release(ino, handle: open.handle).value
     return out
 }
 
 /// Creates `name` in `parent`, writes `bytes`, closes (flush + release).
 @discardableResult
 func writeFile(_ fs: FDFSFileSystem, parent: UInt64, _ name: String, _ bytes: [UInt8]) async throws -> UInt64 {
-    let (entry, open) = try await fs.create(parent: parent, name: name, mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
+    let (entry, open) = try await fs.create(parent: parent, name: name, mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root).value
     var offset = 0
     while offset < bytes.count {
         let n = min(40_000, bytes.count - offset)
@@ -63,13 +63,13 @@ func writeFile(_ fs: FDFSFileSystem, parent: UInt64, _ name: String, _ bytes: [U
         offset += n
     }
     do {
-        try await fs.flush(entry.attributes.ino, handle: open.handle)
+        try await fs.flush(entry.attributes.ino, handle: open.handle).value
     } catch {
         // close() reports the error; the kernel still releases the file.
-        await fs.release(entry.attributes.ino, handle: open.handle)
+        try await fs.release(entry.attributes.ino, handle: open.handle).value
         throw error
     }
-    await fs.release(entry.attributes.ino, handle: open.handle)
+    try await fs.release(entry.attributes.ino, handle: open.handle).value
     return entry.attributes.ino
 }
 
@@ -255,13 +255,13 @@ func errno(of body: () async throws -> Void) async -> Int32? {
     @Test func layoutComesFromTheTracker() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
-        let root = try await fs.opendir(MappingStore.rootIno)
+        let root = try await fs.opendir(MappingStore.rootIno).value
         #expect(try fs.readdir(root, offset: 0).map(\.name) == [".", "..", "group1"])
         let group = try await resolve(fs, "group1")
-        let list = try await fs.opendir(group.attributes.ino)
+        let list = try await fs.opendir(group.attributes.ino).value
         #expect(try fs.readdir(list, offset: 2).map(\.name) == ["M00", "M01"])
         let sub = try await resolve(fs, "group1/M01")
-        let subs = try await fs.opendir(sub.attributes.ino)
+        let subs = try await fs.opendir(sub.attributes.ino).value
         #expect(try fs.readdir(subs, offset: 2).count == 256)
         #expect(await errno { _ = try await resolve(fs, "group1/M02") } == ENOENT)
         #expect(await errno { _ = try await resolve(fs, "group2") } == ENOENT)
@@ -300,8 +300,8 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(await errno { _ = try await fs.open(reply.attributes.ino, flags: O_WRONLY) } == EACCES)
         let parent = try await resolve(fs, id.description.split(separator: "/").dropLast().joined(separator: "/"))
         #expect(await errno { try await fs.unlink(parent: parent.attributes.ino, name: id.name) } == EPERM)
-        #expect(await errno { _ = try await fs.setattr(reply.attributes.ino, changes: AttributeChanges(mode: 0o777)) } == EPERM)
-        #expect(await errno { _ = try await fs.mkdir(parent: MappingStore.rootIno, name: "x", mode: 0o755, caller: .root) } == EPERM)
+        #expect(await errno { _ = try await fs.setattr(reply.attributes.ino, changes: AttributeChanges(mode: 0o777)).value } == EPERM)
+        #expect(await errno { _ = try await fs.mkdir(parent: MappingStore.rootIno, name: "x", mode: 0o755, caller: .root).value } == EPERM)
     }
 }
 
@@ -377,7 +377,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
-        let photos = try await fs.mkdir(parent: group, name: "photos", mode: 0o755, caller: .root).attributes.ino
+        let photos = try await fs.mkdir(parent: group, name: "photos", mode: 0o755, caller: .root).value.attributes.ino
         let content = randomBytes(123_456)
         let ino = try await writeFile(fs, parent: photos, "a.jpg", content)
         let idText = String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self)
@@ -398,15 +398,15 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster) { $0.directWrites = !cachedWrites }
         let group = try await resolve(fs, "group1").attributes.ino
-        let (entry, created) = try await fs.create(parent: group, name: "w", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
+        let (entry, created) = try await fs.create(parent: group, name: "w", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root).value
         #expect(created.directIO == !cachedWrites)
-        try await fs.flush(entry.attributes.ino, handle: created.handle)
-        await fs.release(entry.attributes.ino, handle: created.handle)
+        try await fs.flush(entry.attributes.ino, handle: created.handle).value
+        try await fs.release(entry.attributes.ino, handle: created.handle).value
         // Descriptors that can read keep the page cache (and mmap).
         for (flags, direct) in [(O_WRONLY | O_TRUNC, !cachedWrites), (O_RDWR, false), (O_RDONLY, false)] {
             let open = try await fs.open(entry.attributes.ino, flags: flags)
             #expect(open.directIO == direct, "flags \(flags)")
-            await fs.release(entry.attributes.ino, handle: open.handle)
+            try await fs.release(entry.attributes.ino, handle: open.handle).value
         }
     }
 
@@ -422,7 +422,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(open.keepCache == !directIO)
         let read = try await fs.read(open.handle, offset: 0, size: content.count)
         #expect(Array(read.bytes) == content)
-        await fs.release(ino, handle: open.handle)
+        try await fs.release(ino, handle: open.handle).value
     }
 
     @Test func metadataWaitsForAPauseInUploads() async throws {
@@ -446,8 +446,8 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let fs = try await makeFS(dir, cluster)
         fs.stop() // no background passes: the journal alone must carry the work
         let group = try await resolve(fs, "group1").attributes.ino
-        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o755, caller: .root).attributes.ino
-        let sub = try await fs.mkdir(parent: d, name: "sub", mode: 0o755, caller: .root).attributes.ino
+        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o755, caller: .root).value.attributes.ino
+        let sub = try await fs.mkdir(parent: d, name: "sub", mode: 0o755, caller: .root).value.attributes.ino
         let ino = try await writeFile(fs, parent: sub, "f.txt", [1, 2, 3])
         let id = try FileID(String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self))
         #expect(try fs.store.metadataDue().map(\.fileID) == [id.description])
@@ -483,7 +483,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         #expect(try await readAll(fs, now.attributes.ino) == [4, 5, 6, 7])
         #expect(await errno { try await fs.rename(parent: group, name: "target", newParent: MappingStore.rootIno, newName: "x", flags: 0) } == EPERM)
         // rmdir refuses non-empty directories; unlink removes the cluster file.
-        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o755, caller: .root).attributes.ino
+        let d = try await fs.mkdir(parent: group, name: "d", mode: 0o755, caller: .root).value.attributes.ino
         try await writeFile(fs, parent: d, "f", [9])
         #expect(await errno { try await fs.rmdir(parent: group, name: "d") } == ENOTEMPTY)
         let before = cluster.fileCount
@@ -498,14 +498,14 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let group = try await resolve(fs, "group1").attributes.ino
         let kept = randomBytes(600_000)
         let ino = try await writeFile(fs, parent: group, "kept", kept)
-        let (entry, open) = try await fs.create(parent: group, name: "big", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (entry, open) = try await fs.create(parent: group, name: "big", mode: 0o644, flags: O_WRONLY, caller: .root).value
         // The spool holds what is being written: 600 KB open here plus 600 KB more is too much.
         let chunk = randomBytes(600_000)
         _ = try chunk.withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
         let code = await errno { _ = try chunk.withUnsafeBytes { try fs.write(open.handle, offset: 600_000, bytes: $0) } }
         #expect(code == ENOSPC)
         #expect(fs.spool.usedBytes <= 1_000_000)
-        await fs.release(entry.attributes.ino, handle: open.handle)
+        try await fs.release(entry.attributes.ino, handle: open.handle).value
         #expect(try await readAll(fs, ino) == kept)
     }
 
@@ -537,13 +537,13 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let open = try await fs.open(ino, flags: O_WRONLY)
         _ = try Array("world".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 6, bytes: $0) }
         _ = try Array("J".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         let second = String(decoding: try await fs.getxattr(ino, name: "user.fdfs.file_id"), as: UTF8.self)
         #expect(second == first)
         #expect(cluster.bytes(try FileID(first)) == Array("Jello world".utf8))
         #expect(cluster.count("append") == 1 && cluster.count("modify") == 1 && cluster.count("upload") == 1)
-        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 5))
+        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 5)).value
         #expect(cluster.bytes(try FileID(first)) == Array("Jello".utf8))
         #expect(try await readAll(fs, ino) == Array("Jello".utf8))
     }
@@ -559,14 +559,14 @@ func errno(of body: () async throws -> Void) async -> Int32? {
         let open = try await fs.open(ino, flags: O_WRONLY)
         _ = try Array("J".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
         cluster.modifyGate.close()
-        let first = Task { try await fs.flush(ino, handle: open.handle) }
+        let first = Task { try await fs.flush(ino, handle: open.handle).value }
         await cluster.modifyGate.held()
         _ = try Array("W".utf8).withUnsafeBytes { try fs.write(open.handle, offset: 6, bytes: $0) }
         cluster.modifyGate.open()
         try await first.value
         #expect(cluster.bytes(id) == Array("Jello world".utf8))
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         #expect(cluster.bytes(id) == Array("Jello World".utf8))
         #expect(try await readAll(fs, ino) == Array("Jello World".utf8))
     }
@@ -581,10 +581,10 @@ func errno(of body: () async throws -> Void) async -> Int32? {
             let fs = try await makeFS(dir, cluster)
             let group = try await resolve(fs, "group1").attributes.ino
             // 1. Created and written, never closed: must vanish.
-            let (_, open) = try await fs.create(parent: group, name: "unclosed", mode: 0o644, flags: O_WRONLY, caller: .root)
+            let (_, open) = try await fs.create(parent: group, name: "unclosed", mode: 0o644, flags: O_WRONLY, caller: .root).value
             _ = try [1, 2, 3].withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
             // 2. Upload done, commit not recorded: must be adopted.
-            let (a, _) = try await fs.create(parent: group, name: "adopted", mode: 0o644, flags: O_WRONLY, caller: .root)
+            let (a, _) = try await fs.create(parent: group, name: "adopted", mode: 0o644, flags: O_WRONLY, caller: .root).value
             adoptedIno = a.attributes.ino
             uploadedID = cluster.put([7, 7, 7])
             let spoolA = fs.spool.dir + "/sfake_a"
@@ -592,7 +592,7 @@ func errno(of body: () async throws -> Void) async -> Int32? {
             let pa = try fs.store.beginUpload(ino: adoptedIno, spool: spoolA, size: 3, oldFileID: nil, inPlace: false)
             try fs.store.uploaded(pending: pa, fileID: uploadedID!.description)
             // 3. Upload started, no answer: must be uploaded again from the spool.
-            let (r, _) = try await fs.create(parent: group, name: "resumed", mode: 0o644, flags: O_WRONLY, caller: .root)
+            let (r, _) = try await fs.create(parent: group, name: "resumed", mode: 0o644, flags: O_WRONLY, caller: .root).value
             resumedIno = r.attributes.ino
             let spoolR = fs.spool.dir + "/sfake_r"
             _ = FileManager.default.createFile(atPath: spoolR, contents: Data([5, 5]))

@@ -16,18 +16,18 @@ import Glibc
     func rewrite(_ fs: FDFSFileSystem, _ ino: UInt64, _ bytes: [UInt8]) async throws {
         let open = try await fs.open(ino, flags: O_WRONLY | O_TRUNC)
         _ = try bytes.withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
     }
 
     @Test func twoNamesShareOneInodeAndTheClusterFileGoesWithTheLast() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
-        let sub = try await fs.mkdir(parent: group, name: "sub", mode: 0o755, caller: .root).attributes.ino
+        let sub = try await fs.mkdir(parent: group, name: "sub", mode: 0o755, caller: .root).value.attributes.ino
         let ino = try await writeFile(fs, parent: group, "a", [1, 2, 3])
         let id = try await fileID(fs, ino)
-        let before = try await fs.getattr(ino).attributes.ctime
+        let before = try fs.getattr(ino).attributes.ctime
         let linked = try await fs.link(ino, newParent: sub, newName: "b").attributes
         #expect(linked.ino == ino && linked.nlink == 2 && linked.ctime > before)
         #expect(try await resolve(fs, "group1/sub/b").attributes.ino == ino)
@@ -39,7 +39,7 @@ import Glibc
         let newID = try await fileID(fs, ino)
         #expect(newID != id && cluster.bytes(id) == nil)
         // Unlinking the first name leaves the link working; its ctime moves.
-        let ctime = try await fs.getattr(ino).attributes.ctime
+        let ctime = try fs.getattr(ino).attributes.ctime
         try await fs.unlink(parent: group, name: "a")
         let left = try await resolve(fs, "group1/sub/b").attributes
         #expect(left.ino == ino && left.nlink == 1 && left.ctime > ctime)
@@ -78,7 +78,7 @@ import Glibc
         let fs = try await makeFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
         let group2 = try await resolve(fs, "group2").attributes.ino
-        let sub = try await fs.mkdir(parent: group, name: "sub", mode: 0o755, caller: .root).attributes.ino
+        let sub = try await fs.mkdir(parent: group, name: "sub", mode: 0o755, caller: .root).value.attributes.ino
         #expect(await errno { _ = try await fs.link(sub, newParent: group, newName: "d") } == EPERM)
         let file = try await writeFile(fs, parent: group, "f", [1])
         #expect(await errno { _ = try await fs.link(file, newParent: group2, newName: "f") } == EXDEV)
@@ -91,18 +91,18 @@ import Glibc
         let dir = TempDir(), cluster = MemoryCluster()
         let fs = try await makeFS(dir, cluster)
         let group = try await resolve(fs, "group1").attributes.ino
-        let top = try await fs.mkdir(parent: group, name: "top", mode: 0o755, caller: .root).attributes.ino
-        #expect(try await fs.getattr(top).attributes.nlink == 2)
-        _ = try await fs.mkdir(parent: top, name: "a", mode: 0o755, caller: .root)
-        _ = try await fs.mkdir(parent: top, name: "b", mode: 0o755, caller: .root)
+        let top = try await fs.mkdir(parent: group, name: "top", mode: 0o755, caller: .root).value.attributes.ino
+        #expect(try fs.getattr(top).attributes.nlink == 2)
+        _ = try await fs.mkdir(parent: top, name: "a", mode: 0o755, caller: .root).value
+        _ = try await fs.mkdir(parent: top, name: "b", mode: 0o755, caller: .root).value
         _ = try await writeFile(fs, parent: top, "f", [1])
-        #expect(try await fs.getattr(top).attributes.nlink == 4)
+        #expect(try fs.getattr(top).attributes.nlink == 4)
         try await fs.rename(parent: top, name: "a", newParent: group, newName: "a", flags: 0)
-        #expect(try await fs.getattr(top).attributes.nlink == 3)
+        #expect(try fs.getattr(top).attributes.nlink == 3)
         try await fs.rmdir(parent: top, name: "b")
-        #expect(try await fs.getattr(top).attributes.nlink == 2)
+        #expect(try fs.getattr(top).attributes.nlink == 2)
         // group1 has 2 store paths (M00, M01) and the user directories top and a.
-        #expect(try await fs.getattr(group).attributes.nlink == 6)
+        #expect(try fs.getattr(group).attributes.nlink == 6)
     }
 
     @Test func specialFilesAreInodesWithoutAClusterFile() async throws {
@@ -123,8 +123,8 @@ import Glibc
         #expect(cluster.count("upload") == 1)
         // Special files can be linked, renamed and removed, and are listed with their type.
         _ = try await fs.link(fifo.ino, newParent: group, newName: "fifo2")
-        #expect(try await fs.getattr(fifo.ino).attributes.nlink == 2)
-        let handle = try await fs.opendir(group)
+        #expect(try fs.getattr(fifo.ino).attributes.nlink == 2)
+        let handle = try await fs.opendir(group).value
         let types = Dictionary(try fs.readdir(handle, offset: 0).map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
         fs.releasedir(handle)
         #expect(types["fifo2"] == UInt32(S_IFIFO) && types["sock"] == UInt32(S_IFSOCK) && types["null"] == UInt32(S_IFCHR))
@@ -132,7 +132,7 @@ import Glibc
         try await fs.unlink(parent: group, name: "fifo")
         try await fs.unlink(parent: group, name: "fifo2")
         try await fs.unlink(parent: group, name: "null")
-        #expect(await errno { _ = try await fs.lookup(parent: group, name: "fifo2") } == ENOENT)
+        #expect(await errno { _ = try await fs.lookup(parent: group, name: "fifo2").value } == ENOENT)
         #expect(cluster.count("upload") == 1)
     }
 
@@ -141,13 +141,13 @@ import Glibc
         let fs = try await makeFS(dir, cluster) { $0.spoolSize = 1 << 20 }
         let group = try await resolve(fs, "group1").attributes.ino
         let ino = try await writeFile(fs, parent: group, "f", [1])
-        #expect(await errno { _ = try await fs.setattr(ino, changes: AttributeChanges(size: 999_999_999_999_999)) } == EFBIG)
+        #expect(await errno { _ = try await fs.setattr(ino, changes: AttributeChanges(size: 999_999_999_999_999)).value } == EFBIG)
         let open = try await fs.open(ino, flags: O_WRONLY)
-        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 700_000))
+        _ = try await fs.setattr(ino, changes: AttributeChanges(size: 700_000)).value
         let other = try await writeFile(fs, parent: group, "g", [1])
-        #expect(await errno { _ = try await fs.setattr(other, changes: AttributeChanges(size: 700_000)) } == ENOSPC)
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
-        #expect(try await fs.getattr(ino).attributes.size == 700_000)
+        #expect(await errno { _ = try await fs.setattr(other, changes: AttributeChanges(size: 700_000)).value } == ENOSPC)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
+        #expect(try fs.getattr(ino).attributes.size == 700_000)
     }
 }

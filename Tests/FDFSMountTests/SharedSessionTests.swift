@@ -17,19 +17,19 @@ import Glibc
         let dirA = TempDir(), dirB = TempDir(), dirC = TempDir()
         let a = try await makeFS(dirA, cluster) { $0.meta = location }
         let group = try await resolve(a, "group1").attributes.ino
-        let (entry, open) = try await a.create(parent: group, name: "in-progress", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (entry, open) = try await a.create(parent: group, name: "in-progress", mode: 0o644, flags: O_WRONLY, caller: .root).value
         _ = try [UInt8]([1, 2, 3]).withUnsafeBytes { try a.write(open.handle, offset: 0, bytes: $0) }
 
         let b = try await makeFS(dirB, cluster) { $0.meta = location }
         #expect(try await resolve(b, "group1/in-progress").attributes.ino == entry.attributes.ino)
-        try await a.flush(entry.attributes.ino, handle: open.handle)
-        await a.release(entry.attributes.ino, handle: open.handle)
+        try await a.flush(entry.attributes.ino, handle: open.handle).value
+        try await a.release(entry.attributes.ino, handle: open.handle).value
         let fromB = try await readAll(b, entry.attributes.ino)
         #expect(fromB == [1, 2, 3], "B read \(fromB)")
 
         // A leaves a file it never closed and goes away; so does B. A mount that then starts
         // alone recovers as after a crash: the unclosed name goes.
-        let (_, unclosed) = try await a.create(parent: group, name: "never-closed", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (_, unclosed) = try await a.create(parent: group, name: "never-closed", mode: 0o644, flags: O_WRONLY, caller: .root).value
         _ = try [UInt8]([9]).withUnsafeBytes { try a.write(unclosed.handle, offset: 0, bytes: $0) }
         a.stop()
         b.stop()

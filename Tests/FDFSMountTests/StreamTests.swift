@@ -52,13 +52,13 @@ import Glibc
     /// Creates `name` and writes `content` in two parts with a pause between them until the
     /// appender file exists (so the rest goes by APPEND), then closes it.
     func writeAcrossTheStreamStart(_ fs: FDFSFileSystem, _ group: UInt64, _ name: String, _ content: [UInt8]) async throws -> UInt64 {
-        let (entry, open) = try await fs.create(parent: group, name: name, mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
+        let (entry, open) = try await fs.create(parent: group, name: name, mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root).value
         let ino = entry.attributes.ino
         try write(fs, open.handle, content, 0..<600_000)
         #expect(await Processes.wait(for: 10) { () async in cluster(of: fs).count("uploadAppenderRange") == 1 })
         try write(fs, open.handle, content, 600_000..<content.count)
-        try await fs.flush(ino, handle: open.handle)
-        await fs.release(ino, handle: open.handle)
+        try await fs.flush(ino, handle: open.handle).value
+        try await fs.release(ino, handle: open.handle).value
         return ino
     }
 
@@ -74,13 +74,13 @@ import Glibc
 
     /// Writes `content` in order, then `patch` at `patchOffset`, then closes.
     func writeThenPatch(_ fs: FDFSFileSystem, _ group: UInt64, _ content: [UInt8], patch: [UInt8], at patchOffset: Int) async throws -> UInt64 {
-        let (entry, open) = try await fs.create(parent: group, name: "patched", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root)
+        let (entry, open) = try await fs.create(parent: group, name: "patched", mode: 0o644, flags: O_WRONLY | O_CREAT, caller: .root).value
         try write(fs, open.handle, content, 0..<content.count)
         // Let the stream send its first steps before the out-of-order write.
         #expect(await Processes.wait(for: 10) { () async in cluster(of: fs).count("uploadAppenderRange") == 1 })
         _ = try patch.withUnsafeBytes { try fs.write(open.handle, offset: Int64(patchOffset), bytes: $0) }
-        try await fs.flush(entry.attributes.ino, handle: open.handle)
-        await fs.release(entry.attributes.ino, handle: open.handle)
+        try await fs.flush(entry.attributes.ino, handle: open.handle).value
+        try await fs.release(entry.attributes.ino, handle: open.handle).value
         return entry.attributes.ino
     }
 
@@ -120,7 +120,7 @@ import Glibc
         do {
             let fs = try await makeStreamingFS(dir, cluster)
             let group = try await resolve(fs, "group1").attributes.ino
-            let (_, open) = try await fs.create(parent: group, name: "unfinished", mode: 0o644, flags: O_WRONLY, caller: .root)
+            let (_, open) = try await fs.create(parent: group, name: "unfinished", mode: 0o644, flags: O_WRONLY, caller: .root).value
             let content = randomBytes(600_000)
             _ = try content.withUnsafeBytes { try fs.write(open.handle, offset: 0, bytes: $0) }
             #expect(await Processes.wait(for: 10) { () async in (try? fs.store.streamCount()) == 1 })

@@ -27,9 +27,10 @@ extension FDFSFileSystem {
 
     /// FLUSH (every close of a descriptor) and FSYNC: uploads what was written and commits
     /// the name; the caller's close() gets the result.
-    public func flush(_ ino: UInt64, handle fh: UInt64) async throws(FSError) {
-        guard let handle = state.withLock({ $0.handles[fh] }), handle.writable, let write = handle.spool else { return }
-        try await commit(write)
+    /// `.done` when the handle has nothing to upload (read-only, unchanged, or its name gone).
+    public func flush(_ ino: UInt64, handle fh: UInt64) -> Answer<Void> {
+        guard let handle = handles[fh], handle.writable, let write = handle.spool, !write.on({ $0.flushIsNoop }) else { return .done(()) }
+        return .needsCluster { () async throws(FSError) in try await self.commit(write) }
     }
 
     // MARK: Upload and commit
@@ -171,7 +172,7 @@ extension FDFSFileSystem {
         metrics.add(metrics.uploads)
         if streamed != nil { metrics.add(metrics.streamedUploads) }
         metrics.add(metrics.uploadedBytes, plan.size)
-        state.withLock { $0.lastUpload = .now }
+        backgroundWork.uploadCommitted()
         logger.debug("committed \(path) -> \(newID) (\(plan.size) bytes): journal \(t1 - t0), upload \(t2 - t1), materialize \(t3 - t2), commit \(ContinuousClock.now - t3)")
         if let orphan { await deleteFromCluster(orphan) }
     }

@@ -53,7 +53,7 @@ extension FDFSFileSystem {
         } catch {
             logger.error("recovery failed: \(error)")
         }
-        let kept = Set(state.withLock { $0.writes.values.map(\.path) })
+        let kept = Set(writes.all.map(\.path))
         for file in spool.files() where !kept.contains(file) { Glibc.unlink(file) }
     }
 }

@@ -15,15 +15,7 @@ extension FDFSFileSystem {
 
     /// Installs a write state (or returns the one another request installed first).
     func install(_ write: WriteState, addHandle: Bool) -> WriteState {
-        let (result, duplicate) = state.withLock { s -> (WriteState, Bool) in
-            if let existing = s.writes[write.ino] {
-                if addHandle { existing.on { $0.opened() } }
-                return (existing, true)
-            }
-            s.writes[write.ino] = write
-            if addHandle { write.on { $0.opened() } }
-            return (write, false)
-        }
+        let (result, duplicate) = writes.install(write, addHandle: addHandle)
         if duplicate {
             close(write.fd)
             Glibc.unlink(write.path)
@@ -113,7 +105,7 @@ extension FDFSFileSystem {
     /// WRITE: lands in the spool (synchronous, local disk only). The spool cap is checked
     /// before the bytes are written: ENOSPC when it would be exceeded. `caller` is the writer.
     public func write(_ fh: UInt64, offset: Int64, bytes: UnsafeRawBufferPointer, caller: Caller = .root) throws(FSError) -> Int {
-        guard let handle = state.withLock({ $0.handles[fh] }) else { throw FSError(.badHandle) }
+        guard let handle = handles[fh] else { throw FSError(.badHandle) }
         guard handle.writable, let write = handle.spool else { throw FSError(.badHandle, "not open for writing") }
         let end = offset + Int64(bytes.count)
         // Taken now; given back if the cap refuses.

@@ -105,11 +105,7 @@ extension FDFSFileSystem {
 
     /// The write state of `ino` with one more descriptor, if the file is being written.
     func openedWriteState(_ ino: UInt64) -> WriteState? {
-        state.withLock { s in
-            guard let write = s.writes[ino] else { return nil }
-            write.on { $0.opened() }
-            return write
-        }
+        writes.update(ino) { $0.opened() }
     }
 
     /// A descriptor that was counted but never registered (a failed OPEN or SETATTR) goes away.
@@ -128,11 +124,7 @@ extension FDFSFileSystem {
 
     /// The name of a file being written went away: nothing to commit any more.
     func orphanWrite(_ ino: UInt64) {
-        guard let write = state.withLock({ s -> WriteState? in
-            guard let write = s.writes[ino] else { return nil }
-            write.on { $0.orphan() }
-            return write
-        }) else { return }
+        guard let write = writes.update(ino, { $0.orphan() }) else { return }
         releaseIfIdle(write)
     }
 
@@ -141,12 +133,7 @@ extension FDFSFileSystem {
     /// whether it was dropped.
     @discardableResult
     func releaseIfIdle(_ write: WriteState, discardingChanges: Bool = false) -> Bool {
-        let action = state.withLock { s -> WriteAction<UploadStream> in
-            guard s.writes[write.ino] === write else { return .none }
-            let action = write.on { $0.drop(discardingChanges: discardingChanges) }
-            if case .drop = action { s.writes[write.ino] = nil }
-            return action
-        }
+        let action = writes.drop(write, discardingChanges: discardingChanges)
         guard case .drop = action else { return false }
         runQuietly(action, for: write)
         return true

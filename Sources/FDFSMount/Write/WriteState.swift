@@ -1,9 +1,9 @@
 import Synchronization
 
 /// A file being written: its spool file and its ``WriteLifecycle``, behind one lock of its own
-/// (the file system's lock only guards the map from inodes to write states). `fd` and `path`
-/// never change. Lock order: the file system's state lock may be held while this one is taken,
-/// never the other way round.
+/// (``WriteTable`` only guards the map from inodes to write states). `fd` and `path` never
+/// change. Lock order: the locks of ``WriteTable`` and ``HandleTable`` may be held while this
+/// one is taken, never the other way round.
 final class WriteState: Sendable {
     let ino: UInt64
     let path: String
