@@ -51,10 +51,4 @@ extension MappingStore {
             return value
         }
     }
-
-    public func setSetting(_ key: String, _ value: String) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in
-            try db.run("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [.text(key), .text(value)])
-        }
-    }
 }

@@ -125,13 +125,6 @@ public final class MappingStore: Sendable {
         }
     }
 
-    /// Names (user files) that point at `fileID`.
-    public func references(_ fileID: String) throws(FSError) -> Int {
-        try with { (db: any MetadataConnection) throws(FSError) -> Int in
-            Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE file_id = ? AND kind = 2", [.text(fileID)]) ?? 0)
-        }
-    }
-
     /// The chain of entries from the root's child down to `ino` (empty for the root).
     public func ancestry(_ ino: UInt64) throws(FSError) -> [Entry] {
         try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in try Self.ancestry(db, ino) }
