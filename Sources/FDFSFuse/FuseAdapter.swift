@@ -138,6 +138,21 @@ public final class FuseAdapter: Sendable {
         return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: ctx.pointee.pid)
     }
 
+    /// Replies to a READ with bytes of a cache file: libfuse splices them from the file into
+    /// /dev/fuse when SPLICE_WRITE was negotiated, else reads them into a buffer of its own
+    /// (one copy). The span (its descriptor and pin) lives until the reply is sent.
+    static func replySpan(_ req: fuse_req_t?, _ span: CachedSpan) {
+        var vector = fuse_bufvec()
+        vector.count = 1
+        vector.idx = 0
+        vector.off = 0
+        vector.buf.size = span.count
+        vector.buf.flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
+        vector.buf.fd = span.fd
+        vector.buf.pos = off_t(span.offset)
+        withExtendedLifetime(span) { _ = fuse_reply_data(req, &vector, fuse_buf_copy_flags(0)) }
+    }
+
     // MARK: Operations table
 
     func operations() -> fuse_lowlevel_ops {
@@ -145,7 +160,9 @@ public final class FuseAdapter: Sendable {
         ops.`init` = { userdata, conn in
             guard let conn else { return }
             let adapter = Unmanaged<FuseAdapter>.fromOpaque(userdata!).takeUnretainedValue()
-            let want: [Int32] = [FUSE_CAP_ASYNC_READ, FUSE_CAP_ATOMIC_O_TRUNC, FUSE_CAP_PARALLEL_DIROPS]
+            // SPLICE_WRITE: cached blocks go from the cache file to /dev/fuse by splice(2)
+            // (``replySpan``), without passing through the mount's memory.
+            let want: [Int32] = [FUSE_CAP_ASYNC_READ, FUSE_CAP_ATOMIC_O_TRUNC, FUSE_CAP_PARALLEL_DIROPS, FUSE_CAP_SPLICE_WRITE]
             for bit in want where conn.pointee.capable & UInt32(bit) != 0 { conn.pointee.want |= UInt32(bit) }
             // The page cache of immutable files is kept across opens (keep_cache); never let
             // the kernel drop it on its own mtime heuristics for them.
@@ -298,9 +315,11 @@ public final class FuseAdapter: Sendable {
             let adapter = FuseAdapter.from(req)
             guard let fh = fi?.pointee.fh else { fuse_reply_err(req, EBADF); return }
             do throws(FSError) {
-                switch try adapter.fs.startRead(fh, offset: Int64(offset), size: size) {
+                switch try adapter.fs.startRead(fh, offset: Int64(offset), size: size, splice: true) {
                 case let .done(result):
                     fuse_reply_buf(req, result.pointer.assumingMemoryBound(to: CChar.self), result.count)
+                case let .spliced(span):
+                    FuseAdapter.replySpan(req, span)
                 case let .pending(pending):
                     adapter.async(r, "read") { () throws(FSError) in
                         let result = try await adapter.fs.completeRead(pending)

@@ -121,12 +121,13 @@ extension FDFSFileSystem {
 
     /// The synchronous part of a READ (answered on the libfuse thread when it is `.done`):
     /// spool reads, and whatever the handle's ``FileReader`` finds cached. Call
-    /// ``completeRead(_:)`` when it returns `.pending`.
-    public func startRead(_ fh: UInt64, offset: Int64, size: Int) throws(FSError) -> ReadProgress {
+    /// ``completeRead(_:)`` when it returns `.pending`. `splice`: the caller can reply from a
+    /// file descriptor (``ReadProgress/spliced(_:)``).
+    public func startRead(_ fh: UInt64, offset: Int64, size: Int, splice: Bool = false) throws(FSError) -> ReadProgress {
         guard let handle = handles[fh] else { throw FSError(.badHandle) }
         if let write = handle.spool { return .done(try readSpool(write, offset: offset, size: size)) }
         guard let reader = handle.reader else { throw FSError(.badHandle) }
-        return try reader.read(offset: offset, size: size)
+        return try reader.read(offset: offset, size: size, splice: splice)
     }
 
     /// Fetches the blocks the cache did not have, then finishes the READ.
@@ -139,6 +140,7 @@ extension FDFSFileSystem {
         switch try startRead(fh, offset: offset, size: size) {
         case let .done(storage): return storage
         case let .pending(pending): return try await completeRead(pending)
+        case .spliced: throw FSError(.io, "unexpected splice")
         }
     }
 

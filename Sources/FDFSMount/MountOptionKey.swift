@@ -16,6 +16,8 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
     case stateDir = "state_dir"
     case cacheDir = "cache_dir"
     case cacheSize = "cache_size"
+    /// Which fetched blocks the block cache keeps (``CacheMode``).
+    case cache
     case blockSize = "block_size"
     case readahead, memory
     case spoolDir = "spool_dir"
@@ -52,6 +54,7 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
         case .blockSize: "1M"
         case .readahead, .streamThreshold: "16M"
         case .memory: "64M"
+        case .cache: "reread"
         case .attrTimeout, .stallTimeout, .uploadTargetTTL: "1"
         case .kernelReadaheadKB: "4096"
         case .metrics: "127.0.0.1:9100"

@@ -11,6 +11,8 @@ public struct MountOptions: Sendable {
     public var cacheDir: String?
     /// Hard cap of the block cache on disk, bytes.
     public var cacheSize: Int64 = 1 << 30
+    /// Which fetched blocks the block cache keeps (`cache=always|reread|never`).
+    public var cacheMode = CacheMode.reread
     public var blockSize: Int = 1 << 20
     /// Largest read-ahead window per open file, bytes.
     public var readahead: Int64 = 8 << 20
@@ -71,7 +73,7 @@ public struct MountOptions: Sendable {
                fdfs-mount meta init URL                       (creates or migrates the namespace's schema)
         options (-o, comma-separated):
           ro rw allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache cached_writes debug
-          state_dir=DIR cache_dir=DIR cache_size=SIZE block_size=SIZE readahead=SIZE memory=SIZE
+          state_dir=DIR cache_dir=DIR cache_size=SIZE cache=always|reread|never block_size=SIZE readahead=SIZE memory=SIZE
           spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
           metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
           meta=sqlite|postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable] (SQLite/PostgreSQL, $FDFS_META_URL)
@@ -104,6 +106,9 @@ public struct MountOptions: Sendable {
             case .stateDir: stateDir = try need()
             case .cacheDir: cacheDir = try need()
             case .cacheSize: cacheSize = try Self.size(need(), key)
+            case .cache:
+                guard let mode = CacheMode(rawValue: try need()) else { throw FSError(.invalid, "cache= takes always, reread or never") }
+                cacheMode = mode
             case .blockSize:
                 let v = try Self.size(need(), key)
                 guard v >= 64 << 10, v <= 16 << 20, v & (v - 1) == 0 else {

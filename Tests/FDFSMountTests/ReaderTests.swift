@@ -23,20 +23,25 @@ import Glibc
         }
     }
 
-    func parts(_ dir: TempDir, _ cluster: MemoryCluster, stallTimeout: Double = 5) throws -> Parts {
+    func parts(_ dir: TempDir, _ cluster: MemoryCluster, stallTimeout: Double = 5, mode: CacheMode = .reread, capacity: Int64 = 8 << 20, smallFile: Int64 = 16 << 20) throws -> Parts {
         let metrics = MountMetrics()
-        let cache = try BlockCache(dir: dir.path + "/cache", capacity: 8 << 20, blockSize: Self.blockSize, metrics: metrics, logger: quiet)
+        let cache = try BlockCache(dir: dir.path + "/cache", capacity: capacity, blockSize: Self.blockSize, metrics: metrics, logger: quiet)
         dir.beforeRemoval { cache.flush() }
         let fetcher = BlockFetcher(cluster: cluster, metrics: metrics, logger: quiet, stallTimeout: stallTimeout)
-        let store = BlockStore(cache: cache, fetcher: fetcher, budget: MemoryBudget(limit: 4 << 20), metrics: metrics, logger: quiet, blockSize: Self.blockSize)
+        let store = BlockStore(cache: cache, fetcher: fetcher, budget: MemoryBudget(limit: 4 << 20), metrics: metrics, logger: quiet, blockSize: Self.blockSize, mode: mode, smallFile: smallFile)
         return Parts(cache: cache, store: store, metrics: metrics)
     }
 
     /// One READ, finishing it when some blocks had to be fetched.
-    func read(_ reader: FileReader, offset: Int64, size: Int) async throws -> (bytes: [UInt8], synchronous: Bool) {
-        switch try reader.read(offset: offset, size: size) {
+    /// `splice`: a span is read back from its descriptor, as the kernel would splice it.
+    func read(_ reader: FileReader, offset: Int64, size: Int, splice: Bool = false) async throws -> (bytes: [UInt8], synchronous: Bool) {
+        switch try reader.read(offset: offset, size: size, splice: splice) {
         case let .done(result): return (Array(result.bytes), true)
         case let .pending(pending): return (Array(try await reader.complete(pending).bytes), false)
+        case let .spliced(span):
+            var bytes = [UInt8](repeating: 0, count: span.count)
+            let n = bytes.withUnsafeMutableBytes { pread(span.fd, $0.baseAddress, span.count, off_t(span.offset)) }
+            return (Array(bytes.prefix(max(0, n))), true)
         }
     }
 

@@ -229,6 +229,8 @@ extension BlockCache {
             }
             if !aligned { destination.copyMemory(from: buffer + (offset - from), byteCount: length) }
         }
-        return Hit(blockLength: blockLength, blockCRC: Block.combine(crcs, length: blockLength))
+        let hit = Hit(blockLength: blockLength, blockCRC: Block.combine(crcs, length: blockLength))
+        if offset == 0, length == blockLength { markVerified(key, hit) }
+        return hit
     }
 }

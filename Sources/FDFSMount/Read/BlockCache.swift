@@ -50,7 +50,7 @@ public final class BlockCache: Sendable {
     }
 
     /// Bytes in the cache (slots: header page and data pages), counting blocks being written.
-    public var usedBytes: Int64 { index.withLock { $0.lru.used + $0.pending } }
+    public var usedBytes: Int64 { index.withLock { $0.lru.used + $0.pending + $0.deferredBytes } }
     public var blockCount: Int { index.withLock { $0.lru.count } }
 
     public func contains(_ key: BlockKey) -> Bool { index.withLock { $0.lru.contains(key) || $0.writing[key] != nil } }
@@ -82,9 +82,9 @@ public final class BlockCache: Sendable {
         // is complete, so a reader never finds an indexed block whose file is partial.
         let reserved = index.withLock { index -> Bool in
             guard total <= capacity, block.length <= blockSize, !index.lru.contains(key), index.writing[key] == nil,
-                  index.backlog + block.length <= Self.maxBacklog else { return false }
-            while index.lru.used + index.pending + total > capacity, let victim = index.lru.removeOldest() { evicted.append(victim) }
-            guard index.lru.used + index.pending + total <= capacity else { return false }
+                  index.deferred[key] == nil, index.backlog + block.length <= Self.maxBacklog else { return false }
+            while index.used + total > capacity, let victim = index.lru.removeOldest() { evicted.append(victim) }
+            guard index.used + total <= capacity else { return false }
             index.pending += total
             index.backlog += block.length
             index.writing[key] = block
@@ -108,12 +108,17 @@ public final class BlockCache: Sendable {
     /// dropped meanwhile).
     private func write(_ key: BlockKey, _ block: Block, total: Int64) {
         let ok = writeSlot(key, block)
+        // Written from the bytes the chunk CRCs were computed over: verified (see ``span``).
+        let hit = Hit(blockLength: block.length, blockCRC: block.crc32)
         let keep = index.withLock { index -> Bool in
             index.pending -= total
             index.backlog -= block.length
             guard index.writing[key] === block else { return false }
             index.writing[key] = nil
-            if ok { index.lru.insert(key, size: total) }
+            if ok {
+                index.lru.insert(key, size: total)
+                index.verified[key] = hit
+            }
             return ok
         }
         // Dropped while it was being written, or the write failed: free the slot (and the
@@ -126,10 +131,62 @@ public final class BlockCache: Sendable {
     func release(_ key: BlockKey) {
         // Queued under the lock, so it is ordered against the writes of later admissions.
         index.withLock { index in
+            let hit = index.verified.removeValue(forKey: key)
+            if index.pins[key] != nil {
+                // Being spliced: the slot goes when the last splice of it is done (``unpin``).
+                let bytes = Self.fileSize(dataLength: hit?.blockLength ?? blockSize)
+                index.deferred[key] = bytes
+                index.deferredBytes += bytes
+                return
+            }
             let last = index.release(key.file)
             writer.async { self.discard(key, wholeFile: last) }
         }
     }
+
+    /// Ends one splice of a block (``CachedSpan``); a slot released meanwhile goes now.
+    func unpin(_ key: BlockKey) {
+        index.withLock { index in
+            let left = (index.pins[key] ?? 1) - 1
+            index.pins[key] = left > 0 ? left : nil
+            guard left <= 0, let bytes = index.deferred.removeValue(forKey: key) else { return }
+            index.deferredBytes -= bytes
+            let last = index.release(key.file)
+            writer.async { self.discard(key, wholeFile: last) }
+        }
+    }
+
+    /// Where the kernel can splice `length` bytes at `offset` of a cached block from: the
+    /// block's slot in its cache file, opened and pinned (not punched out until the span is
+    /// gone). Only for blocks verified in this mount's life: written by it (their chunk CRCs
+    /// computed over the bytes written), or read whole from disk by it with every chunk
+    /// checked. Nil otherwise: the caller reads (and checks) the block instead.
+    public func span(_ key: BlockKey, offset: Int, length: Int) -> CachedSpan? {
+        let hit = index.withLock { index -> Hit? in
+            guard let hit = index.verified[key], offset >= 0, length > 0, offset + length <= hit.blockLength,
+                  index.lru.touch(key) else { return nil }
+            index.pins[key, default: 0] += 1
+            return hit
+        }
+        guard let hit else { return nil }
+        let fd = open(path(key.file), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            unpin(key)
+            forget(key)
+            return nil
+        }
+        return CachedSpan(cache: self, key: key, fd: fd, offset: slotOffset(key.index) + Int64(Self.dataOffset + offset), count: length, hit: hit)
+    }
+
+    /// Records that every chunk of an on-disk block was checked (``readSlot``).
+    func markVerified(_ key: BlockKey, _ hit: Hit) {
+        index.withLock { index in
+            if index.lru.contains(key) { index.verified[key] = hit }
+        }
+    }
+
+    /// A block still waiting for the writer (served from memory).
+    func inMemory(_ key: BlockKey) -> Block? { index.withLock { $0.writing[key] } }
 
     public struct Hit: Sendable {
         /// Length of the whole block.
@@ -201,6 +258,16 @@ struct CacheIndex {
     /// Blocks waiting for the writer, and their data bytes.
     var writing: [BlockKey: Block] = [:]
     var backlog = 0
+    /// Blocks verified in this mount's life (written by it, or read whole and checked).
+    var verified: [BlockKey: BlockCache.Hit] = [:]
+    /// Splices in progress per block.
+    var pins: [BlockKey: Int] = [:]
+    /// Released blocks whose slot waits for their splices to end, with the bytes they hold.
+    var deferred: [BlockKey: Int64] = [:]
+    var deferredBytes: Int64 = 0
+
+    /// Bytes counted against the capacity.
+    var used: Int64 { lru.used + pending + deferredBytes }
     /// Blocks (indexed or being written) per cache file, so a file goes with its last block.
     private var blocksPerFile: [FileVersion: Int] = [:]
 

@@ -21,10 +21,19 @@ public final class BlockStore: Sendable {
     let logger: Logger
     /// Size of every block but a file's last.
     public let blockSize: Int
+    /// Which fetched blocks the cache keeps (`-o cache=`).
+    public let mode: CacheMode
 
     private let inflight = Mutex<[BlockKey: Task<Block, any Error>]>([:])
+    private let seen = Mutex(SeenBlocks())
+    private let staged: Mutex<StagedBlocks>
+    /// Files up to this size are always cached in `reread`.
+    let smallFile: Int64
 
-    public init(cache: BlockCache, fetcher: BlockFetcher, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int) {
+    public init(cache: BlockCache, fetcher: BlockFetcher, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, mode: CacheMode, smallFile: Int64 = CacheMode.smallFile) {
+        self.mode = mode
+        self.smallFile = smallFile
+        self.staged = Mutex(StagedBlocks(limit: budget.limit / 2))
         self.cache = cache
         self.fetcher = fetcher
         self.budget = budget
@@ -39,24 +48,54 @@ public final class BlockStore: Sendable {
         return (offset, Int(min(Int64(blockSize), ref.size - offset)))
     }
 
-    /// The one place deciding whether a fetched block is written to the disk cache. Today
-    /// every block is offered (the cache may still decline it when it cannot make room).
-    func shouldCache(_ key: BlockKey, _ purpose: Purpose) -> Bool { true }
+    /// The one place deciding whether a fetched block is written to the disk cache (which may
+    /// still decline it when it cannot make room). `always`: every block; `never`: none;
+    /// `reread`: blocks of files up to ``CacheMode/smallFile``, blocks a random reader
+    /// fetched, and blocks fetched a second time; a large file streamed once is not cached.
+    func shouldCache(_ key: BlockKey, _ reason: FetchReason) -> Bool {
+        switch mode {
+        case .always: return true
+        case .never: return false
+        case .reread:
+            if reason.fileSize <= smallFile || !reason.sequential { return true }
+            return seen.withLock { $0.fetchedAgain(key) }
+        }
+    }
 
     /// Copies bytes of a cached block (in memory until written, or on disk) without waiting:
     /// nil when the block is not cached or failed its check (then it is dropped).
     func cached(_ key: BlockKey, offset: Int, length: Int, into destination: UnsafeMutableRawPointer) -> BlockCache.Hit? {
-        cache.read(key, offset: offset, length: length, into: destination)
+        if let block = staged.withLock({ $0.block(key) }), offset >= 0, length >= 0, offset + length <= block.length {
+            destination.copyMemory(from: block.storage.pointer + offset, byteCount: length)
+            used(key, upTo: offset + length, of: block)
+            return BlockCache.Hit(blockLength: block.length, blockCRC: block.crc32)
+        }
+        return cache.read(key, offset: offset, length: length, into: destination)
+    }
+
+    /// A block held in memory (staged, or waiting for the cache's writer) that holds the
+    /// `length` bytes at `offset`, for a reply straight from it.
+    func inMemory(_ key: BlockKey, offset: Int, length: Int) -> Block? {
+        guard let block = staged.withLock({ $0.block(key) }) ?? cache.inMemory(key), offset + length <= block.length else { return nil }
+        used(key, upTo: offset + length, of: block)
+        return block
+    }
+
+    /// A READ used a block up to `end`: a staged block read to its end is let go.
+    func used(_ key: BlockKey, upTo end: Int, of block: Block) {
+        guard end >= block.length, let gone = staged.withLock({ $0.remove(key) }) else { return }
+        budget.release(Int64(gone.length))
     }
 
     public func isInflight(_ key: BlockKey) -> Bool { inflight.withLock { $0[key] != nil } }
 
     /// The block, from a fetch in flight or a new one (the caller already missed the cache).
-    func fetch(_ ref: FileRef, _ index: Int) async throws(FSError) -> Block {
+    /// `sequential`: the reader's reads follow each other (``FetchReason``).
+    func fetch(_ ref: FileRef, _ index: Int, sequential: Bool = true) async throws(FSError) -> Block {
         let key = ref.key(index)
         let task = inflight.withLock { inflight -> Task<Block, any Error> in
             if let existing = inflight[key] { return existing }
-            let task = Task<Block, any Error> { try await self.load(ref, index, .demand) }
+            let task = Task<Block, any Error> { try await self.load(ref, index, .demand, sequential: sequential) }
             inflight[key] = task
             return task
         }
@@ -73,22 +112,31 @@ public final class BlockStore: Sendable {
     /// budget allows it now; a block cached on disk is read ahead from the disk instead.
     func prefetch(_ ref: FileRef, _ index: Int) {
         let key = ref.key(index)
-        guard !cache.readAhead(key) else { return }
+        guard staged.withLock({ $0.block(key) }) == nil, !cache.readAhead(key) else { return }
         let amount = Int64(range(ref, index).length)
         inflight.withLock { inflight in
             guard inflight[key] == nil, budget.tryAcquire(amount) else { return }
-            inflight[key] = Task<Block, any Error> { try await self.load(ref, index, .readAhead) }
+            inflight[key] = Task<Block, any Error> { try await self.load(ref, index, .readAhead, sequential: true) }
         }
     }
 
     /// Downloads a block and offers it to the cache. Its share of the memory budget (taken by
     /// ``prefetch(_:_:)`` for read-ahead, here for demand fetches) is given back once the cache
     /// has written it.
-    private func load(_ ref: FileRef, _ index: Int, _ purpose: Purpose) async throws -> Block {
+    private func load(_ ref: FileRef, _ index: Int, _ purpose: Purpose, sequential: Bool) async throws -> Block {
         let key = ref.key(index)
         defer { _ = inflight.withLock { $0.removeValue(forKey: key) } }
         let (offset, length) = range(ref, index)
-        if purpose == .demand { await budget.acquire(Int64(length)) }
+        if purpose == .demand {
+            // Staged blocks nobody read give way to a READ waiting for memory.
+            while !budget.tryAcquire(Int64(length)) {
+                guard let old = staged.withLock({ $0.removeOldest() }) else {
+                    await budget.acquire(Int64(length))
+                    break
+                }
+                budget.release(Int64(old.length))
+            }
+        }
         let block: Block
         do {
             block = try await fetcher.download(ref, index: index, offset: offset, length: length)
@@ -100,15 +148,18 @@ public final class BlockStore: Sendable {
         metrics.add(metrics.bytesFromCluster, Int64(length))
         metrics.add(purpose == .readAhead ? metrics.prefetches : metrics.cacheMisses)
         let budget = self.budget
-        if shouldCache(key, purpose) {
+        if shouldCache(key, FetchReason(fileSize: ref.size, sequential: sequential)) {
             cache.admit(key, block) { budget.release(Int64(length)) }
         } else {
-            budget.release(Int64(length))
+            for out in staged.withLock({ $0.put(key, block) }) { budget.release(Int64(out.length)) }
         }
         return block
     }
 
     /// Forgets every cached block of one version of a file (a failed whole-file check, or an
     /// appender file that changed).
-    func drop(_ file: FileVersion) { cache.dropAll(file) }
+    func drop(_ file: FileVersion) {
+        for gone in staged.withLock({ $0.removeAll(of: file) }) { budget.release(Int64(gone.length)) }
+        cache.dropAll(file)
+    }
 }

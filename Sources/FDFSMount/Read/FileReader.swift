@@ -29,22 +29,38 @@ public final class FileReader: Sendable {
 
     /// Where the reads stand (tests).
     public var pattern: ReadAhead.Pattern { progress.withLock { $0.readAhead.pattern } }
+    var isSequential: Bool { progress.withLock { $0.readAhead.isSequential } }
     public var check: WholeFileCheck { progress.withLock { $0.check } }
 
     /// The synchronous part of a READ, cheap enough for the libfuse thread: starts read-ahead,
-    /// then copies every touched block the cache has into the reply. `.done` when nothing was
-    /// missing; otherwise finish with ``complete(_:)``.
-    public func read(offset: Int64, size: Int) throws(FSError) -> ReadProgress {
+    /// then answers from the cache: with `splice`, a request within one verified on-disk block
+    /// as a ``CachedSpan`` (no copy here); a request within one block still in memory from
+    /// that block; otherwise copies every touched block the cache has into the reply. `.done`
+    /// (or `.spliced`) when nothing was missing; otherwise finish with ``complete(_:)``.
+    public func read(offset: Int64, size: Int, splice: Bool = false) throws(FSError) -> ReadProgress {
         let started = ContinuousClock.now
         let length = Int(max(0, min(Int64(size), ref.size - offset)))
-        let storage = ByteStorage(capacity: length)
-        storage.count = length
-        guard length > 0 else { return .done(ReadResult(storage)) }
+        guard length > 0 else { return .done(ReadResult(ByteStorage(capacity: 0))) }
         // Read-ahead first, so the fetches overlap with this request.
         let ahead = progress.withLock { $0.readAhead.record(offset: offset, length: Int64(length), fileSize: ref.size) }
         for index in ahead { store.prefetch(ref, index) }
         let blockSize = Int64(store.blockSize)
         let first = Int(offset / blockSize), last = Int((offset + Int64(length) - 1) / blockSize)
+        if first == last {
+            let start = Int(offset - Int64(first) * blockSize), key = ref.key(first)
+            if splice, let span = store.cache.span(key, offset: start, length: length) {
+                countHit(length)
+                try finish(crcs: [first: span.hit.blockCRC], started: started)
+                return .spliced(span)
+            }
+            if let block = store.inMemory(key, offset: start, length: length) {
+                countHit(length)
+                try finish(crcs: [first: block.crc32], started: started)
+                return .done(ReadResult(block.storage, offset: start, count: length))
+            }
+        }
+        let storage = ByteStorage(capacity: length)
+        storage.count = length
         var missing: [Int] = []
         var crcs: [Int: UInt32] = [:]
         for index in first...last {
@@ -58,7 +74,7 @@ public final class FileReader: Sendable {
         }
         let pending = PendingRead(reader: self, offset: offset, storage: storage, missing: missing, crcs: crcs, started: started)
         guard missing.isEmpty else { return .pending(pending) }
-        try finish(pending)
+        try finish(crcs: crcs, started: started)
         return .done(ReadResult(storage))
     }
 
@@ -75,9 +91,10 @@ public final class FileReader: Sendable {
                 countHit(count)
                 continue
             }
-            let block = try await store.fetch(ref, index)
+            let block = try await store.fetch(ref, index, sequential: isSequential)
             guard start + count <= block.length else { throw FSError(.io, "short block \(index) of \(ref.id)") }
             pending.crcs[index] = block.crc32
+            store.used(ref.key(index), upTo: start + count, of: block)
             if count == pending.storage.count {
                 // The whole request lies in this block: reply from the block itself.
                 direct = ReadResult(block.storage, offset: start, count: count)
@@ -85,7 +102,7 @@ public final class FileReader: Sendable {
                 destination.copyMemory(from: block.storage.pointer + start, byteCount: count)
             }
         }
-        try finish(pending)
+        try finish(crcs: pending.crcs, started: pending.started)
         return direct ?? ReadResult(pending.storage)
     }
 
@@ -106,10 +123,10 @@ public final class FileReader: Sendable {
 
     /// Records the latency and the block CRCs for the whole-file check; a failed check drops
     /// the file's cached blocks and fails this READ.
-    func finish(_ pending: PendingRead) throws(FSError) {
-        metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - pending.started))
+    func finish(crcs: [Int: UInt32], started: ContinuousClock.Instant) throws(FSError) {
+        metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - started))
         guard ref.checkCRC else { return }
-        let verdict = progress.withLock { $0.check.record(pending.crcs, of: ref, blockSize: store.blockSize) }
+        let verdict = progress.withLock { $0.check.record(crcs, of: ref, blockSize: store.blockSize) }
         guard case let .failed(computed) = verdict else { return }
         metrics.add(metrics.crcMismatches)
         store.drop(ref.file)
@@ -132,6 +149,7 @@ public final class FileReader: Sendable {
             var fetched: Block?
             if store.cached(ref.key(index), offset: 0, length: length, into: storage.pointer) == nil {
                 fetched = try await store.fetch(ref, index)
+                if let fetched { store.used(ref.key(index), upTo: length, of: fetched) }
             }
             let written = withExtendedLifetime(fetched) {
                 POSIX.pwriteAll(fd, fetched?.storage.pointer ?? storage.pointer, length, offset)
@@ -153,6 +171,9 @@ public enum ReadProgress: Sendable {
     case done(ReadResult)
     /// Some blocks must be fetched: finish with ``FDFSFileSystem/completeRead(_:)``.
     case pending(PendingRead)
+    /// Every byte lies in one cached block the kernel can splice from its cache file (only
+    /// when the caller asked for it).
+    case spliced(CachedSpan)
 }
 
 /// A READ whose cached part is done and whose missing blocks still need fetching.

@@ -25,6 +25,12 @@ public struct ReadAhead: Sendable {
         self.maxWindow = max(0, maxWindow)
     }
 
+    /// Whether the reads so far follow each other (a file not read yet counts as sequential).
+    public var isSequential: Bool {
+        if case .random = pattern { return false }
+        return true
+    }
+
     /// Current window in bytes (0 = not sequential).
     public var window: Int64 {
         if case let .sequential(_, window, _) = pattern { return window }
