@@ -118,6 +118,8 @@ public final class ByteStorage: @unchecked Sendable {
 /// (measured: a cold 1 GiB read mapped ~200 fresh 1 MiB buffers with a 16 MiB limit and ~40
 /// with 64 MiB, 2.1–2.2 s against 1.3–1.5 s). Once no buffer has been taken for
 /// ``quietPeriod``, ``trim(now:)`` gives back all but ``restingLimit`` bytes.
+///
+/// `@unchecked Sendable`: it hands out raw `mmap`ed memory, guarded by a `pthread_mutex_t`.
 public final class BufferPool: @unchecked Sendable {
     public static let smallest = 1 << 20
     public static let largest = 16 << 20

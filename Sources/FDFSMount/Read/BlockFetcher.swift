@@ -113,9 +113,7 @@ public final class BlockFetcher: Sendable {
     func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int) async throws(FSError) -> Block {
         let storage = ByteStorage(capacity: length)
         let sums = ChunkSums(count: (length + Block.chunkSize - 1) / Block.chunkSize)
-        let box = UncheckedBox((storage, sums))
         try await cluster.read(id, from: endpoint, offset: offset, length: Int64(length)) { chunk in
-            let (storage, sums) = box.value
             let n = min(chunk.readableBytes, storage.capacity - storage.count)
             guard n > 0 else { return }
             let start = storage.count
@@ -123,21 +121,23 @@ public final class BlockFetcher: Sendable {
                 (storage.pointer + start).copyMemory(from: bytes.baseAddress!, byteCount: n)
             }
             // Checksum while the bytes are still in the CPU cache.
-            var position = start
-            while position < start + n {
-                let chunkIndex = position / Block.chunkSize
-                let chunkEnd = min((chunkIndex + 1) * Block.chunkSize, start + n)
-                var crc = CRC32(continuing: sums.crcs[chunkIndex])
-                crc.update(UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
-                sums.crcs[chunkIndex] = crc.value
-                position = chunkEnd
+            sums.crcs.withLock { crcs in
+                var position = start
+                while position < start + n {
+                    let chunkIndex = position / Block.chunkSize
+                    let chunkEnd = min((chunkIndex + 1) * Block.chunkSize, start + n)
+                    var crc = CRC32(continuing: crcs[chunkIndex])
+                    crc.update(UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
+                    crcs[chunkIndex] = crc.value
+                    position = chunkEnd
+                }
             }
             storage.count += n
         }
         guard storage.count == length else {
             throw FSError(.io, "\(endpoint) sent \(storage.count) of \(length) bytes of \(id) at \(offset)")
         }
-        return Block(storage: storage, chunkCRCs: sums.crcs)
+        return Block(storage: storage, chunkCRCs: sums.crcs.withLock { $0 })
     }
 }
 
@@ -202,15 +202,11 @@ final class Attempts: Sendable {
     }
 }
 
-/// Running CRCs of the 64 KiB chunks of a block being received (one writer at a time).
-final class ChunkSums: @unchecked Sendable {
-    var crcs: [UInt32]
-    init(count: Int) { crcs = [UInt32](repeating: 0, count: count) }
-}
-
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// Running CRCs of the 64 KiB chunks of a block being received (one writer at a time, so the
+/// lock is never contended).
+final class ChunkSums: Sendable {
+    let crcs: Mutex<[UInt32]>
+    init(count: Int) { crcs = Mutex([UInt32](repeating: 0, count: count)) }
 }
 
 /// The first success (or the final failure) of several concurrent attempts.
