@@ -38,10 +38,10 @@ extension MappingStore {
     /// the inode's own row, the inode takes over its oldest hard link's name. Returns false,
     /// changing nothing, when `row` is the inode's only name (the caller removes the inode).
     public func dropName(_ row: Entry) throws(FSError) -> Bool {
-        try transaction { (db: any MetadataConnection) throws(FSError) -> Bool in try Self.dropName(db, row, at: POSIX.nowNanoseconds()) }
+        try transaction { (db: any MetadataConnection) throws(FSError) -> Bool in try Self.dropName(db, row, at: POSIX.nowNanoseconds(), session: session) }
     }
 
-    static func dropName(_ db: any MetadataConnection, _ row: Entry, at now: Int64) throws(FSError) -> Bool {
+    static func dropName(_ db: any MetadataConnection, _ row: Entry, at now: Int64, session: String) throws(FSError) -> Bool {
         if row.kind == .hardLink {
             try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(row.ino))])
             try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(row.linkIno))])
@@ -55,7 +55,7 @@ extension MappingStore {
                    [.int(Int64(link.parent)), .text(link.name), .int(now), .int(Int64(row.ino))])
         try touch(db, row.parent, at: now)
         // The file's cluster metadata carries its first name's path.
-        if row.kind == .file, let fileID = row.fileID { try markMetadataDue(db, fileID, ino: row.ino) }
+        if row.kind == .file, let fileID = row.fileID { try markMetadataDue(db, fileID, ino: row.ino, session: session) }
         return true
     }
 

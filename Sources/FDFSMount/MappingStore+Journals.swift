@@ -8,8 +8,8 @@ extension MappingStore {
     public func beginUpload(ino: UInt64, spool: String, size: Int64, oldFileID: String?, inPlace: Bool) throws(FSError) -> Int64 {
         try with { (db: any MetadataConnection) throws(FSError) -> Int64 in
             try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
-            let id = try db.firstInt("INSERT INTO pending(ino, spool, size, old_file_id, in_place, started) VALUES(?,?,?,?,?,?) RETURNING id",
-                                     [.int(Int64(ino)), .text(spool), .int(size), .optional(oldFileID), .int(inPlace ? 1 : 0), .int(POSIX.nowNanoseconds())])
+            let id = try db.firstInt("INSERT INTO pending(ino, spool, size, old_file_id, in_place, started, session) VALUES(?,?,?,?,?,?,?) RETURNING id",
+                                     [.int(Int64(ino)), .text(spool), .int(size), .optional(oldFileID), .int(inPlace ? 1 : 0), .int(POSIX.nowNanoseconds()), .text(session)])
             guard let id else { throw FSError(.io, "the upload journal gave no ID") }
             return id
         }
@@ -22,10 +22,12 @@ extension MappingStore {
         }
     }
 
-    public func pendingUploads() throws(FSError) -> [PendingUpload] {
+    /// Uploads in the journal: every one, or those of `scope`'s sessions.
+    public func pendingUploads(_ scope: JournalScope? = nil) throws(FSError) -> [PendingUpload] {
         try with { (db: any MetadataConnection) throws(FSError) -> [PendingUpload] in
             var list: [PendingUpload] = []
-            try db.query("SELECT id, ino, spool, size, old_file_id, new_file_id, in_place FROM pending ORDER BY id") { (row: SQLRow) throws(FSError) in
+            try db.query("SELECT id, ino, spool, size, old_file_id, new_file_id, in_place FROM pending WHERE \(scope?.condition ?? "true") ORDER BY id",
+                         scope?.values ?? []) { (row: SQLRow) throws(FSError) in
                 list.append(PendingUpload(
                     id: row.int(0), ino: UInt64(row.int(1)), spool: row.text(2) ?? "", size: row.int(3),
                     oldFileID: row.isNull(4) ? nil : row.text(4), newFileID: row.isNull(5) ? nil : row.text(5), inPlace: row.int(6) != 0))
@@ -59,9 +61,10 @@ extension MappingStore {
             entry.state = Entry.committed
             if let mtime { entry.mtime = mtime }
             if let ctime { entry.ctime = max(entry.ctime, ctime) }
-            try db.run("UPDATE entries SET file_id = ?, size = ?, mtime = ?, ctime = ?, state = 0 WHERE ino = ?",
+            // Committed: no session owns the row any more (a detached one stays its session's).
+            try db.run("UPDATE entries SET file_id = ?, size = ?, mtime = ?, ctime = ?, state = 0, session = CASE WHEN parent = 0 THEN session ELSE NULL END WHERE ino = ?",
                        [.text(newID), .int(size), .int(entry.mtime), .int(entry.ctime), .int(Int64(ino))])
-            try Self.markMetadataDue(db, newID, ino: ino)
+            try Self.markMetadataDue(db, newID, ino: ino, session: session)
             if generatedParent != nil, var generated {
                 generated.fileID = newID
                 _ = try Self.insert(db, generated, orExisting: true)
@@ -83,19 +86,21 @@ extension MappingStore {
         public var marked: Int64
     }
 
-    static func markMetadataDue(_ db: any MetadataConnection, _ fileID: String, ino: UInt64) throws(FSError) {
-        try db.run("INSERT INTO metadata_due(file_id, ino, marked) VALUES(?,?,?) ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, marked = excluded.marked",
-                   [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds())])
+    /// The marking belongs to `session` (the last mount that marked it writes it).
+    static func markMetadataDue(_ db: any MetadataConnection, _ fileID: String, ino: UInt64, session: String) throws(FSError) {
+        try db.run("INSERT INTO metadata_due(file_id, ino, marked, session) VALUES(?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, marked = excluded.marked, session = excluded.session",
+                   [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds()), .text(session)])
     }
 
     public func markMetadataDue(_ fileID: String, ino: UInt64) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in try Self.markMetadataDue(db, fileID, ino: ino) }
+        try with { (db: any MetadataConnection) throws(FSError) in try Self.markMetadataDue(db, fileID, ino: ino, session: session) }
     }
 
+    /// This session's due metadata writes, oldest first.
     public func metadataDue(limit: Int = 1000) throws(FSError) -> [MetadataDue] {
         try with { (db: any MetadataConnection) throws(FSError) -> [MetadataDue] in
             var list: [MetadataDue] = []
-            try db.query("SELECT file_id, ino, marked FROM metadata_due ORDER BY marked LIMIT ?", [.int(Int64(limit))]) { (row: SQLRow) throws(FSError) in
+            try db.query("SELECT file_id, ino, marked FROM metadata_due WHERE session = ? ORDER BY marked LIMIT ?", [.text(session), .int(Int64(limit))]) { (row: SQLRow) throws(FSError) in
                 list.append(MetadataDue(fileID: row.text(0) ?? "", ino: UInt64(row.int(1)), marked: row.int(2)))
             }
             return list
@@ -139,7 +144,8 @@ extension MappingStore {
     /// so that it is deleted if the mount dies before the commit.
     public func streamStarted(_ fileID: String, ino: UInt64) throws(FSError) {
         try with { (db: any MetadataConnection) throws(FSError) in
-            try db.run("INSERT INTO streams(file_id, ino, since) VALUES(?,?,?) ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, since = excluded.since", [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds())])
+            try db.run("INSERT INTO streams(file_id, ino, since, session) VALUES(?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, since = excluded.since, session = excluded.session",
+                       [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds()), .text(session)])
         }
     }
 
@@ -163,12 +169,14 @@ extension MappingStore {
         Int(try db.firstInt("SELECT COUNT(*) FROM streams", []) ?? 0)
     }
 
-    /// After a crash: every stream left is abandoned (queued for deletion). Returns how many.
-    public func abandonStreams() throws(FSError) -> Int {
+    /// After a crash: every stream left (of `scope`'s sessions) is abandoned (queued for
+    /// deletion). Returns how many.
+    public func abandonStreams(_ scope: JournalScope? = nil) throws(FSError) -> Int {
         try transaction { (db: any MetadataConnection) throws(FSError) -> Int in
-            let count = try Self.streamCount(db)
-            try db.run("INSERT INTO deletions(file_id, since) SELECT file_id, since FROM streams WHERE true ON CONFLICT(file_id) DO UPDATE SET since = excluded.since")
-            try db.run("DELETE FROM streams")
+            let condition = scope?.condition ?? "true", values = scope?.values ?? []
+            let count = Int(try db.firstInt("SELECT COUNT(*) FROM streams WHERE \(condition)", values) ?? 0)
+            try db.run("INSERT INTO deletions(file_id, since) SELECT file_id, since FROM streams WHERE \(condition) ON CONFLICT(file_id) DO UPDATE SET since = excluded.since", values)
+            try db.run("DELETE FROM streams WHERE \(condition)", values)
             return count
         }
     }

@@ -24,7 +24,7 @@ extension MappingStore {
     /// ctime to its creation time, in one transaction.
     public func create(_ entry: Entry) throws(FSError) -> Entry {
         try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
-            let row = try Self.insert(db, entry, orExisting: false)
+            let row = try Self.insert(db, entry, orExisting: false, session: session)
             try Self.touch(db, entry.parent, at: entry.ctime)
             return row
         }
@@ -41,21 +41,24 @@ extension MappingStore {
     public func detach(_ ino: UInt64, _ reason: DetachReason) throws(FSError) {
         try transaction { (db: any MetadataConnection) throws(FSError) in
             guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return }
-            try Self.detach(db, entry, reason)
+            try Self.detach(db, entry, reason, session: session)
         }
     }
 
-    static func detach(_ db: any MetadataConnection, _ entry: Entry, _ reason: DetachReason) throws(FSError) {
+    /// The detached row belongs to `session` (its descriptors are that mount's).
+    static func detach(_ db: any MetadataConnection, _ entry: Entry, _ reason: DetachReason, session: String) throws(FSError) {
         let now = POSIX.nowNanoseconds()
-        try db.run("UPDATE entries SET parent = 0, name = ?, ctime = ? WHERE ino = ?",
-                   [.text("\(reason.rawValue)-\(entry.ino)"), .int(now), .int(Int64(entry.ino))])
+        try db.run("UPDATE entries SET parent = 0, name = ?, ctime = ?, session = ? WHERE ino = ?",
+                   [.text("\(reason.rawValue)-\(entry.ino)"), .int(now), .text(session), .int(Int64(entry.ino))])
         try touch(db, entry.parent, at: now)
     }
 
-    /// Detached rows (after a restart no descriptor is open on any of them).
-    public func detachedEntries() throws(FSError) -> [Entry] {
+    /// Detached rows (of `scope`'s sessions: after a restart, or once their session died, no
+    /// descriptor of theirs is open on any of them).
+    public func detachedEntries(_ scope: JournalScope? = nil) throws(FSError) -> [Entry] {
         try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
-            try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = 0 AND ino != ?", [.int(Int64(Self.rootIno))])
+            try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = 0 AND ino != ? AND \(scope?.condition ?? "true")",
+                                  [.int(Int64(Self.rootIno))] + (scope?.values ?? []))
         }
     }
 }

@@ -23,10 +23,12 @@ extension MappingStore {
         }
     }
 
-    /// Provisional rows (created, never uploaded) that no pending upload will finish.
-    public func abandonedProvisional() throws(FSError) -> [Entry] {
+    /// Provisional rows (created, never uploaded; of `scope`'s sessions) that no pending upload
+    /// will finish.
+    public func abandonedProvisional(_ scope: JournalScope? = nil) throws(FSError) -> [Entry] {
         try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
-            try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE state = 1 AND ino NOT IN (SELECT ino FROM pending)", [])
+            try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE state = 1 AND \(scope?.condition ?? "true") AND ino NOT IN (SELECT ino FROM pending)",
+                                  scope?.values ?? [])
         }
     }
 

@@ -11,16 +11,17 @@ extension MappingStore {
         try with { (db: any MetadataConnection) throws(FSError) -> Entry in try Self.insert(db, entry, orExisting: orExisting) }
     }
 
-    static func insert(_ db: any MetadataConnection, _ entry: Entry, orExisting: Bool) throws(FSError) -> Entry {
+    /// Inserts a row; a provisional one is tagged with `session` (its owner, schema version 4).
+    static func insert(_ db: any MetadataConnection, _ entry: Entry, orExisting: Bool, session: String? = nil) throws(FSError) -> Entry {
         if let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", [.int(Int64(entry.parent)), .text(entry.name)]) {
             if orExisting { return existing }
             throw FSError(.exists, entry.name)
         }
         let ino = try db.firstInt(
-            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING ino",
+            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino, session) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING ino",
             [.int(Int64(entry.parent)), .text(entry.name), .int(entry.kind.rawValue), .int(entry.mode), .int(entry.uid), .int(entry.gid),
              .int(entry.atime), .int(entry.mtime), .int(entry.ctime), .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state),
-             .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno))])
+             .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno)), .optional(entry.state == Entry.provisional ? session : nil)])
         guard let ino else { throw FSError(.io, "inserting \(entry.name) gave no inode") }
         var copy = entry
         copy.ino = UInt64(ino)
@@ -84,10 +85,10 @@ extension MappingStore {
             var orphaned: String?
             let now = POSIX.nowNanoseconds()
             if let replaced, let old = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(replaced))]) {
-                if try Self.dropName(db, old, at: now) {
+                if try Self.dropName(db, old, at: now, session: session) {
                     // The replaced inode keeps its other names.
                 } else if detachReplaced {
-                    try Self.detach(db, old, .replaced)
+                    try Self.detach(db, old, .replaced, session: session)
                 } else {
                     try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(replaced))])
                     try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(replaced))])
@@ -104,10 +105,10 @@ extension MappingStore {
             // Every file at or below the moved entry carries a new path.
             try db.run("""
                 WITH RECURSIVE moved(ino) AS (SELECT ? UNION ALL SELECT e.ino FROM entries e JOIN moved ON e.parent = moved.ino)
-                INSERT INTO metadata_due(file_id, ino, marked)
-                SELECT e.file_id, MIN(e.ino), ? FROM entries e JOIN moved ON e.ino = moved.ino WHERE e.kind = ? AND e.file_id IS NOT NULL
-                GROUP BY e.file_id ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, marked = excluded.marked
-                """, [.int(Int64(ino)), .int(POSIX.nowNanoseconds()), .int(EntryKind.file.rawValue)])
+                INSERT INTO metadata_due(file_id, ino, marked, session)
+                SELECT e.file_id, MIN(e.ino), ?, ? FROM entries e JOIN moved ON e.ino = moved.ino WHERE e.kind = ? AND e.file_id IS NOT NULL
+                GROUP BY e.file_id ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, marked = excluded.marked, session = excluded.session
+                """, [.int(Int64(ino)), .int(POSIX.nowNanoseconds()), .text(session), .int(EntryKind.file.rawValue)])
             return orphaned
         }
     }

@@ -12,33 +12,38 @@ public final class MappingStore: Sendable {
     /// Where the store is: the SQLite file, or the PostgreSQL URL without its password.
     public let path: String
     public let engine: MetadataEngineKind
+    /// The session whose journal rows this store writes (schema version 4): the mount's
+    /// session ID on PostgreSQL; `""`, the one implicit session, on SQLite and for the tools.
+    public let session: String
 
     static let columns = "ino, parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino"
 
     /// Opens (or creates) the SQLite store at `path`, migrating an older schema.
-    public convenience init(path: String, readOnly: Bool = false) throws(FSError) {
+    public convenience init(path: String, readOnly: Bool = false, session: String = "") throws(FSError) {
         let database = try SQLiteDatabase(path: path, readOnly: readOnly)
         if !readOnly {
             try database.execute("PRAGMA journal_mode=WAL")
             try database.execute("PRAGMA synchronous=NORMAL")
         }
-        try self.init(connection: database, name: path, readOnly: readOnly)
+        try self.init(connection: database, name: path, readOnly: readOnly, session: session)
     }
 
-    /// Opens the store at `location`: SQLite's lives in `stateDir`.
-    public convenience init(location: MetadataLocation, stateDir: String, readOnly: Bool = false) throws(FSError) {
+    /// Opens the store at `location`: SQLite's lives in `stateDir`. `session` tags the journal
+    /// rows written through this store on PostgreSQL (SQLite has one implicit session, `""`).
+    public convenience init(location: MetadataLocation, stateDir: String, readOnly: Bool = false, session: String = "") throws(FSError) {
         switch location {
         case .sqlite:
             try self.init(path: stateDir + "/mapping.db", readOnly: readOnly)
         case let .postgres(postgres):
-            try self.init(connection: PostgresMetadataConnection(location: postgres), name: postgres.description, readOnly: readOnly)
+            try self.init(connection: PostgresMetadataConnection(location: postgres), name: postgres.description, readOnly: readOnly, session: session)
         }
     }
 
-    init(connection: sending any MetadataConnection, name: String, readOnly: Bool) throws(FSError) {
+    init(connection: sending any MetadataConnection, name: String, readOnly: Bool, session: String = "") throws(FSError) {
         try MetadataSchema.prepare(connection, name: name, readOnly: readOnly)
         path = name
         engine = connection.engine
+        self.session = session
         db = Mutex(connection)
     }
 

@@ -11,7 +11,7 @@
 /// column is added when missing.
 enum MetadataSchema {
     /// The schema this build writes.
-    static let currentVersion: Int64 = 3
+    static let currentVersion: Int64 = 4
 
     /// Checks the version of the store behind `db` and migrates an older one (in one
     /// transaction). `readOnly` only checks that the store is not newer.
@@ -82,6 +82,7 @@ enum MetadataSchema {
                 CREATE TABLE IF NOT EXISTS mount_sessions(
                   id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, started BIGINT NOT NULL, heartbeat BIGINT NOT NULL)
                 """)
+        case (4, _): try addSessionOwners(db)
         default:
             throw FSError(.io, "no migration to schema version \(version)")
         }
@@ -132,6 +133,36 @@ enum MetadataSchema {
         CREATE TABLE IF NOT EXISTS groups(name TEXT COLLATE "C" PRIMARY KEY, store_paths BIGINT NOT NULL, subdirs BIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS settings(key TEXT PRIMARY KEY, value TEXT);
         """
+
+    /// Version 4: every journal row names the session that owns it (`''`: SQLite's one implicit
+    /// session, and rows written before version 4), so that a dead session's rows can be taken
+    /// over by another mount: pending uploads, streams and due metadata writes (`session`, never
+    /// NULL), provisional and detached entries (`entries.session`, NULL on every other row); and
+    /// the cluster files each session has open (`open_files`, written on PostgreSQL only).
+    static func addSessionOwners(_ db: any MetadataConnection) throws(FSError) {
+        for table in ["pending", "streams", "metadata_due"] {
+            try addColumn(db, table: table, column: "session", type: "TEXT NOT NULL DEFAULT ''")
+        }
+        try addColumn(db, table: "entries", column: "session", type: "TEXT")
+        try db.execute("""
+            CREATE INDEX IF NOT EXISTS entries_session ON entries(session) WHERE session IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS open_files(
+              session TEXT NOT NULL, file_id TEXT NOT NULL, count BIGINT NOT NULL, PRIMARY KEY(session, file_id));
+            CREATE INDEX IF NOT EXISTS open_files_file_id ON open_files(file_id);
+            """)
+    }
+
+    /// Adds a column unless the table has it (SQLite has no `ADD COLUMN IF NOT EXISTS`).
+    static func addColumn(_ db: any MetadataConnection, table: String, column: String, type: String) throws(FSError) {
+        switch db.engine {
+        case .postgres:
+            try db.execute("ALTER TABLE \(table) ADD COLUMN IF NOT EXISTS \(column) \(type)")
+        case .sqlite:
+            var columns: Set<String> = []
+            try db.query("PRAGMA table_info(\(table))", []) { (row: SQLRow) throws(FSError) in columns.insert(row.text(1) ?? "") }
+            if !columns.contains(column) { try db.execute("ALTER TABLE \(table) ADD COLUMN \(column) \(type)") }
+        }
+    }
 
     /// Version 2 for SQLite (which cannot add a column only when missing): the `rdev` and
     /// `link_ino` columns of special files and hard links, unless a store from before
