@@ -8,14 +8,22 @@ extension FDFSFileSystem {
     // MARK: Lifecycle
 
     /// Recovers from a previous run (pending uploads, abandoned names, stray spool files; on a
-    /// shared namespace only when no other mount is alive, see FileSystem+Session.swift) and
-    /// starts the background retrier.
+    /// shared namespace this mount's own rows and dead mounts' ones, see
+    /// FileSystem+Session.swift) and starts the heartbeat and the background retrier.
     public func start() async {
-        if beginSessionAndMayRecover() { await recover() }
+        await recoverAtStart()
+        if store.engine == .postgres {
+            Task { [weak self] in
+                while let interval = self?.heartbeatInterval, self?.isStopped == false {
+                    try? await Task.sleep(for: interval)
+                    guard let self, !self.isStopped else { return }
+                    self.renewSession()
+                }
+            }
+        }
         Task { [weak self] in
             while let self, !self.isStopped {
                 try? await Task.sleep(for: .seconds(2))
-                self.renewSession()
                 await self.background()
             }
         }
@@ -35,9 +43,11 @@ extension FDFSFileSystem {
         endSession()
     }
 
-    /// One pass of background work: retry failed or abandoned uploads and cluster deletions,
-    /// and give back idle read buffers once reads have stopped.
+    /// One pass of background work: take over dead mounts' journals (shared namespace), retry
+    /// failed or abandoned uploads and cluster deletions, and give back idle read buffers once
+    /// reads have stopped.
     public func background() async {
+        await takeOverDeadSessions()
         BufferPool.shared.trim()
         let retry = writes.all.filter { $0.on { $0.needsRetry } }
         for write in retry {

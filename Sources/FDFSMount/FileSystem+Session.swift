@@ -1,18 +1,16 @@
 import Foundation
 
 /// On a shared (PostgreSQL) namespace this mount is one session among several: it registers
-/// itself, renews a heartbeat from the background pass, and runs crash recovery at start only
-/// when no other mount is alive. Recovery acts on the whole journal (pending uploads, streams,
-/// names created but never closed), which belongs to whichever mount wrote it; while another
-/// mount runs, those rows may be its work in progress, so they are left alone — nothing is
-/// lost, at worst a dead mount's leftovers wait for a start with no other mount alive.
-/// A restart of the same mount (the same state directory) replaces its own old session.
+/// itself, renews a heartbeat, and owns the journal rows it writes (schema version 4). At
+/// start it recovers its own rows (those of its previous run: the session ID is kept in the
+/// state directory) and finishes takeovers its previous run left; rows no session owns
+/// (SQLite's, and those written before version 4) are recovered only when no other mount is
+/// alive. Rows of other mounts are never touched while they heartbeat; once one stops for
+/// `session_timeout=` a live mount takes them over (FileSystem+Takeover.swift).
 extension FDFSFileSystem {
-    /// A session whose heartbeat is older than this is dead.
-    static let sessionLifetime: Int64 = 30
-
-    /// This mount's session ID, kept in the state directory so a restart recognizes its own.
-    public var sessionID: String {
+    /// This mount's session ID on PostgreSQL, kept in the state directory so a restart
+    /// recognizes its own rows.
+    static func loadSessionID(stateDir: String) -> String {
         let path = stateDir + "/session-id"
         if let saved = try? String(contentsOfFile: path, encoding: .utf8), !saved.isEmpty { return saved }
         let id = UUID().uuidString
@@ -20,32 +18,69 @@ extension FDFSFileSystem {
         return id
     }
 
+    /// This mount's session ID (`""` on SQLite: one implicit session).
+    public var sessionID: String { store.session }
+
+    /// A session whose heartbeat is older than this (seconds) is dead.
+    var sessionLifetime: Int64 { max(2, Int64(options.sessionTimeout.rounded(.up))) }
+
+    /// How often the heartbeat is renewed: three times per lifetime, at most every 2 s.
+    var heartbeatInterval: Duration { .milliseconds(min(2000, sessionLifetime * 1000 / 3)) }
+
     static var unixNow: Int64 { Int64(Date().timeIntervalSince1970) }
 
-    /// Registers the session and tells whether crash recovery may run: always on SQLite (one
-    /// mount per store), on PostgreSQL only when no other session is alive.
-    func beginSessionAndMayRecover() -> Bool {
+    /// Registers the session; tells whether rows that no session owns may be recovered
+    /// (always on SQLite; on PostgreSQL when no other session is alive).
+    func beginSession() -> Bool {
         guard store.engine == .postgres else { return true }
         let id = sessionID
         do {
             try store.beginSession(id, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), now: Self.unixNow)
-            let others = try store.otherLiveSessions(id, since: Self.unixNow - Self.sessionLifetime)
+            let others = try store.otherLiveSessions(id, since: Self.unixNow - sessionLifetime)
             guard others.isEmpty else {
                 let names = others.map { "\($0.host) pid \($0.pid)" }.joined(separator: ", ")
-                logger.warning("recovery deferred: \(others.count) other mount(s) of this namespace are alive (\(names)); the journals may be their work in progress")
+                logger.info("\(others.count) other mount(s) of this namespace are alive (\(names)); recovering this mount's own journal only")
                 return false
             }
             return true
         } catch {
-            logger.error("cannot register this mount's session (\(error)); recovery deferred")
+            logger.error("cannot register this mount's session (\(error)); recovering its own journal only")
             return false
         }
     }
 
-    /// Renews the heartbeat (from the background pass).
+    /// Recovery at start: this mount's own rows (resumed from its spool), rows no session owns
+    /// when alone, takeovers the previous run did not finish, dead sessions; then stray spool
+    /// files go.
+    func recoverAtStart() async {
+        let alone = beginSession()
+        if alone && store.engine == .postgres { try? store.adoptUntaggedMetadata() }
+        await recover(.own(sessionID, untagged: alone))
+        if store.engine == .postgres {
+            await recover(.takenOver(by: sessionID))
+            _ = await takeOverDeadSessions()
+        }
+        removeStraySpoolFiles()
+    }
+
+    /// Renews the heartbeat. A session found gone was taken over by another mount after this
+    /// one missed its heartbeats (a stall longer than `session_timeout=`): it registers again,
+    /// and says so, since the journal rows it had were finished by that mount.
     func renewSession() {
         guard store.engine == .postgres else { return }
-        do { try store.heartbeat(sessionID, now: Self.unixNow) } catch { logger.warning("session heartbeat failed: \(error)") }
+        do {
+            if try store.heartbeat(sessionID, now: Self.unixNow) { return }
+            logger.error("this mount's session was taken over by another mount (no heartbeat for \(sessionLifetime) s): uploads in flight may have been dropped; registering again")
+            try store.beginSession(sessionID, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), now: Self.unixNow)
+        } catch {
+            logger.warning("session heartbeat failed: \(error)")
+        }
+    }
+
+    /// Stops background work and the heartbeat but leaves the session registered, as a killed
+    /// process would (for tests of takeover).
+    public func haltKeepingSession() {
+        backgroundWork.stop()
     }
 
     /// Ends the session (a clean stop).

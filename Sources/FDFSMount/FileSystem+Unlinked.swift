@@ -35,11 +35,13 @@ extension FDFSFileSystem {
         }
     }
 
-    /// After a restart no descriptor is open: files detached before are removed.
-    func removeDetachedLeftovers() async throws(FSError) {
-        for entry in try store.detachedEntries() {
+    /// After a restart (or the death of the mount that detached them) none of `scope`'s
+    /// descriptors is open: its detached files are removed, at once or, if this mount has the
+    /// inode open too, at its last close.
+    func removeDetachedLeftovers(_ scope: JournalScope) async throws(FSError) {
+        for entry in try store.detachedEntries(scope) {
             logger.notice("recovery: removing inode \(entry.ino), unlinked while open before the restart")
-            await removeDetached(entry.ino)
+            await removeWhenClosed(entry.ino)
         }
     }
 }

@@ -41,6 +41,8 @@ public final class FDFSFileSystem: Sendable {
     let appenderVersions = AppenderVersions()
     /// The state of retries, metadata writes and deletions (FileSystem+Background.swift).
     let backgroundWork = BackgroundWork()
+    /// Dead sessions taken over (FileSystem+Takeover.swift).
+    let takeovers = Takeovers()
 
     /// Opens (or creates) the state directory, the mapping store, the block cache and the
     /// spool. Call ``start()`` before serving requests.
@@ -52,7 +54,8 @@ public final class FDFSFileSystem: Sendable {
         self.metrics = metrics
         self.startTime = POSIX.nowNanoseconds()
         try POSIX.mkdirs(stateDir)
-        self.store = try MappingStore(location: options.meta, stateDir: stateDir)
+        let session = options.meta == .sqlite ? "" : Self.loadSessionID(stateDir: stateDir)
+        self.store = try MappingStore(location: options.meta, stateDir: stateDir, session: session)
         self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, blockSize: options.blockSize, directIO: options.directCache, metrics: metrics, logger: logger)
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)

@@ -25,6 +25,8 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
     case streamThreshold = "stream_threshold"
     case attrTimeout = "attr_timeout"
     case stallTimeout = "stall_timeout"
+    /// Seconds without a heartbeat after which a mount's session on a shared namespace is dead.
+    case sessionTimeout = "session_timeout"
     case uploadTargetTTL = "upload_target_ttl"
     case kernelReadaheadKB = "kernel_readahead_kb"
     case metrics
@@ -56,6 +58,7 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
         case .memory: "64M"
         case .cache: "reread"
         case .attrTimeout, .stallTimeout, .uploadTargetTTL: "1"
+        case .sessionTimeout: "30"
         case .kernelReadaheadKB: "4096"
         case .metrics: "127.0.0.1:9100"
         case .meta: "sqlite"

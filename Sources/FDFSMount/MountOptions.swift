@@ -34,6 +34,9 @@ public struct MountOptions: Sendable {
     public var negativeTimeout: Double = 2
     /// A storage that sends nothing for this long during a block fetch is hedged by another.
     public var stallTimeout: Double = 3
+    /// On a shared (PostgreSQL) namespace, a mount session without a heartbeat for this many
+    /// seconds (at least 2) is dead and another mount takes its journal over.
+    public var sessionTimeout: Double = 30
     /// A new file written in order is streamed to the cluster (as an appender file, turned
     /// into a normal one at close) once this many bytes are spooled; 0 turns streaming off.
     public var streamThreshold: Int64 = 16 << 20
@@ -75,6 +78,7 @@ public struct MountOptions: Sendable {
           ro rw allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache cached_writes debug
           state_dir=DIR cache_dir=DIR cache_size=SIZE cache=always|reread|never block_size=SIZE readahead=SIZE memory=SIZE
           spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
+          session_timeout=SEC
           metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
           meta=sqlite|postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable] (SQLite/PostgreSQL, $FDFS_META_URL)
           fsname=NAME subtype=NAME max_read=BYTES (passed to libfuse)
@@ -120,6 +124,9 @@ public struct MountOptions: Sendable {
             case .attrTimeout:
                 guard let v = Double(try need()), v >= 0 else { throw FSError(.invalid, "attr_timeout must be seconds") }
                 attrTimeout = v
+            case .sessionTimeout:
+                guard let v = Double(try need()), v >= 2 else { throw FSError(.invalid, "session_timeout must be at least 2 seconds") }
+                sessionTimeout = v
             case .stallTimeout:
                 guard let v = Double(try need()), v > 0 else { throw FSError(.invalid, "stall_timeout must be seconds") }
                 stallTimeout = v
