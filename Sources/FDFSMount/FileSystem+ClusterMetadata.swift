@@ -75,6 +75,8 @@ extension FDFSFileSystem {
         guard handles.mayDelete(text), backgroundWork.beginDeleting(text) else { return }
         defer { backgroundWork.endDeleting(text) }
         guard (try? store.deletionQueued(text)) != false else { return }
+        // Open on another live mount: the journal keeps it, the next pass tries again.
+        if isOpenOnOtherMount(text) { return }
         guard let id = try? FileID(text) else {
             try? store.deleted(text)
             return

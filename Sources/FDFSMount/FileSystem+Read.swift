@@ -37,7 +37,8 @@ extension FDFSFileSystem {
         }
         if entry.kind == .file && entry.fileID == nil {
             // Provisional name whose upload is pending (after a restart): read its spool.
-            if let pending = try store.pendingUploads().last(where: { $0.ino == ino }) {
+            // Only this mount's journal names a spool that is here.
+            if let pending = try store.pendingUploads(.own(sessionID, untagged: false)).last(where: { $0.ino == ino }) {
                 let write = try adoptSpool(ino: ino, path: pending.spool, dirty: true, mtime: entry.mtime)
                 return register(Handle(ino: ino, writable: false, spool: write), keepCache: false)
             }
@@ -45,9 +46,9 @@ extension FDFSFileSystem {
             return register(Handle(ino: ino, writable: false, spool: empty), keepCache: false)
         }
         let ref = try await fileRef(entry)
-        let handle = Handle(ino: ino, reader: reader(ref))
-        if options.directReads { return register(handle, keepCache: false, directIO: true) }
-        return register(handle, keepCache: ref.checkCRC)
+        let (fh, first) = handles.openCounting(Handle(ino: ino, reader: reader(ref)))
+        if first { recordOpen(ref.id.description) }
+        return OpenReply(handle: fh, keepCache: options.directReads ? false : ref.checkCRC, directIO: options.directReads)
     }
 
     func register(_ handle: Handle, keepCache: Bool, directIO: Bool = false) -> OpenReply {
@@ -97,7 +98,7 @@ extension FDFSFileSystem {
     /// RELEASE: `.done` when closing the handle needs no upload, no cluster deletion and no
     /// removal of a detached inode; otherwise the rest runs as `.needsCluster`.
     public func release(_ ino: UInt64, handle fh: UInt64) -> Answer<Void> {
-        switch handles.closeQuickly(fh) {
+        switch handles.closeQuickly(fh, recordingOpens: recordsOpens) {
         case .notOpen:
             return .done(())
         case .closed(let write):
@@ -112,6 +113,7 @@ extension FDFSFileSystem {
     /// what the last close of a written file decides (upload, discard, drop).
     func closeHandle(_ fh: UInt64) async {
         guard let closed = handles.close(fh) else { return }
+        if let id = closed.lastOfFileID { recordClose(id) }
         for id in closed.deletions { await deleteFromCluster(id) }
         if closed.lastOfDetached { await removeDetached(closed.handle.ino) }
         if let write = closed.handle.spool { await released(write) }

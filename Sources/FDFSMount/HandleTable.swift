@@ -50,25 +50,30 @@ final class HandleTable: Sendable {
         }
 
         /// `fh` left the table: one open handle less on its cluster file; returns the file ID
-        /// when its deletion was waiting for this.
-        mutating func closed(_ handle: Handle) -> String? {
-            guard let ref = handle.ref else { return nil }
+        /// when that was its last handle, and whether its deletion was waiting for this.
+        mutating func closed(_ handle: Handle) -> (last: String?, deletion: String?) {
+            guard let ref = handle.ref else { return (nil, nil) }
             let key = ref.id.description
             let count = (openIDs[key] ?? 1) - 1
             openIDs[key] = count > 0 ? count : nil
-            return count <= 0 ? deferredDeletes.remove(key) : nil
+            return count <= 0 ? (key, deferredDeletes.remove(key)) : (nil, nil)
         }
     }
 
     private let state = Mutex(State())
 
     /// Registers an open file; returns its handle number.
-    func open(_ handle: Handle) -> UInt64 {
+    func open(_ handle: Handle) -> UInt64 { openCounting(handle).fh }
+
+    /// Registers an open file; `first` tells whether it is the mount's first handle on its
+    /// cluster file (FileSystem+OpenFiles.swift records that on a shared namespace).
+    func openCounting(_ handle: Handle) -> (fh: UInt64, first: Bool) {
         state.withLock { s in
             let fh = s.number()
             s.handles[fh] = handle
-            if let ref = handle.ref { s.openIDs[ref.id.description, default: 0] += 1 }
-            return fh
+            guard let ref = handle.ref else { return (fh, false) }
+            s.openIDs[ref.id.description, default: 0] += 1
+            return (fh, s.openIDs[ref.id.description] == 1)
         }
     }
 
@@ -101,20 +106,22 @@ final class HandleTable: Sendable {
         var deletions: [String]
         /// It was the last descriptor of a detached inode: remove the inode.
         var lastOfDetached: Bool
+        /// It was the mount's last handle on this cluster file.
+        var lastOfFileID: String?
     }
 
     /// RELEASE: takes `fh` out (its write state counts one descriptor less).
     func close(_ fh: UInt64) -> Closed? {
         state.withLock { s in
             guard let handle = s.handles.removeValue(forKey: fh) else { return nil }
-            let ready = s.closed(handle).map { [$0] } ?? []
+            let (lastOfFileID, deletion) = s.closed(handle)
             handle.spool?.on { $0.closed() }
             var last = false
             if s.detached.contains(handle.ino), !s.isOpen(handle.ino, except: fh) {
                 s.detached.remove(handle.ino)
                 last = true
             }
-            return Closed(handle: handle, deletions: ready, lastOfDetached: last)
+            return Closed(handle: handle, deletions: deletion.map { [$0] } ?? [], lastOfDetached: last, lastOfFileID: lastOfFileID)
         }
     }
 
@@ -129,11 +136,13 @@ final class HandleTable: Sendable {
         case needsWork
     }
 
-    /// RELEASE when it needs no upload, no cluster deletion and no removal.
-    func closeQuickly(_ fh: UInt64) -> QuickClose {
+    /// RELEASE when it needs no upload, no cluster deletion and no removal. With
+    /// `recordingOpens`, the last close of a cluster file needs work too (the store records it).
+    func closeQuickly(_ fh: UInt64, recordingOpens: Bool = false) -> QuickClose {
         state.withLock { s in
             guard let handle = s.handles[fh] else { return .notOpen }
-            if let ref = handle.ref, (s.openIDs[ref.id.description] ?? 0) <= 1, s.deferredDeletes.contains(ref.id.description) { return .needsWork }
+            if let ref = handle.ref, (s.openIDs[ref.id.description] ?? 0) <= 1,
+               recordingOpens || s.deferredDeletes.contains(ref.id.description) { return .needsWork }
             if let write = handle.spool, !write.on({ $0.closeIsQuick }) { return .needsWork }
             if s.detached.contains(handle.ino), !s.isOpen(handle.ino, except: fh) { return .needsWork }
             s.handles[fh] = nil
