@@ -3,9 +3,9 @@ import Foundation
 /// On a shared (PostgreSQL) namespace this mount is one session among several: it registers
 /// itself, renews a heartbeat, and owns the journal rows it writes (schema version 4). At
 /// start it recovers its own rows (those of its previous run: the session ID is kept in the
-/// state directory) and finishes takeovers its previous run left; rows no session owns
-/// (SQLite's, and those written before version 4) are recovered only when no other mount is
-/// alive. Rows of other mounts are never touched while they heartbeat; once one stops for
+/// state directory) and finishes takeovers its previous run left; rows no registered session
+/// owns (SQLite's, those written before version 4, those of a mount that ended with work
+/// left) are recovered only when no other mount is alive. Rows of other mounts are never touched while they heartbeat; once one stops for
 /// `session_timeout=` a live mount takes them over (FileSystem+Takeover.swift).
 extension FDFSFileSystem {
     /// This mount's session ID on PostgreSQL, kept in the state directory so a restart
@@ -54,7 +54,7 @@ extension FDFSFileSystem {
     /// files go.
     func recoverAtStart() async {
         let alone = beginSession()
-        if alone && store.engine == .postgres { try? store.adoptUntaggedMetadata() }
+        if store.engine == .postgres { try? store.adoptUnownedMetadata() }
         await recover(.own(sessionID, untagged: alone))
         if store.engine == .postgres {
             await recover(.takenOver(by: sessionID))

@@ -24,7 +24,13 @@ extension FDFSFileSystem {
             logger.warning("cannot take over dead mount sessions: \(error); will retry")
         }
         let unfinished = takeovers.takeUnfinished()
-        if claimed > 0 || unfinished { await recover(.takenOver(by: sessionID)) }
+        if claimed > 0 {
+            try? store.adoptUnownedMetadata()
+        }
+        if claimed > 0 || unfinished {
+            await recover(.takenOver(by: sessionID))
+            await processDeletions()
+        }
         return claimed
     }
 

@@ -8,11 +8,13 @@ public struct JournalScope: Sendable {
     /// name that mount's spool, which is not here.
     public let spoolIsLocal: Bool
 
-    /// This mount's own rows; with `untagged`, also rows that no session owns (SQLite's one
-    /// implicit session, and rows written before schema version 4).
+    /// This mount's own rows; with `untagged`, also rows whose owner is no registered session
+    /// (SQLite's one implicit session, rows written before schema version 4, and those of a
+    /// mount that ended its session with work left, such as a name it never closed).
     public static func own(_ session: String, untagged: Bool) -> JournalScope {
         untagged
-            ? JournalScope(condition: "(session = ? OR session = '' OR session IS NULL)", values: [.text(session)], spoolIsLocal: true)
+            ? JournalScope(condition: "(session = ? OR session = '' OR session IS NULL OR session NOT IN (SELECT id FROM mount_sessions))",
+                           values: [.text(session)], spoolIsLocal: true)
             : JournalScope(condition: "session = ?", values: [.text(session)], spoolIsLocal: true)
     }
 
@@ -69,11 +71,11 @@ extension MappingStore {
         }
     }
 
-    /// Due metadata writes no session owns (written before schema version 4) become this
-    /// session's.
-    public func adoptUntaggedMetadata() throws(FSError) {
+    /// Due metadata writes whose owner is no registered session (written before schema
+    /// version 4, or left by a mount that ended its session) become this session's.
+    public func adoptUnownedMetadata() throws(FSError) {
         try with { (db: any MetadataConnection) throws(FSError) in
-            try db.run("UPDATE metadata_due SET session = ? WHERE session = ''", [.text(session)])
+            try db.run("UPDATE metadata_due SET session = ? WHERE session NOT IN (SELECT id FROM mount_sessions)", [.text(session)])
         }
     }
 }
