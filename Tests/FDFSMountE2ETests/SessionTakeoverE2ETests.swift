@@ -16,8 +16,9 @@ import Glibc
         guard let dir = ProcessInfo.processInfo.environment["FDFS_TEST_CLUSTER_DIR"], !dir.isEmpty else {
             throw HarnessError("FDFS_TEST_CLUSTER_DIR is not set: this test counts the files on the test cluster's storages")
         }
-        let out = Shell.ok("find '\(dir)' -path '*/store0/data/*' -type f ! -name '*-m' | sed -E 's#.*/data/##' | grep -E '^[0-9A-F]{2}/[0-9A-F]{2}/'")
-        return Set(out.split(separator: "\n").map(String.init))
+        let result = Shell.run("find '\(dir)' -path '*/store0/data/*' -type f ! -name '*-m' | sed -E 's#.*/data/##' | grep -E '^[0-9A-F]{2}/[0-9A-F]{2}/' || true")
+        guard result.status == 0 else { throw HarnessError("listing the storages' files failed: \(result.stderr)") }
+        return Set(result.stdout.split(separator: "\n").map(String.init))
     }
 
     /// `fdfs-mount export --all` of the shared namespace: (path, file ID, mode) per name.
@@ -58,9 +59,13 @@ import Glibc
         }
         let copied = { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
         #expect(waitUntil(120, { copied().count >= 40 || !copy.isRunning }), "the copy did not get going")
-        a.crash()
+        // kill -9 of A; the copy is stopped before A's mount point is cleaned up (after that
+        // its path is a local directory again).
+        a.process?.signal(SIGKILL)
+        a.process?.wait()
         copy.signal(SIGKILL)
         copy.wait()
+        a.crash()
         let done = copied()
         #expect(done.count >= 40 && done.count < 160, "\(done.count) files copied before the kill")
 
@@ -70,8 +75,9 @@ import Glibc
                 "names without content are left: \((try? Self.export(meta: meta).filter { $0.fileID == "-" }.map(\.path)) ?? [])")
 
         // Every file whose copy returned on A is on B, byte for byte.
+        let takeover = b.log.split(separator: "\n").filter { $0.contains("recovery") || $0.contains("taking over") }.joined(separator: "\n")
         for file in done {
-            #expect(sha256(dirB + "/" + file) == sha256(source + "/" + file), "\(file)")
+            #expect(sha256(dirB + "/" + file) == sha256(source + "/" + file), "\(file); B's takeover:\n\(takeover)")
         }
         // Every file name left is complete (the one cp was writing when A died is either gone or whole).
         let names = try Self.export(meta: meta).filter { $0.path.hasPrefix(relative + "/") && $0.mode.hasPrefix("100") }
@@ -84,6 +90,7 @@ import Glibc
         // No cluster file leaks: each file the storages gained is named (deletions are
         // asynchronous and replicate: wait for them).
         let named = Set(try Self.export(meta: meta).compactMap { $0.fileID.split(separator: "/", maxSplits: 2).last.map(String.init) })
+        #expect(try Self.storedFiles().subtracting(before).count >= done.count, "the copied files are not on the storages")
         var leaked: Set<String> = []
         let clean = waitUntil(30) {
             leaked = ((try? Self.storedFiles()) ?? []).subtracting(before).subtracting(named)
