@@ -1,4 +1,5 @@
 import Foundation
+import class FDFSTestSupport.ChildProcess
 import Testing
 
 #if canImport(Glibc)
@@ -54,9 +55,7 @@ import Glibc
         let script = """
             cd '\(source)' && for f in */*.bin; do mkdir -p '\(dirA)'/$(dirname $f) && cp -a "$f" '\(dirA)'/"$f" && echo "$f" >> '\(log)'; done
             """
-        guard let copy = Child(["/bin/bash", "-c", script], stdout: "/dev/null", stderr: a.root + "/copy.err") else {
-            throw HarnessError("cannot start the copy")
-        }
+        let copy = try ChildProcess("/bin/bash", ["-c", script], stderr: .file(a.root + "/copy.err"))
         let copied = { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
         #expect(waitUntil(120, { copied().count >= 40 || !copy.isRunning }), "the copy did not get going")
         // kill -9 of A; the copy is stopped before A's mount point is cleaned up (after that

@@ -34,25 +34,25 @@ import Glibc
         let group = try await resolve(a, "group1").attributes.ino
 
         // A committed file, then unlinked on A while A has it open: detached, A's.
-        let (kept, keptOpen) = try await a.create(parent: group, name: "kept", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (kept, keptOpen) = try await a.create(parent: group, name: "kept", mode: 0o644, flags: O_WRONLY, caller: .root).value
         try Self.write(a, keptOpen.handle, [1, 2, 3])
-        try await a.flush(kept.attributes.ino, handle: keptOpen.handle)
-        await a.release(kept.attributes.ino, handle: keptOpen.handle)
+        try await a.flush(kept.attributes.ino, handle: keptOpen.handle).value
+        try await a.release(kept.attributes.ino, handle: keptOpen.handle).value
         let keptID = try #require(try a.store.entry(kept.attributes.ino)?.fileID)
         _ = try await a.open(kept.attributes.ino, flags: O_RDONLY)
         try await a.unlink(parent: group, name: "kept")
         // A committed file whose metadata write is due when A dies.
-        let (meta, metaOpen) = try await a.create(parent: group, name: "meta", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (meta, metaOpen) = try await a.create(parent: group, name: "meta", mode: 0o644, flags: O_WRONLY, caller: .root).value
         try Self.write(a, metaOpen.handle, [5])
-        try await a.flush(meta.attributes.ino, handle: metaOpen.handle)
-        await a.release(meta.attributes.ino, handle: metaOpen.handle)
+        try await a.flush(meta.attributes.ino, handle: metaOpen.handle).value
+        try await a.release(meta.attributes.ino, handle: metaOpen.handle).value
         let metaID = try #require(try a.store.entry(meta.attributes.ino)?.fileID)
         // Names created and never closed; one with an upload whose file ID was recorded, one
         // whose bytes were only in A's spool.
-        let (unclosed, unclosedOpen) = try await a.create(parent: group, name: "unclosed", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (unclosed, unclosedOpen) = try await a.create(parent: group, name: "unclosed", mode: 0o644, flags: O_WRONLY, caller: .root).value
         try Self.write(a, unclosedOpen.handle, [9])
-        let (uploaded, _) = try await a.create(parent: group, name: "uploaded", mode: 0o644, flags: O_WRONLY, caller: .root)
-        let (lost, _) = try await a.create(parent: group, name: "lost", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (uploaded, _) = try await a.create(parent: group, name: "uploaded", mode: 0o644, flags: O_WRONLY, caller: .root).value
+        let (lost, _) = try await a.create(parent: group, name: "lost", mode: 0o644, flags: O_WRONLY, caller: .root).value
 
         // A dies (no more heartbeats, the session stays registered) after journaling: the
         // upload answered with an ID, an upload in flight, a streamed appender file, a due
@@ -109,10 +109,10 @@ import Glibc
         let a = try await makeFS(dirA, cluster) { $0.meta = location }
         let b = try await makeFS(dirB, cluster) { $0.meta = location }
         let group = try await resolve(a, "group1").attributes.ino
-        let (file, open) = try await a.create(parent: group, name: "shared", mode: 0o644, flags: O_WRONLY, caller: .root)
+        let (file, open) = try await a.create(parent: group, name: "shared", mode: 0o644, flags: O_WRONLY, caller: .root).value
         try Self.write(a, open.handle, [1, 2, 3, 4])
-        try await a.flush(file.attributes.ino, handle: open.handle)
-        await a.release(file.attributes.ino, handle: open.handle)
+        try await a.flush(file.attributes.ino, handle: open.handle).value
+        try await a.release(file.attributes.ino, handle: open.handle).value
         let id = try FileID(try #require(try a.store.entry(file.attributes.ino)?.fileID))
 
         let onB = try await resolve(b, "group1/shared").attributes.ino
@@ -122,7 +122,7 @@ import Glibc
         #expect(cluster.bytes(id) != nil, "deleted while open on B")
         #expect(Array(try await b.read(reading.handle, offset: 0, size: 100).bytes) == [1, 2, 3, 4])
 
-        await b.release(onB, handle: reading.handle)
+        try await b.release(onB, handle: reading.handle).value
         await a.background()
         #expect(cluster.bytes(id) == nil, "not deleted after B closed it")
         #expect(try a.store.deletions().isEmpty)
