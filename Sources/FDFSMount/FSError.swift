@@ -29,6 +29,7 @@ public struct FSError: Error, Sendable, CustomStringConvertible {
         case unreachable         // EIO as well, but from a transport failure (logged separately)
         case timeout             // ETIMEDOUT
         case busy                // EBUSY
+        case conflict            // EAGAIN: another mount changed what an operation had checked (the core retries)
     }
 
     public var code: Code
@@ -62,6 +63,7 @@ public struct FSError: Error, Sendable, CustomStringConvertible {
         case .io, .unreachable: EIO
         case .timeout: ETIMEDOUT
         case .busy: EBUSY
+        case .conflict: EAGAIN
         }
     }
 

@@ -62,11 +62,34 @@ extension FDFSFileSystem {
     }
 
     /// CREATE: a provisional name (visible at once) and an empty spool; the upload happens at
-    /// close.
+    /// close. Without `O_EXCL`, a name another mount created since this kernel looked is
+    /// opened, as on one machine; with it, that is EEXIST.
     public func create(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> Answer<(EntryReply, OpenReply)> {
-        try creating(in: parent, name) { () throws(FSError) in
-            try self.createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
+        do throws(FSError) {
+            let answer = try creating(in: parent, name) { () throws(FSError) in
+                try self.createChecked(parent: parent, name: name, mode: mode, flags: flags, caller: caller)
+            }
+            guard case .needsCluster(let work) = answer else { return answer }
+            return .needsCluster { () async throws(FSError) in
+                do throws(FSError) { return try await work() } catch {
+                    return try await self.openExisting(after: error, parent: parent, name: name, flags: flags, caller: caller)
+                }
+            }
+        } catch {
+            guard error.code == .exists, flags & O_EXCL == 0 else { throw error }
+            return .needsCluster { () async throws(FSError) in
+                try await self.openExisting(after: error, parent: parent, name: name, flags: flags, caller: caller)
+            }
         }
+    }
+
+    /// CREATE without `O_EXCL` that found the name taken (another mount created it since this
+    /// kernel looked): opens that file, as on one machine. Anything else is `error` again.
+    func openExisting(after error: FSError, parent: UInt64, name: String, flags: Int32, caller: Caller) async throws(FSError) -> (EntryReply, OpenReply) {
+        guard error.code == .exists, flags & O_EXCL == 0 else { throw error }
+        let existing = try await lookup(parent: parent, name: name).value.attributes.ino
+        let open = try await self.open(existing, flags: flags & ~O_CREAT, caller: caller)
+        return (try getattr(existing), open)
     }
 
     func createChecked(parent: UInt64, name: String, mode: UInt32, flags: Int32, caller: Caller) throws(FSError) -> (EntryReply, OpenReply) {
@@ -127,10 +150,26 @@ extension FDFSFileSystem {
 
     public func rmdir(parent: UInt64, name: String) async throws(FSError) {
         try checkWritable()
-        let row = try await userName(parent, name).inode
-        guard row.kind == .directory else { throw FSError(.notDirectory) }
-        if try store.hasChildren(row.ino) { throw FSError(.notEmpty) }
-        _ = try store.remove(row.ino, queueDeletion: false)
+        try await retryingConflicts("rmdir \(name)") { () async throws(FSError) in
+            let row = try await self.userName(parent, name).inode
+            guard row.kind == .directory else { throw FSError(.notDirectory) }
+            try self.store.removeDirectory(row.ino, in: parent, named: name)
+        }
+    }
+
+    /// Runs `body` again (up to 20 times) while another mount's change makes it fail with
+    /// ``FSError/Code/conflict``: each round checks the names afresh.
+    func retryingConflicts<T: Sendable>(_ what: String, _ body: () async throws(FSError) -> T) async throws(FSError) -> T {
+        var round = 0
+        while true {
+            do throws(FSError) {
+                return try await body()
+            } catch {
+                round += 1
+                guard error.code == .conflict, round < 20 else { throw error }
+                logger.debug("\(what): \(error); checking again")
+            }
+        }
     }
 
     static let renameNoReplace: UInt32 = 1
@@ -142,6 +181,14 @@ extension FDFSFileSystem {
         try checkWritable()
         guard newName.utf8.count <= 255 else { throw FSError(.nameTooLong) }
         if flags & Self.renameExchange != 0 { throw FSError(.invalid, "RENAME_EXCHANGE is not supported") }
+        try await retryingConflicts("rename \(name)") { () async throws(FSError) in
+            try await self.renameChecked(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags)
+        }
+    }
+
+    /// One attempt at RENAME: the checks, then the store's transaction, which fails with
+    /// ``FSError/Code/conflict`` when another mount changed the target name since the checks.
+    func renameChecked(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) async throws(FSError) {
         let (sourceName, source) = try await userName(parent, name)
         let target = try entry(newParent)
         guard target.kind.isDirectory else { throw FSError(.notDirectory) }
@@ -174,7 +221,7 @@ extension FDFSFileSystem {
         if let existingName, existingName.kind != .hardLink { lastName = try store.linkCount(existingName.ino) == 0 }
         let keepOpen = lastName && existing.map { $0.kind == .file && isOpen($0.ino) } ?? false
         let orphan = try store.rename(sourceName.ino, to: newParent, newName, replacing: existingName?.ino, queueDeletion: !options.keepReplaced,
-                                      detachReplaced: keepOpen)
+                                      detachReplaced: keepOpen, from: (parent, name))
         if lastName, let existing { orphanWrite(existing.ino) }
         if keepOpen, let existing { await removeWhenClosed(existing.ino) }
         if let orphan { await deleteFromCluster(orphan) }

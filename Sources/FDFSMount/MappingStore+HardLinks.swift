@@ -16,15 +16,14 @@ extension MappingStore {
     /// and the inode's ctime change. Returns the inode as seen through the new name.
     public func link(_ ino: UInt64, into parent: UInt64, as name: String) throws(FSError) -> Entry {
         try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
-            guard var inode = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]),
-                  !inode.isDetached, inode.kind != .hardLink else {
+            let now = POSIX.nowNanoseconds()
+            try Self.touchLocked(db, [parent], at: now)
+            guard var inode = try Self.lockedEntry(db, ino), !inode.isDetached, inode.kind != .hardLink else {
                 throw FSError(.notFound, "inode \(ino) has no name")
             }
-            let now = POSIX.nowNanoseconds()
             _ = try Self.insert(db, Entry(ino: 0, parent: parent, name: name, kind: .hardLink, mode: 0, uid: 0, gid: 0,
                                           atime: now, mtime: now, ctime: now, size: 0, fileID: nil, target: nil,
                                           state: Entry.committed, linkIno: ino), orExisting: false)
-            try Self.touch(db, parent, at: now)
             try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(ino))])
             inode.ctime = now
             inode.parent = parent

@@ -52,7 +52,9 @@ extension MappingStore {
     public func commitUpload(pending id: Int64, ino: UInt64, newID: String, size: Int64, mtime: Int64? = nil, ctime: Int64? = nil, generatedParent: UInt64?, generated: Entry?, queueDeletion: Bool) throws(FSError) -> (Entry, String?) {
         try transaction { (db: any MetadataConnection) throws(FSError) -> (Entry, String?) in
             try db.run("DELETE FROM pending WHERE id = ?", [.int(id)])
-            guard var entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]), entry.kind == .file else {
+            // Locked: of two mounts committing the same file, the second waits, then replaces
+            // (and queues for deletion) the first one's upload rather than the ID both started from.
+            guard var entry = try Self.lockedEntry(db, ino), entry.kind == .file else {
                 throw FSError(.notFound, "inode \(ino) was removed during its upload")
             }
             let old = entry.fileID

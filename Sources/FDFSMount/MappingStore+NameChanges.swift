@@ -21,12 +21,13 @@ extension Entry {
 
 extension MappingStore {
     /// Inserts a user entry (file, directory, symlink) and sets its directory's mtime and
-    /// ctime to its creation time, in one transaction.
+    /// ctime to its creation time, in one transaction. The directory is locked first: EEXIST
+    /// when the name is taken (also by another mount at the same moment), ENOENT when the
+    /// directory was removed (see ``removeDirectory(_:in:named:)``).
     public func create(_ entry: Entry) throws(FSError) -> Entry {
         try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
-            let row = try Self.insert(db, entry, orExisting: false, session: session)
-            try Self.touch(db, entry.parent, at: entry.ctime)
-            return row
+            try Self.touchLocked(db, [entry.parent], at: entry.ctime)
+            return try Self.insert(db, entry, orExisting: false, session: session)
         }
     }
 
@@ -40,7 +41,7 @@ extension MappingStore {
     /// with ``remove(_:queueDeletion:)`` once the last descriptor closes.
     public func detach(_ ino: UInt64, _ reason: DetachReason) throws(FSError) {
         try transaction { (db: any MetadataConnection) throws(FSError) in
-            guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return }
+            guard let entry = try Self.lockedEntry(db, ino) else { return }
             try Self.detach(db, entry, reason, session: session)
         }
     }

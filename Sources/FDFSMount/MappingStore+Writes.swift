@@ -12,17 +12,22 @@ extension MappingStore {
     }
 
     /// Inserts a row; a provisional one is tagged with `session` (its owner, schema version 4).
+    /// The name is claimed by the INSERT itself (`ON CONFLICT DO NOTHING` on the unique
+    /// parent and name): of two mounts creating one name at once, one inserts and the other
+    /// finds the name taken (EEXIST, or the winner's row when `orExisting`), never an error.
     static func insert(_ db: any MetadataConnection, _ entry: Entry, orExisting: Bool, session: String? = nil) throws(FSError) -> Entry {
-        if let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", [.int(Int64(entry.parent)), .text(entry.name)]) {
-            if orExisting { return existing }
-            throw FSError(.exists, entry.name)
-        }
+        let key: [SQLValue] = [.int(Int64(entry.parent)), .text(entry.name)]
+        if orExisting, let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", key) { return existing }
         let ino = try db.firstInt(
-            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino, session) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING ino",
+            "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino, session) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(parent, name) DO NOTHING RETURNING ino",
             [.int(Int64(entry.parent)), .text(entry.name), .int(entry.kind.rawValue), .int(entry.mode), .int(entry.uid), .int(entry.gid),
              .int(entry.atime), .int(entry.mtime), .int(entry.ctime), .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state),
              .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno)), .optional(entry.state == Entry.provisional ? session : nil)])
-        guard let ino else { throw FSError(.io, "inserting \(entry.name) gave no inode") }
+        guard let ino else {
+            // Taken, perhaps by another mount's transaction that committed meanwhile.
+            if orExisting, let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", key) { return existing }
+            throw FSError(.exists, entry.name)
+        }
         var copy = entry
         copy.ino = UInt64(ino)
         return copy
@@ -37,13 +42,16 @@ extension MappingStore {
         }
     }
 
-    /// Writes every attribute of an existing row.
+    /// Writes the attributes of an existing row: mode, owner, times, symlink target, and the
+    /// size only while the row still points at `entry.fileID`. The file ID and state are the
+    /// commit's (``commitUpload(pending:ino:newID:size:mtime:ctime:generatedParent:generated:queueDeletion:)``):
+    /// a `chmod` on one mount must not put back the file ID that another mount's commit replaced.
     public func update(_ entry: Entry) throws(FSError) {
         try with { (db: any MetadataConnection) throws(FSError) in
             try db.run(
-                "UPDATE entries SET mode=?, uid=?, gid=?, atime=?, mtime=?, ctime=?, size=?, file_id=?, target=?, state=? WHERE ino=?",
+                "UPDATE entries SET mode=?, uid=?, gid=?, atime=?, mtime=?, ctime=?, target=?, size = CASE WHEN file_id IS NOT DISTINCT FROM ? THEN ? ELSE size END WHERE ino=?",
                 [.int(entry.mode), .int(entry.uid), .int(entry.gid), .int(entry.atime), .int(entry.mtime), .int(entry.ctime),
-                 .int(entry.size), .optional(entry.fileID), .optional(entry.target), .int(entry.state), .int(Int64(entry.ino))])
+                 .optional(entry.target), .optional(entry.fileID), .int(entry.size), .int(Int64(entry.ino))])
         }
     }
 
@@ -52,7 +60,8 @@ extension MappingStore {
     /// that ID is recorded in the deletions journal in the same transaction.
     public func remove(_ ino: UInt64, queueDeletion: Bool) throws(FSError) -> String? {
         try transaction { (db: any MetadataConnection) throws(FSError) -> String? in
-            guard let entry = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) else { return nil }
+            // Locked: a commit on another mount that repoints it waits, or has happened and is seen.
+            guard let entry = try Self.lockedEntry(db, ino) else { return nil }
             try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(ino))])
             try db.run("DELETE FROM entries WHERE kind = ? AND link_ino = ?", [.int(EntryKind.hardLink.rawValue), .int(Int64(ino))])
             try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
@@ -79,12 +88,28 @@ extension MappingStore {
     /// keeps its row, detached, for descriptors still open on it (see ``detach(_:_:)``).
     /// `ino` and `replaced` are name rows (``nameRow(_:_:)``): a hard link moves as a name,
     /// and a replaced name that is not its inode's last goes alone (``dropName(_:)``).
+    ///
+    /// Both directories and both names are locked first and checked against what the caller
+    /// decided on: when another mount renamed or removed the source meanwhile (it is no longer
+    /// `source`, when given) the rename fails with ENOENT; when the target name now stands for
+    /// another row than `replaced`, it fails with ``FSError/Code/conflict`` and changes nothing,
+    /// so the caller checks again and retries.
     public func rename(_ ino: UInt64, to newParent: UInt64, _ newName: String, replacing replaced: UInt64?, queueDeletion: Bool,
-                       detachReplaced: Bool = false) throws(FSError) -> String? {
+                       detachReplaced: Bool = false, from source: (parent: UInt64, name: String)? = nil) throws(FSError) -> String? {
         try transaction { (db: any MetadataConnection) throws(FSError) -> String? in
             var orphaned: String?
             let now = POSIX.nowNanoseconds()
-            if let replaced, let old = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(replaced))]) {
+            // Directories first, in inode order (as create and rmdir lock them), then the rows.
+            var oldParent = source?.parent
+            if oldParent == nil { oldParent = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))])?.parent }
+            try Self.touchLocked(db, [oldParent, newParent].compactMap { $0 }, at: now)
+            guard let moved = try Self.lockedEntry(db, ino) else { throw FSError(.notFound, "inode \(ino) was removed") }
+            if let source, moved.parent != source.parent || moved.name != source.name {
+                throw FSError(.notFound, "\(source.name) was renamed or removed meanwhile")
+            }
+            let current = try Self.lockedNameRow(db, newParent, newName)
+            guard current?.ino == replaced else { throw FSError(.conflict, "\(newName) changed meanwhile") }
+            if let replaced, let old = try Self.lockedEntry(db, replaced) {
                 if try Self.dropName(db, old, at: now, session: session) {
                     // The replaced inode keeps its other names.
                 } else if detachReplaced {
@@ -95,11 +120,7 @@ extension MappingStore {
                     if old.kind == .file { orphaned = try Self.orphan(db, old.fileID, queueDeletion: queueDeletion) }
                 }
             }
-            if let moved = try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]) {
-                try Self.touch(db, moved.parent, at: now)
-                if moved.kind == .hardLink { try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(moved.linkIno))]) }
-            }
-            try Self.touch(db, newParent, at: now)
+            if moved.kind == .hardLink { try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(moved.linkIno))]) }
             try db.run("UPDATE entries SET parent = ?, name = ?, ctime = ? WHERE ino = ?",
                        [.int(Int64(newParent)), .text(newName), .int(now), .int(Int64(ino))])
             // Every file at or below the moved entry carries a new path.

@@ -61,8 +61,16 @@ final class PostgresMetadataConnection: MetadataConnection {
         do {
             return try future.wait()
         } catch {
-            throw FSError(.io, "postgres: \(what()): \(describe(error))")
+            throw FSError(isConflict(error) ? .conflict : .io, "postgres: \(what()): \(describe(error))")
         }
+    }
+
+    /// A statement that lost to another mount's transaction: a unique name taken meanwhile
+    /// (23505), a deadlock broken (40P01), a serialization failure (40001). Nothing of the
+    /// transaction stays; the operation may be checked again and retried.
+    static func isConflict(_ error: any Error) -> Bool {
+        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+        return ["23505", "40P01", "40001"].contains(state)
     }
 
     /// The server's message for a PSQLError (its description hides everything).
