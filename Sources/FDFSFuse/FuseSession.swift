@@ -71,11 +71,15 @@ public enum FuseSession {
             return 1
         }
         logger.info("mounted on \(config.mountpoint)")
+        // What other mounts on a shared namespace change reaches this kernel at once.
+        let pump = InvalidationPump(session: session, logger: logger)
+        pump.start(adapter.fs.invalidations)
         let loopConfig = fuse_loop_cfg_create()
         fuse_loop_cfg_set_max_threads(loopConfig, config.maxThreads)
         fuse_loop_cfg_set_clone_fd(loopConfig, 0)
         let rc = fdfs_fuse_session_loop_mt(session, loopConfig)
         fuse_loop_cfg_destroy(loopConfig)
+        pump.stop()
         fuse_session_unmount(session)
         logger.info("unmounted \(config.mountpoint) (loop returned \(rc))")
         // A signal makes the loop return the signal number: a clean, requested stop.

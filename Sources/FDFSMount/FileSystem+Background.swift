@@ -12,6 +12,7 @@ extension FDFSFileSystem {
     /// FileSystem+Session.swift) and starts the heartbeat and the background retrier.
     public func start() async {
         await recoverAtStart()
+        listenForOtherMounts()
         if store.engine == .postgres {
             Task { [weak self] in
                 while let interval = self?.heartbeatInterval, self?.isStopped == false {
@@ -40,6 +41,7 @@ extension FDFSFileSystem {
     /// Stops background work (the mount is going away). Pending uploads stay in the journal.
     public func stop() {
         backgroundWork.stop()
+        stopListening()
         endSession()
     }
 

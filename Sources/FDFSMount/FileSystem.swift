@@ -28,6 +28,10 @@ public final class FDFSFileSystem: Sendable {
     public let stateDir: String
     let logger: Logger
     let startTime: Int64
+    /// What other mounts on the same PostgreSQL namespace changed (see
+    /// FileSystem+Invalidations.swift); the FUSE adapter tells the kernel. Never yields on SQLite.
+    public let invalidations: AsyncStream<Invalidation>
+    let invalidationSink: AsyncStream<Invalidation>.Continuation
 
     /// Open files and directory listings (HandleTable.swift).
     let handles = HandleTable()
@@ -43,6 +47,9 @@ public final class FDFSFileSystem: Sendable {
     let backgroundWork = BackgroundWork()
     /// Dead sessions taken over (FileSystem+Takeover.swift).
     let takeovers = Takeovers()
+    /// Hears other mounts' changes (PostgreSQL only), from ``start()`` to ``stop()``
+    /// (FileSystem+Invalidations.swift).
+    let listening = Mutex<(listener: NamespaceListener?, stopped: Bool)>((nil, false))
 
     /// Opens (or creates) the state directory, the mapping store, the block cache and the
     /// spool. Call ``start()`` before serving requests.
@@ -53,6 +60,9 @@ public final class FDFSFileSystem: Sendable {
         self.logger = logger
         self.metrics = metrics
         self.startTime = POSIX.nowNanoseconds()
+        let (invalidations, invalidationSink) = AsyncStream.makeStream(of: Invalidation.self, bufferingPolicy: .bufferingNewest(4096))
+        self.invalidations = invalidations
+        self.invalidationSink = invalidationSink
         try POSIX.mkdirs(stateDir)
         let session = options.meta == .sqlite ? "" : Self.loadSessionID(stateDir: stateDir)
         self.store = try MappingStore(location: options.meta, stateDir: stateDir, session: session)

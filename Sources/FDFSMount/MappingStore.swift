@@ -39,11 +39,20 @@ public final class MappingStore: Sendable {
         }
     }
 
+    /// On PostgreSQL: where the namespace is and the backend PID of the store's connection,
+    /// for a ``NamespaceListener`` that hears the other mounts' changes.
+    let postgres: (location: PostgresLocation, backend: BackendID)?
+
     init(connection: sending any MetadataConnection, name: String, readOnly: Bool, session: String = "") throws(FSError) {
         try MetadataSchema.prepare(connection, name: name, readOnly: readOnly)
         path = name
         engine = connection.engine
         self.session = session
+        if let connection = connection as? PostgresMetadataConnection {
+            postgres = (connection.location, connection.backend)
+        } else {
+            postgres = nil
+        }
         db = Mutex(connection)
     }
 

@@ -11,7 +11,7 @@
 /// column is added when missing.
 enum MetadataSchema {
     /// The schema this build writes.
-    static let currentVersion: Int64 = 4
+    static let currentVersion: Int64 = 5
 
     /// Checks the version of the store behind `db` and migrates an older one (in one
     /// transaction). `readOnly` only checks that the store is not newer.
@@ -83,6 +83,8 @@ enum MetadataSchema {
                   id TEXT PRIMARY KEY, host TEXT NOT NULL, pid BIGINT NOT NULL, started BIGINT NOT NULL, heartbeat BIGINT NOT NULL)
                 """)
         case (4, _): try addSessionOwners(db)
+        case (5, .sqlite): break // one mount per SQLite store: no one to tell
+        case (5, .postgres): try installChangeNotifications(db)
         default:
             throw FSError(.io, "no migration to schema version \(version)")
         }
@@ -92,6 +94,42 @@ enum MetadataSchema {
                 CREATE INDEX IF NOT EXISTS entries_subdirectories ON entries(parent) WHERE kind = 3;
                 """)
         }
+    }
+
+    /// Version 5 for PostgreSQL: every change of a row of `entries` sends a NOTIFY, in the
+    /// changing transaction (so it is delivered at its commit, and never for a rollback), on the
+    /// channel `fdfs_` + md5 of the schema. Payloads are `PID e PARENT NAME` (a name appeared
+    /// or went away in directory PARENT) and `PID i INO` (the row of INO changed: attributes,
+    /// size, a commit's new file ID), PID being the sending connection's backend, so that a
+    /// mount skips its own (``NamespaceListener``). Detached rows (parent 0) name nothing.
+    static func installChangeNotifications(_ db: any MetadataConnection) throws(FSError) {
+        // One statement with `;` inside: run as it is (execute would split it).
+        try db.run("""
+            CREATE OR REPLACE FUNCTION fdfs_entries_changed() RETURNS trigger LANGUAGE plpgsql AS $fdfs$
+            DECLARE
+              channel text := 'fdfs_' || md5(TG_TABLE_SCHEMA);
+              sender text := pg_backend_pid()::text;
+            BEGIN
+              IF TG_OP <> 'INSERT' AND OLD.parent <> 0
+                 AND (TG_OP = 'DELETE' OR OLD.parent <> NEW.parent OR OLD.name <> NEW.name) THEN
+                PERFORM pg_notify(channel, sender || ' e ' || OLD.parent || ' ' || OLD.name);
+              END IF;
+              IF TG_OP <> 'DELETE' AND NEW.parent <> 0
+                 AND (TG_OP = 'INSERT' OR OLD.parent <> NEW.parent OR OLD.name <> NEW.name) THEN
+                PERFORM pg_notify(channel, sender || ' e ' || NEW.parent || ' ' || NEW.name);
+              END IF;
+              IF TG_OP = 'UPDATE' THEN
+                PERFORM pg_notify(channel, sender || ' i ' || OLD.ino);
+              END IF;
+              RETURN NULL;
+            END
+            $fdfs$
+            """)
+        try db.execute("""
+            DROP TRIGGER IF EXISTS fdfs_entries_changed ON entries;
+            CREATE TRIGGER fdfs_entries_changed AFTER INSERT OR UPDATE OR DELETE ON entries
+              FOR EACH ROW EXECUTE FUNCTION fdfs_entries_changed()
+            """)
     }
 
     /// Version 1: names, upload journal, deletions, streams, due metadata, groups, settings.

@@ -23,13 +23,22 @@ final class PostgresMetadataConnection: MetadataConnection {
 
     /// The event loop every metadata connection of the process uses: nothing else runs on it,
     /// so no caller can be the thread its replies arrive on.
-    private static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private static let nextID = Atomic<Int>(1)
+
+    /// This connection's backend PID (the sender of the NOTIFYs its changes cause).
+    let backend = BackendID()
 
     init(location: PostgresLocation, logger: Logger = Logger(label: "fdfs.meta.postgres")) throws(FSError) {
         self.location = location
         self.logger = logger
         connection = try Self.connect(location, logger: logger)
+        try noteBackend()
+    }
+
+    private func noteBackend() throws(FSError) {
+        let pid = try Self.wait(connection.query("SELECT pg_backend_pid()::bigint", logger: logger), "asking for the backend PID")
+        backend.value.store(pid.rows.first.flatMap { try? $0.decode(Int64.self) } ?? 0, ordering: .relaxed)
     }
 
     deinit {
@@ -88,6 +97,7 @@ final class PostgresMetadataConnection: MetadataConnection {
         if connection.isClosed {
             logger.warning("the metadata connection to \(location) was closed; reconnecting")
             connection = try Self.connect(location, logger: logger)
+            try noteBackend()
         }
         return connection
     }
