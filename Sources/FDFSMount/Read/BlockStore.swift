@@ -33,7 +33,7 @@ public final class BlockStore: Sendable {
     public init(cache: BlockCache, fetcher: BlockFetcher, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, mode: CacheMode, smallFile: Int64 = CacheMode.smallFile) {
         self.mode = mode
         self.smallFile = smallFile
-        self.staged = Mutex(StagedBlocks(limit: budget.limit / 2))
+        self.staged = Mutex(StagedBlocks(limit: budget.limit))
         self.cache = cache
         self.fetcher = fetcher
         self.budget = budget
