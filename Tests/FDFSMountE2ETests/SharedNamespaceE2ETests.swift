@@ -59,4 +59,39 @@ import Testing
         #expect(Shell.run("ls '\(dirB)'").stdout.split(separator: "\n") == ["from-b.txt"])
         #expect(!b.log.contains(" error "), "mount B logged errors:\n\(b.log)")
     }
+
+    /// A tree copied with `cp -a` into A is `diff -r`-clean on B, and `rsync -a` of a tree into
+    /// A, then of the same tree into B, finds nothing to transfer on B (names, sizes and times
+    /// written through A are what B reports).
+    @Test func aTreeCopiedIntoOneMountIsWholeOnTheOtherAndRsyncThereTransfersNothing() throws {
+        let meta = try Self.sharedMetaOption()
+        let a = try TestMount(options: meta)
+        defer { a.stop() }
+        let b = try TestMount(options: meta)
+        defer { b.stop() }
+        let dirA = a.workdir()
+        let dirB = b.mountpoint + dirA.dropFirst(a.mountpoint.count)
+
+        let tree = a.root + "/tree"
+        Shell.ok("""
+            mkdir -p '\(tree)/d1/d2' '\(tree)/empty' && head -c 300000 /dev/urandom > '\(tree)/big.bin' && \
+            printf x > '\(tree)/d1/one.txt' && head -c 70000 /dev/urandom > '\(tree)/d1/d2/mid.bin' && \
+            : > '\(tree)/zero' && ln -s d1/one.txt '\(tree)/link' && chmod 640 '\(tree)/d1/one.txt' && \
+            touch -h -d '2020-01-02 03:04:05' '\(tree)/big.bin' '\(tree)/link' '\(tree)/d1/d2'
+            """)
+
+        Shell.ok("cp -a '\(tree)' '\(dirA)/copy'")
+        guard Self.eventually("sees the copied tree", { FileManager.default.fileExists(atPath: dirB + "/copy/d1/d2/mid.bin") }) else { return }
+        let diff = Shell.run("diff -r '\(tree)' '\(dirB)/copy'")
+        #expect(diff.status == 0, "diff -r of the tree and B's copy:\n\(diff.stdout)\(diff.stderr)")
+        #expect(Shell.ok("readlink '\(dirB)/copy/link'").trimmingCharacters(in: .whitespacesAndNewlines) == "d1/one.txt")
+        #expect(Shell.ok("stat -c %a '\(dirB)/copy/d1/one.txt'").trimmingCharacters(in: .whitespacesAndNewlines) == "640")
+
+        Shell.ok("rsync -a '\(tree)/' '\(dirA)/synced/'")
+        guard Self.eventually("sees the rsynced tree", { FileManager.default.fileExists(atPath: dirB + "/synced/d1/d2/mid.bin") }) else { return }
+        let again = Shell.run("rsync -a --stats '\(tree)/' '\(dirB)/synced/'")
+        #expect(again.status == 0, "rsync into B: \(again.stderr)")
+        #expect(again.stdout.contains("Number of regular files transferred: 0"), "rsync into B transferred files that A had written:\n\(again.stdout)")
+        #expect(!b.log.contains(" error "), "mount B logged errors:\n\(b.log)")
+    }
 }
