@@ -365,7 +365,7 @@ extension MountE2E {
 
     @Test func storageStoppedMidReadFailsOver() async throws {
         let client = try TestCluster.client()
-        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1")
+        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1,cache=always")
         var stopped = "2"
         defer {
             try? TestCluster.control("start-storage \(stopped)")
@@ -388,7 +388,8 @@ extension MountE2E {
         for nudge in nudges { try? await client.delete(nudge) }
         guard replicas.count >= 2 else { throw HarnessError("the cluster needs two storages in \(id.group) for the failover test") }
         let reader = try ChildProcess("/bin/bash", ["-c", "cat '\(mount.path(id.description))' | sha256sum > '\(mount.root)/sum'"])
-        // Stop a storage only once the read is under way (the first block is in the cache).
+        // Stop a storage only once the read is under way (the first block is in the cache:
+        // cache=always, since a file streamed once is not cached by default).
         let started = waitUntil(30) {
             let cache = mount.stateDir + "/cache"
             return (FileManager.default.enumerator(atPath: cache)?.allObjects.count ?? 0) > 1
@@ -409,7 +410,7 @@ extension MountE2E {
     /// source when the read began). The mount must find the member itself.
     @Test func aFreshFileIsReadFromTheOtherMemberWhenItsSourceIsKilledMidRead() async throws {
         let client = try TestCluster.client()
-        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1")
+        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1,cache=always")
         defer { mount.stop() }
         let file = localFile(24 << 20, in: mount.root)
         let id = try await client.upload(filePath: file.path, options: UploadOptions(group: "group1"))
