@@ -18,20 +18,22 @@ import Testing
 
     /// Waits (up to 10 s: attr_timeout is 1 s) until `condition` holds on mount B.
     static func eventually(_ what: String, _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
-        let held = Processes.wait(for: 10, poll: 0.1, condition)
-        #expect(held, "mount B: \(what)", sourceLocation: sourceLocation)
-        return held
+        SharedNamespaceRaceE2ETests.within(10, "mount B: \(what)", condition, sourceLocation: sourceLocation)
+    }
+
+    /// Two mounts on one fresh schema (B with `optionsB` added to its options) and a fresh
+    /// directory made through A: its path in A and in B.
+    static func twoMounts(optionsB: String = "") throws -> (a: TestMount, b: TestMount, dirA: String, dirB: String) {
+        let meta = try sharedMetaOption()
+        let a = try TestMount(options: meta)
+        let b = try TestMount(options: meta + optionsB)
+        let dirA = a.workdir()
+        return (a, b, dirA, b.mountpoint + dirA.dropFirst(a.mountpoint.count))
     }
 
     @Test func twoMountsShareOneNamespace() throws {
-        let meta = try Self.sharedMetaOption()
-        let a = try TestMount(options: meta)
-        defer { a.stop() }
-        let b = try TestMount(options: meta)
-        defer { b.stop() }
-
-        let dirA = a.workdir()
-        let dirB = b.mountpoint + dirA.dropFirst(a.mountpoint.count)
+        let (a, b, dirA, dirB) = try Self.twoMounts()
+        defer { b.stop(); a.stop() }
         guard Self.eventually("sees the directory made on A", { FileManager.default.fileExists(atPath: dirB) }) else { return }
 
         // A file copied into A, closed: listed and read byte-identical on B.
@@ -64,13 +66,8 @@ import Testing
     /// A, then of the same tree into B, finds nothing to transfer on B (names, sizes and times
     /// written through A are what B reports).
     @Test func aTreeCopiedIntoOneMountIsWholeOnTheOtherAndRsyncThereTransfersNothing() throws {
-        let meta = try Self.sharedMetaOption()
-        let a = try TestMount(options: meta)
-        defer { a.stop() }
-        let b = try TestMount(options: meta)
-        defer { b.stop() }
-        let dirA = a.workdir()
-        let dirB = b.mountpoint + dirA.dropFirst(a.mountpoint.count)
+        let (a, b, dirA, dirB) = try Self.twoMounts()
+        defer { b.stop(); a.stop() }
 
         let tree = a.root + "/tree"
         Shell.ok("""

@@ -17,14 +17,9 @@ import Testing
     static func read(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
 
     @Test func changesOnOneMountReachTheOthersKernelWellWithinAttrTimeout() throws {
-        let meta = try SharedNamespaceE2ETests.sharedMetaOption()
-        let a = try TestMount(options: meta)
-        defer { a.stop() }
         // B's kernel keeps names and attributes for 30 s: only an invalidation shows a change sooner.
-        let b = try TestMount(options: meta + ",attr_timeout=30")
-        defer { b.stop() }
-        let dirA = a.workdir()
-        let dirB = b.mountpoint + dirA.dropFirst(a.mountpoint.count)
+        let (a, b, dirA, dirB) = try SharedNamespaceE2ETests.twoMounts(optionsB: ",attr_timeout=30")
+        defer { b.stop(); a.stop() }
         guard Self.within(10, "B sees the directory made on A", { FileManager.default.fileExists(atPath: dirB) }) else { return }
 
         for round in 0..<5 {
@@ -51,13 +46,8 @@ import Testing
     }
 
     @Test func twoWritersOnTwoMountsLastCloseWinsAndTheOtherUploadIsDeleted() async throws {
-        let meta = try SharedNamespaceE2ETests.sharedMetaOption()
-        let a = try TestMount(options: meta)
-        defer { a.stop() }
-        let b = try TestMount(options: meta)
-        defer { b.stop() }
-        let dirA = a.workdir()
-        let dirB = b.mountpoint + dirA.dropFirst(a.mountpoint.count)
+        let (a, b, dirA, dirB) = try SharedNamespaceE2ETests.twoMounts()
+        defer { b.stop(); a.stop() }
         Shell.ok("printf 'v0' > '\(dirA)/shared'")
         guard Self.within(10, "B sees the file", { Self.read(dirB + "/shared") == "v0" }) else { return }
 

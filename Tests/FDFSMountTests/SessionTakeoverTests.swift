@@ -1,6 +1,7 @@
 import FDFSMount
 import FDFSProtocol
 import Foundation
+import enum FDFSTestSupport.Processes
 import Testing
 
 #if canImport(Glibc)
@@ -14,16 +15,6 @@ import Glibc
 @Suite struct SessionTakeoverTests {
     static func write(_ fs: FDFSFileSystem, _ handle: UInt64, _ bytes: [UInt8]) throws {
         _ = try bytes.withUnsafeBytes { try fs.write(handle, offset: 0, bytes: $0) }
-    }
-
-    /// Waits (up to 10 s) for `condition`.
-    static func eventually(_ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
     }
 
     @Test func aDeadSessionIsTakenOverOnceByOneOfTwoRacingMounts() async throws {
@@ -96,7 +87,7 @@ import Glibc
         #expect(try b.store.pendingUploads().isEmpty)
         #expect(try b.store.streamCount() == 0)
         #expect(try b.store.abandonedProvisional().isEmpty)
-        let written = try await Self.eventually { cluster.meta(try FileID(metaID)) != nil }
+        let written = try await Processes.wait(for: 10) { cluster.meta(try FileID(metaID)) != nil }
         #expect(written, "the metadata write due on A was not done")
         #expect(try await readAll(b, meta.attributes.ino) == [5])
         #expect(b.sessionsTakenOver + c.sessionsTakenOver == 1)

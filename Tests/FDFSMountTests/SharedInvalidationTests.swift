@@ -9,10 +9,9 @@ import Glibc
 #endif
 
 /// Two file systems on one PostgreSQL namespace: what one changes comes out of the other's
-/// ``FDFSFileSystem/invalidations`` (LISTEN/NOTIFY), and not out of its own. Skipped, saying
-/// so, in the SQLite pass.
-@Suite(.serialized, .enabled(if: TestMetadata.onPostgres,
-                             "invalidation between mounts needs the PostgreSQL engine: run with FDFS_TEST_META_ENGINE=postgres (Scripts/test's second pass)"))
+/// ``FDFSFileSystem/invalidations`` (LISTEN/NOTIFY), and not out of its own. Always on PostgreSQL
+/// (`FDFS_TEST_POSTGRES_URL`), in both passes of Scripts/test.
+@Suite(.serialized)
 struct SharedInvalidationTests {
     /// Collects what a file system's stream yields.
     final class Heard: Sendable {

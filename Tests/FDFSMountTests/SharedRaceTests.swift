@@ -10,10 +10,9 @@ import Glibc
 /// same names at the same moment: the outcome must be one a single machine could give
 /// (SEMANTICS.md, "Several mounts, one namespace"). Each test runs its race many rounds and
 /// checks the invariant every round. Only meaningful on PostgreSQL (SQLite has one mount and
-/// one writer), so these run in the PostgreSQL pass of Scripts/test
-/// (`FDFS_TEST_META_ENGINE=postgres`) and are skipped, saying so, in the SQLite pass.
-@Suite(.serialized, .enabled(if: TestMetadata.onPostgres,
-                             "races between mounts need the PostgreSQL engine: run with FDFS_TEST_META_ENGINE=postgres (Scripts/test's second pass)"))
+/// one writer): always on a fresh schema of `FDFS_TEST_POSTGRES_URL` (a test fails without it),
+/// in both passes of Scripts/test, like SessionTakeoverTests.
+@Suite(.serialized)
 struct SharedRaceTests {
     static let rounds = 50
 
@@ -144,9 +143,4 @@ struct SharedRaceTests {
             #expect(p.cluster.fileCount == 1, "round \(round): \(p.cluster.fileCount) cluster files for one name")
         }
     }
-}
-
-extension TestMetadata {
-    /// Is this the PostgreSQL pass (`FDFS_TEST_META_ENGINE=postgres`)?
-    static var onPostgres: Bool { (try? engine) == .postgres }
 }
