@@ -87,25 +87,42 @@ public final class BlockStore: Sendable {
         budget.release(Int64(gone.length))
     }
 
-    public func isInflight(_ key: BlockKey) -> Bool { inflight.withLock { $0[key] != nil } }
-
-    /// The block, from a fetch in flight or a new one (the caller already missed the cache).
+    /// The block, from a fetch in flight, from memory (a fetch that landed after the caller
+    /// missed the cache), or from a new fetch. With `unlessCached`, nil when the block reached
+    /// the disk cache meanwhile: the caller reads it from there (and calls again without it if
+    /// that read fails). The check and the start of a fetch happen under one lock, so a block
+    /// whose fetch ends just as a READ misses it is not fetched twice.
     /// `sequential`: the reader's reads follow each other (``FetchReason``).
-    func fetch(_ ref: FileRef, _ index: Int, sequential: Bool = true) async throws(FSError) -> Block {
+    func fetch(_ ref: FileRef, _ index: Int, sequential: Bool = true, unlessCached: Bool = false) async throws(FSError) -> Block? {
         let key = ref.key(index)
-        let task = inflight.withLock { inflight -> Task<Block, any Error> in
-            if let existing = inflight[key] { return existing }
+        let found = inflight.withLock { inflight -> Found in
+            if let existing = inflight[key] { return .fetching(existing) }
+            // A finished fetch is staged or offered to the cache before it leaves `inflight`.
+            if let block = staged.withLock({ $0.block(key) }) ?? cache.inMemory(key) { return .inMemory(block) }
+            if unlessCached, cache.contains(key) { return .onDisk }
             let task = Task<Block, any Error> { try await self.load(ref, index, .demand, sequential: sequential) }
             inflight[key] = task
-            return task
+            return .fetching(task)
         }
-        do {
-            return try await task.value
-        } catch let error as FSError {
-            throw error
-        } catch {
-            throw FSError(.io, "\(error)")
+        switch found {
+        case .inMemory(let block): return block
+        case .onDisk: return nil
+        case .fetching(let task):
+            do {
+                return try await task.value
+            } catch let error as FSError {
+                throw error
+            } catch {
+                throw FSError(.io, "\(error)")
+            }
         }
+    }
+
+    /// Where ``fetch(_:_:sequential:unlessCached:)`` finds a block.
+    private enum Found {
+        case fetching(Task<Block, any Error>)
+        case inMemory(Block)
+        case onDisk
     }
 
     /// Starts a read-ahead fetch if the block is neither cached nor in flight and the memory

@@ -84,17 +84,21 @@ public final class FileReader: Sendable {
         var direct: ReadResult?
         for index in pending.missing {
             let (start, count, destination) = slice(index, offset: pending.offset, length: pending.storage.count, storage: pending.storage)
-            // A read-ahead fetch may have landed meanwhile.
-            if !store.isInflight(ref.key(index)),
-               let hit = store.cached(ref.key(index), offset: start, length: count, into: destination) {
-                pending.crcs[index] = hit.blockCRC
-                countHit(count)
-                continue
+            // A read-ahead fetch may have landed since the cache was asked: it is joined, or
+            // taken from memory, or (on disk by now) read from the cache once.
+            var fetched = try await store.fetch(ref, index, sequential: isSequential, unlessCached: true)
+            if fetched == nil {
+                if let hit = store.cached(ref.key(index), offset: start, length: count, into: destination) {
+                    pending.crcs[index] = hit.blockCRC
+                    countHit(count)
+                    continue
+                }
+                fetched = try await store.fetch(ref, index, sequential: isSequential)
             }
-            let block = try await store.fetch(ref, index, sequential: isSequential)
+            guard let block = fetched else { throw FSError(.io, "block \(index) of \(ref.id) not fetched") }
             guard start + count <= block.length else { throw FSError(.io, "short block \(index) of \(ref.id)") }
-            pending.crcs[index] = block.crc32
             store.used(ref.key(index), upTo: start + count, of: block)
+            pending.crcs[index] = block.crc32
             if count == pending.storage.count {
                 // The whole request lies in this block: reply from the block itself.
                 direct = ReadResult(block.storage, offset: start, count: count)
