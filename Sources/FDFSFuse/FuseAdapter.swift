@@ -89,6 +89,9 @@ public final class FuseAdapter: Sendable {
         case .notFound, .exists, .notEmpty, .noData, .rangeTooSmall, .notDirectory, .isDirectory, .readOnly, .notPermitted, .accessDenied,
              .nameTooLong, .invalid, .crossDevice, .fileTooLarge:
             if !error.message.isEmpty { logger.debug("\(op): \(error)") }
+        // The metadata engine logs its outage once, when it starts and when it ends.
+        case .metadataUnreachable:
+            logger.debug("\(op) failed: \(error)")
         default:
             logger.error("\(op) failed: \(error)")
         }

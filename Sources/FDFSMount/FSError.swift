@@ -27,6 +27,7 @@ public struct FSError: Error, Sendable, CustomStringConvertible {
         case badHandle           // EBADF
         case io                  // EIO: cluster failures, CRC mismatch, local I/O
         case unreachable         // EIO as well, but from a transport failure (logged separately)
+        case metadataUnreachable // EIO: the metadata engine (PostgreSQL) does not answer (logged once by the engine)
         case timeout             // ETIMEDOUT
         case busy                // EBUSY
         case conflict            // EAGAIN: another mount changed what an operation had checked (the core retries)
@@ -60,7 +61,7 @@ public struct FSError: Error, Sendable, CustomStringConvertible {
         case .rangeTooSmall: ERANGE
         case .notSupported: EOPNOTSUPP
         case .badHandle: EBADF
-        case .io, .unreachable: EIO
+        case .io, .unreachable, .metadataUnreachable: EIO
         case .timeout: ETIMEDOUT
         case .busy: EBUSY
         case .conflict: EAGAIN

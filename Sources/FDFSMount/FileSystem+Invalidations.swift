@@ -8,7 +8,7 @@ extension FDFSFileSystem {
     /// Starts listening when the namespace is shared (PostgreSQL).
     func listenForOtherMounts() {
         guard let postgres = store.postgres else { return }
-        let listener = NamespaceListener(location: postgres.location, own: postgres.backend, logger: logger) { [weak self] change in
+        let listener = NamespaceListener(location: postgres.location, own: postgres.backends, logger: logger) { [weak self] change in
             self?.invalidated(change)
         }
         let stopped = listening.withLock { s -> Bool in
@@ -27,10 +27,11 @@ extension FDFSFileSystem {
         invalidationSink.finish()
     }
 
-    /// Another mount committed `change`. This mount keeps no names or attributes of its own
-    /// between requests (every LOOKUP and GETATTR asks the store), so only the kernel, through
-    /// ``invalidations``, has something to forget.
+    /// Another mount committed `change`: the store's answers cached for LOOKUP and GETATTR
+    /// (``MetadataCache``) are dropped, and the kernel, through ``invalidations``, forgets its
+    /// own.
     func invalidated(_ change: Invalidation) {
+        store.cache?.invalidate()
         invalidationSink.yield(change)
     }
 }

@@ -16,8 +16,10 @@ extension FDFSFileSystem {
         return name
     }
 
-    func entry(_ ino: UInt64) throws(FSError) -> Entry {
-        guard let entry = try store.entry(ino) else { throw FSError(.notFound, "inode \(ino)") }
+    /// `cached`: LOOKUP and GETATTR may be answered from the store's cache (PostgreSQL; at most
+    /// `attr_timeout=` old, as the kernel's own copy would be).
+    func entry(_ ino: UInt64, cached: Bool = false) throws(FSError) -> Entry {
+        guard let entry = try store.entry(ino, cached: cached) else { throw FSError(.notFound, "inode \(ino)") }
         return entry
     }
 
@@ -25,9 +27,9 @@ extension FDFSFileSystem {
     /// about a name in a synthetic directory.
     public func lookup(parent: UInt64, name: String) throws(FSError) -> Answer<EntryReply> {
         guard name.utf8.count <= 255 else { throw FSError(.nameTooLong) }
-        let dir = try entry(parent)
+        let dir = try entry(parent, cached: true)
         guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
-        if let child = try store.child(parent, name) { return .done(reply(child)) }
+        if let child = try store.child(parent, name, cached: true) { return .done(reply(child)) }
         if dir.kind.isSynthetic && dir.kind != .subdirLow {
             return .needsCluster { () async throws(FSError) in
                 guard let (kind, path) = await self.syntheticChild(dir, name) else { throw FSError(.notFound) }
@@ -71,7 +73,7 @@ extension FDFSFileSystem {
 
     /// GETATTR (always answered from the mapping store and the spool).
     public func getattr(_ ino: UInt64) throws(FSError) -> EntryReply {
-        reply(try entry(ino))
+        reply(try entry(ino, cached: true))
     }
 
     public func readlink(_ ino: UInt64) throws(FSError) -> String {

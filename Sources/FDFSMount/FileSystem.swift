@@ -65,7 +65,8 @@ public final class FDFSFileSystem: Sendable {
         self.invalidationSink = invalidationSink
         try POSIX.mkdirs(stateDir)
         let session = options.meta == .sqlite ? "" : Self.loadSessionID(stateDir: stateDir)
-        self.store = try MappingStore(location: options.meta, stateDir: stateDir, session: session)
+        self.store = try MappingStore(location: options.meta, stateDir: stateDir, session: session, cacheTTL: options.attrTimeout,
+                                       timeout: options.metaTimeout, logger: logger)
         self.cache = try BlockCache(dir: options.cacheDir ?? stateDir + "/cache", capacity: options.cacheSize, blockSize: options.blockSize, directIO: options.directCache, metrics: metrics, logger: logger)
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)

@@ -60,14 +60,14 @@ extension MappingStore {
 
     /// How many hard link rows name inode `ino` (its names besides its own row).
     public func linkCount(_ ino: UInt64) throws(FSError) -> Int {
-        try with { (db: any MetadataConnection) throws(FSError) -> Int in
+        try read { (db: any MetadataConnection) throws(FSError) -> Int in
             Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE kind = 13 AND link_ino = ?", [.int(Int64(ino))]) ?? 0)
         }
     }
 
     /// How many directories users made directly in directory `ino` (an index count).
     public func subdirectoryCount(_ ino: UInt64) throws(FSError) -> Int {
-        try with { (db: any MetadataConnection) throws(FSError) -> Int in
+        try read { (db: any MetadataConnection) throws(FSError) -> Int in
             Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE parent = ? AND kind = 3", [.int(Int64(ino))]) ?? 0)
         }
     }

@@ -6,7 +6,7 @@ extension MappingStore {
     // MARK: Upload journal
 
     public func beginUpload(ino: UInt64, spool: String, size: Int64, oldFileID: String?, inPlace: Bool) throws(FSError) -> Int64 {
-        try with { (db: any MetadataConnection) throws(FSError) -> Int64 in
+        try read { (db: any MetadataConnection) throws(FSError) -> Int64 in
             try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
             let id = try db.firstInt("INSERT INTO pending(ino, spool, size, old_file_id, in_place, started, session) VALUES(?,?,?,?,?,?,?) RETURNING id",
                                      [.int(Int64(ino)), .text(spool), .int(size), .optional(oldFileID), .int(inPlace ? 1 : 0), .int(POSIX.nowNanoseconds()), .text(session)])
@@ -17,14 +17,14 @@ extension MappingStore {
 
     /// Records the ID the cluster gave, right after the upload answered.
     public func uploaded(pending id: Int64, fileID: String) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in
+        try read { (db: any MetadataConnection) throws(FSError) in
             try db.run("UPDATE pending SET new_file_id = ? WHERE id = ?", [.text(fileID), .int(id)])
         }
     }
 
     /// Uploads in the journal: every one, or those of `scope`'s sessions.
     public func pendingUploads(_ scope: JournalScope? = nil) throws(FSError) -> [PendingUpload] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [PendingUpload] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [PendingUpload] in
             var list: [PendingUpload] = []
             try db.query("SELECT id, ino, spool, size, old_file_id, new_file_id, in_place FROM pending WHERE \(scope?.condition ?? "true") ORDER BY id",
                          scope?.values ?? []) { (row: SQLRow) throws(FSError) in
@@ -37,12 +37,12 @@ extension MappingStore {
     }
 
     public func dropPending(_ id: Int64) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in try db.run("DELETE FROM pending WHERE id = ?", [.int(id)]) }
+        try read { (db: any MetadataConnection) throws(FSError) in try db.run("DELETE FROM pending WHERE id = ?", [.int(id)]) }
     }
 
     /// Forgets every upload journaled for `ino` (its spool is being dropped).
     public func dropPendingUploads(ino: UInt64) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))]) }
+        try read { (db: any MetadataConnection) throws(FSError) in try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))]) }
     }
 
     /// Commits an upload: the entry points at `newID` with `size` (and optionally a new
@@ -69,7 +69,7 @@ extension MappingStore {
             try Self.markMetadataDue(db, newID, ino: ino, session: session)
             if generatedParent != nil, var generated {
                 generated.fileID = newID
-                _ = try Self.insert(db, generated, orExisting: true)
+                _ = try Self.insert(db, generated, orExisting: true, lookFirst: false)
             }
             var orphaned: String?
             if let old, old != newID { orphaned = try Self.orphan(db, old, queueDeletion: queueDeletion) }
@@ -95,12 +95,12 @@ extension MappingStore {
     }
 
     public func markMetadataDue(_ fileID: String, ino: UInt64) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in try Self.markMetadataDue(db, fileID, ino: ino, session: session) }
+        try read { (db: any MetadataConnection) throws(FSError) in try Self.markMetadataDue(db, fileID, ino: ino, session: session) }
     }
 
     /// This session's due metadata writes, oldest first.
     public func metadataDue(limit: Int = 1000) throws(FSError) -> [MetadataDue] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [MetadataDue] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [MetadataDue] in
             var list: [MetadataDue] = []
             try db.query("SELECT file_id, ino, marked FROM metadata_due WHERE session = ? ORDER BY marked LIMIT ?", [.text(session), .int(Int64(limit))]) { (row: SQLRow) throws(FSError) in
                 list.append(MetadataDue(fileID: row.text(0) ?? "", ino: UInt64(row.int(1)), marked: row.int(2)))
@@ -112,7 +112,7 @@ extension MappingStore {
     /// Clears markings that were written (a file marked again meanwhile stays due).
     public func metadataWritten(_ done: [MetadataDue]) throws(FSError) {
         guard !done.isEmpty else { return }
-        try transaction { (db: any MetadataConnection) throws(FSError) in
+        try transaction(entries: false) { (db: any MetadataConnection) throws(FSError) in
             for item in done {
                 try db.run("DELETE FROM metadata_due WHERE file_id = ? AND marked = ?", [.text(item.fileID), .int(item.marked)])
             }
@@ -122,7 +122,7 @@ extension MappingStore {
     // MARK: Deletions journal
 
     public func deletions() throws(FSError) -> [String] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [String] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [String] in
             var list: [String] = []
             try db.query("SELECT file_id FROM deletions ORDER BY since") { (row: SQLRow) throws(FSError) in list.append(row.text(0) ?? "") }
             return list
@@ -131,13 +131,13 @@ extension MappingStore {
 
     /// Is `fileID` still waiting to be deleted from the cluster?
     public func deletionQueued(_ fileID: String) throws(FSError) -> Bool {
-        try with { (db: any MetadataConnection) throws(FSError) -> Bool in
+        try read { (db: any MetadataConnection) throws(FSError) -> Bool in
             (try db.firstInt("SELECT COUNT(*) FROM deletions WHERE file_id = ?", [.text(fileID)]) ?? 0) > 0
         }
     }
 
     public func deleted(_ fileID: String) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in try db.run("DELETE FROM deletions WHERE file_id = ?", [.text(fileID)]) }
+        try read { (db: any MetadataConnection) throws(FSError) in try db.run("DELETE FROM deletions WHERE file_id = ?", [.text(fileID)]) }
     }
 
     // MARK: Streamed uploads
@@ -145,7 +145,7 @@ extension MappingStore {
     /// Records an appender file that a streamed upload created (before any name refers to it),
     /// so that it is deleted if the mount dies before the commit.
     public func streamStarted(_ fileID: String, ino: UInt64) throws(FSError) {
-        try with { (db: any MetadataConnection) throws(FSError) in
+        try read { (db: any MetadataConnection) throws(FSError) in
             try db.run("INSERT INTO streams(file_id, ino, since, session) VALUES(?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET ino = excluded.ino, since = excluded.since, session = excluded.session",
                        [.text(fileID), .int(Int64(ino)), .int(POSIX.nowNanoseconds()), .text(session)])
         }
@@ -154,7 +154,7 @@ extension MappingStore {
     /// The stream is over: its appender file became the committed file (or was renamed by
     /// REGENERATE), or, when `abandoned`, it is queued for deletion from the cluster.
     public func streamEnded(_ fileID: String, abandoned: Bool) throws(FSError) {
-        try transaction { (db: any MetadataConnection) throws(FSError) in
+        try transaction(entries: false) { (db: any MetadataConnection) throws(FSError) in
             try db.run("DELETE FROM streams WHERE file_id = ?", [.text(fileID)])
             if abandoned {
                 try db.run("INSERT INTO deletions(file_id, since) VALUES(?, ?) ON CONFLICT(file_id) DO UPDATE SET since = excluded.since", [.text(fileID), .int(POSIX.nowNanoseconds())])
@@ -164,7 +164,7 @@ extension MappingStore {
 
     /// Appender files of streams in progress (journaled and not yet ended).
     public func streamCount() throws(FSError) -> Int {
-        try with { (db: any MetadataConnection) throws(FSError) -> Int in try Self.streamCount(db) }
+        try read { (db: any MetadataConnection) throws(FSError) -> Int in try Self.streamCount(db) }
     }
 
     private static func streamCount(_ db: any MetadataConnection) throws(FSError) -> Int {
@@ -174,7 +174,7 @@ extension MappingStore {
     /// After a crash: every stream left (of `scope`'s sessions) is abandoned (queued for
     /// deletion). Returns how many.
     public func abandonStreams(_ scope: JournalScope? = nil) throws(FSError) -> Int {
-        try transaction { (db: any MetadataConnection) throws(FSError) -> Int in
+        try transaction(entries: false) { (db: any MetadataConnection) throws(FSError) -> Int in
             let condition = scope?.condition ?? "true", values = scope?.values ?? []
             let count = Int(try db.firstInt("SELECT COUNT(*) FROM streams WHERE \(condition)", values) ?? 0)
             try db.run("INSERT INTO deletions(file_id, since) SELECT file_id, since FROM streams WHERE \(condition) ON CONFLICT(file_id) DO UPDATE SET since = excluded.since", values)

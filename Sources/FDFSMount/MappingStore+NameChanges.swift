@@ -57,7 +57,7 @@ extension MappingStore {
     /// Detached rows (of `scope`'s sessions: after a restart, or once their session died, no
     /// descriptor of theirs is open on any of them).
     public func detachedEntries(_ scope: JournalScope? = nil) throws(FSError) -> [Entry] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [Entry] in
             try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = 0 AND ino != ? AND \(scope?.condition ?? "true")",
                                   [.int(Int64(Self.rootIno))] + (scope?.values ?? []))
         }

@@ -5,7 +5,7 @@
 extension MappingStore {
     /// Registers (or renews) session `id` of this mount.
     public func beginSession(_ id: String, host: String, pid: Int, now: Int64) throws(FSError) {
-        try transaction { (db: any MetadataConnection) throws(FSError) in
+        try transaction(entries: false) { (db: any MetadataConnection) throws(FSError) in
             try db.run("DELETE FROM mount_sessions WHERE id = ?", [.text(id)])
             // Opens recorded by this session's previous run are over.
             try db.run("DELETE FROM open_files WHERE session = ?", [.text(id)])
@@ -17,7 +17,7 @@ extension MappingStore {
     /// Renews the heartbeat of session `id`. false: the session is gone (another mount took
     /// it over after it missed its heartbeats, or it was ended).
     public func heartbeat(_ id: String, now: Int64) throws(FSError) -> Bool {
-        try with { (db: any MetadataConnection) throws(FSError) -> Bool in
+        try read { (db: any MetadataConnection) throws(FSError) -> Bool in
             try db.firstInt("UPDATE mount_sessions SET heartbeat = ? WHERE id = ? RETURNING heartbeat", [.int(now), .text(id)]) != nil
         }
     }
@@ -32,7 +32,7 @@ extension MappingStore {
 
     /// The sessions other than `id` whose heartbeat is not older than `since`.
     public func otherLiveSessions(_ id: String, since: Int64) throws(FSError) -> [(host: String, pid: Int)] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [(host: String, pid: Int)] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [(host: String, pid: Int)] in
             var sessions: [(host: String, pid: Int)] = []
             try db.query("SELECT host, pid FROM mount_sessions WHERE id != ? AND heartbeat >= ?", [.text(id), .int(since)]) { (row: SQLRow) throws(FSError) in
                 sessions.append((row.text(0) ?? "?", Int(row.int(1))))

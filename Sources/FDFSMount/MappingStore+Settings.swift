@@ -5,7 +5,7 @@ extension MappingStore {
     // MARK: Groups and provisional rows
 
     public func saveGroups(_ groups: [GroupInfo]) throws(FSError) {
-        try transaction { (db: any MetadataConnection) throws(FSError) in
+        try transaction(entries: false) { (db: any MetadataConnection) throws(FSError) in
             for group in groups {
                 try db.run("INSERT INTO groups(name, store_paths, subdirs) VALUES(?,?,?) ON CONFLICT(name) DO UPDATE SET store_paths = excluded.store_paths, subdirs = excluded.subdirs",
                            [.text(group.name), .int(group.storePathCount), .int(group.subdirCount)])
@@ -14,7 +14,7 @@ extension MappingStore {
     }
 
     public func savedGroups() throws(FSError) -> [GroupInfo] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [GroupInfo] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [GroupInfo] in
             var list: [GroupInfo] = []
             try db.query("SELECT name, store_paths, subdirs FROM groups ORDER BY name") { (row: SQLRow) throws(FSError) in
                 list.append(GroupInfo(name: row.text(0) ?? "", storePathCount: Int(row.int(1)), subdirCount: Int(row.int(2))))
@@ -26,7 +26,7 @@ extension MappingStore {
     /// Provisional rows (created, never uploaded; of `scope`'s sessions) that no pending upload
     /// will finish.
     public func abandonedProvisional(_ scope: JournalScope? = nil) throws(FSError) -> [Entry] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [Entry] in
             try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE state = 1 AND \(scope?.condition ?? "true") AND ino NOT IN (SELECT ino FROM pending)",
                                   scope?.values ?? [])
         }
@@ -34,7 +34,7 @@ extension MappingStore {
 
     /// Every user file with its path and ID, one line per name (for `fdfs-mount export`).
     public func exportAll() throws(FSError) -> [(path: String, fileID: String)] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [(path: String, fileID: String)] in
+        try read { (db: any MetadataConnection) throws(FSError) -> [(path: String, fileID: String)] in
             let names = try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE kind IN (2, 13) AND parent != 0", [])
             var result: [(path: String, fileID: String)] = []
             for name in names {
@@ -47,7 +47,7 @@ extension MappingStore {
     }
 
     public func setting(_ key: String) throws(FSError) -> String? {
-        try with { (db: any MetadataConnection) throws(FSError) -> String? in
+        try read { (db: any MetadataConnection) throws(FSError) -> String? in
             var value: String?
             try db.query("SELECT value FROM settings WHERE key = ?", [.text(key)]) { (row: SQLRow) throws(FSError) in value = row.text(0) }
             return value

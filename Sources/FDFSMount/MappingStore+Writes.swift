@@ -15,9 +15,13 @@ extension MappingStore {
     /// The name is claimed by the INSERT itself (`ON CONFLICT DO NOTHING` on the unique
     /// parent and name): of two mounts creating one name at once, one inserts and the other
     /// finds the name taken (EEXIST, or the winner's row when `orExisting`), never an error.
-    static func insert(_ db: any MetadataConnection, _ entry: Entry, orExisting: Bool, session: String? = nil) throws(FSError) -> Entry {
-        let key: [SQLValue] = [.int(Int64(entry.parent)), .text(entry.name)]
-        if orExisting, let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", key) { return existing }
+    /// With `orExisting` (synthetic and generated rows, usually there already) the row is
+    /// looked for first; otherwise (a new name, usually free) the insert is tried first and a
+    /// taken name found by its conflict: one statement, one round trip on PostgreSQL.
+    /// `lookFirst: false` tries the insert first even with `orExisting` (a row that is usually
+    /// new, as the generated row of a file just uploaded).
+    static func insert(_ db: any MetadataConnection, _ entry: Entry, orExisting: Bool, session: String? = nil, lookFirst: Bool? = nil) throws(FSError) -> Entry {
+        if lookFirst ?? orExisting, let existing = try nameRow(db, entry.parent, entry.name) { return existing }
         let ino = try db.firstInt(
             "INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino, session) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(parent, name) DO NOTHING RETURNING ino",
             [.int(Int64(entry.parent)), .text(entry.name), .int(entry.kind.rawValue), .int(entry.mode), .int(entry.uid), .int(entry.gid),
@@ -25,7 +29,7 @@ extension MappingStore {
              .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno)), .optional(entry.state == Entry.provisional ? session : nil)])
         guard let ino else {
             // Taken, perhaps by another mount's transaction that committed meanwhile.
-            if orExisting, let existing = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", key) { return existing }
+            if orExisting, let existing = try nameRow(db, entry.parent, entry.name) { return existing }
             throw FSError(.exists, entry.name)
         }
         var copy = entry

@@ -1,14 +1,20 @@
 import FDFSProtocol
+import Logging
 import Synchronization
 
 /// The mapping store: the namespace (entries), the journal of pending uploads, appender files
 /// being streamed, cluster deletions still to do, and the last known group layout. One façade
 /// over an engine (``MetadataConnection``): SQLite in WAL mode in the state directory (the
 /// default), or a PostgreSQL database that several mounts share (``MetadataLocation``).
-/// Every call is synchronous and serialised behind the store's lock.
+/// Every call is synchronous and runs on one connection of a ``MetadataPool`` (one on SQLite, up
+/// to ``postgresConnections`` on PostgreSQL). On PostgreSQL, the reads
+/// libfuse threads ask most (``entry(_:)``, ``child(_:_:)``, filled by ``children(_:)``) are
+/// answered from a ``MetadataCache`` for up to `attr_timeout=`.
 public final class MappingStore: Sendable {
     public static let rootIno: UInt64 = 1
-    private let db: Mutex<any MetadataConnection>
+    private let db: MetadataPool
+    /// Short-lived answers of a remote engine (nil on SQLite, or with a zero TTL).
+    let cache: MetadataCache?
     /// Where the store is: the SQLite file, or the PostgreSQL URL without its password.
     public let path: String
     public let engine: MetadataEngineKind
@@ -30,57 +36,104 @@ public final class MappingStore: Sendable {
 
     /// Opens the store at `location`: SQLite's lives in `stateDir`. `session` tags the journal
     /// rows written through this store on PostgreSQL (SQLite has one implicit session, `""`).
-    public convenience init(location: MetadataLocation, stateDir: String, readOnly: Bool = false, session: String = "") throws(FSError) {
+    /// On PostgreSQL, answers are cached for `cacheTTL` seconds (0: no cache; see
+    /// ``MetadataCache`` for the rule) and a statement the server does not answer within
+    /// `timeout` seconds fails with EIO; `logger` gets its outages (one line when one starts,
+    /// one when it ends).
+    public convenience init(location: MetadataLocation, stateDir: String, readOnly: Bool = false, session: String = "", cacheTTL: Double = 0,
+                            timeout: Double = 5, logger: Logger = Logger(label: "fdfs.meta.postgres")) throws(FSError) {
         switch location {
         case .sqlite:
             try self.init(path: stateDir + "/mapping.db", readOnly: readOnly)
         case let .postgres(postgres):
-            try self.init(connection: PostgresMetadataConnection(location: postgres), name: postgres.description, readOnly: readOnly, session: session)
+            let outage = MetadataOutage(), backends = BackendIDs()
+            try self.init(connection: PostgresMetadataConnection(location: postgres, timeout: timeout, outage: outage, backends: backends, logger: logger),
+                          name: postgres.description,
+                          readOnly: readOnly, session: session, cache: cacheTTL > 0 ? MetadataCache(ttl: cacheTTL) : nil,
+                          poolSize: Self.postgresConnections) { () throws(FSError) -> sending any MetadataConnection in
+                try PostgresMetadataConnection(location: postgres, timeout: timeout, outage: outage, backends: backends, logger: logger)
+            }
         }
     }
 
-    /// On PostgreSQL: where the namespace is and the backend PID of the store's connection,
-    /// for a ``NamespaceListener`` that hears the other mounts' changes.
-    let postgres: (location: PostgresLocation, backend: BackendID)?
+    /// Connections a PostgreSQL store opens at most (the extra ones only under concurrency).
+    static let postgresConnections = 4
 
-    init(connection: sending any MetadataConnection, name: String, readOnly: Bool, session: String = "") throws(FSError) {
+    /// On PostgreSQL: where the namespace is and the backend PIDs of the store's connections,
+    /// for a ``NamespaceListener`` that hears the other mounts' changes.
+    let postgres: (location: PostgresLocation, backends: BackendIDs)?
+
+    init(connection: sending any MetadataConnection, name: String, readOnly: Bool, session: String = "", cache: MetadataCache? = nil, poolSize: Int = 1,
+         open: (@Sendable () throws(FSError) -> sending any MetadataConnection)? = nil) throws(FSError) {
         try MetadataSchema.prepare(connection, name: name, readOnly: readOnly)
         path = name
         engine = connection.engine
         self.session = session
         if let connection = connection as? PostgresMetadataConnection {
-            postgres = (connection.location, connection.backend)
+            postgres = (connection.location, connection.backends)
         } else {
             postgres = nil
         }
-        db = Mutex(connection)
+        db = MetadataPool(first: connection, size: poolSize, open: open)
+        self.cache = cache
     }
 
     /// The schema version of the store (``MetadataSchema/currentVersion`` once opened for writing).
     public func schemaVersion() throws(FSError) -> Int64 {
-        try with { (db: any MetadataConnection) throws(FSError) -> Int64 in try MetadataSchema.version(db) }
+        try read { (db: any MetadataConnection) throws(FSError) -> Int64 in try MetadataSchema.version(db) }
     }
 
-    /// Runs `body` with the database, under the store's lock.
+    /// Runs `body` with a connection (one caller at a time on each); the cache is emptied
+    /// after it (it may have changed `entries`).
     func with<T: Sendable>(_ body: (any MetadataConnection) throws(FSError) -> T) throws(FSError) -> T {
-        try db.withLock { (database: inout any MetadataConnection) throws(FSError) -> T in try body(database) }
+        defer { cache?.invalidate() }
+        return try read(body)
     }
 
-    /// Runs `body` in one transaction.
-    func transaction<T: Sendable>(_ body: (any MetadataConnection) throws(FSError) -> T) throws(FSError) -> T {
-        try with { (database: any MetadataConnection) throws(FSError) -> T in
+    /// Runs `body`, which leaves the `entries` table as it is (it reads, or writes journal,
+    /// session or settings rows), with a connection; the cache stays.
+    func read<T: Sendable>(_ body: (any MetadataConnection) throws(FSError) -> T) throws(FSError) -> T {
+        try db.with(body)
+    }
+
+    /// Runs `body` in one transaction (`entries: false`: one that leaves `entries` alone, as
+    /// for ``read(_:)``).
+    func transaction<T: Sendable>(entries: Bool = true, _ body: (any MetadataConnection) throws(FSError) -> T) throws(FSError) -> T {
+        guard entries else {
+            return try read { (database: any MetadataConnection) throws(FSError) -> T in
+                try database.transaction { () throws(FSError) -> T in try body(database) }
+            }
+        }
+        return try with { (database: any MetadataConnection) throws(FSError) -> T in
             try database.transaction { () throws(FSError) -> T in try body(database) }
         }
     }
 
-    static func entry(_ row: SQLRow) -> Entry {
+    /// The columns of ``columns`` prefixed with a table alias (`e.ino, e.parent, …`).
+    static func prefixedColumns(_ alias: String) -> String {
+        columns.split(separator: ",").map { "\(alias).\($0.drop(while: { $0 == " " }))" }.joined(separator: ", ")
+    }
+
+    /// A name row and, for a hard link, its inode's row (columns `at` 0 and 16), in one query.
+    static let joined = "SELECT \(prefixedColumns("e")), \(prefixedColumns("l")) FROM entries e LEFT JOIN entries l ON e.kind = \(EntryKind.hardLink.rawValue) AND l.ino = e.link_ino"
+
+    /// The entry of a ``joined`` row: the inode a hard link names, carrying the link's parent
+    /// and name; nil for a link whose inode is gone.
+    static func joinedEntry(_ row: SQLRow) -> (name: Entry, inode: Entry?) {
+        let name = entry(row)
+        guard name.kind == .hardLink else { return (name, name) }
+        guard !row.isNull(16) else { return (name, nil) }
+        return (name, entry(row, at: 16))
+    }
+
+    static func entry(_ row: SQLRow, at base: Int32 = 0) -> Entry {
         Entry(
-            ino: UInt64(row.int(0)), parent: UInt64(row.int(1)), name: row.text(2) ?? "",
-            kind: EntryKind(rawValue: row.int(3)) ?? .file, mode: UInt32(truncatingIfNeeded: row.int(4)),
-            uid: UInt32(truncatingIfNeeded: row.int(5)), gid: UInt32(truncatingIfNeeded: row.int(6)),
-            atime: row.int(7), mtime: row.int(8), ctime: row.int(9), size: row.int(10),
-            fileID: row.isNull(11) ? nil : row.text(11), target: row.isNull(12) ? nil : row.text(12), state: row.int(13),
-            rdev: UInt64(bitPattern: row.int(14)), linkIno: UInt64(row.int(15)))
+            ino: UInt64(row.int(base)), parent: UInt64(row.int(base + 1)), name: row.text(base + 2) ?? "",
+            kind: EntryKind(rawValue: row.int(base + 3)) ?? .file, mode: UInt32(truncatingIfNeeded: row.int(base + 4)),
+            uid: UInt32(truncatingIfNeeded: row.int(base + 5)), gid: UInt32(truncatingIfNeeded: row.int(base + 6)),
+            atime: row.int(base + 7), mtime: row.int(base + 8), ctime: row.int(base + 9), size: row.int(base + 10),
+            fileID: row.isNull(base + 11) ? nil : row.text(base + 11), target: row.isNull(base + 12) ? nil : row.text(base + 12), state: row.int(base + 13),
+            rdev: UInt64(bitPattern: row.int(base + 14)), linkIno: UInt64(row.int(base + 15)))
     }
 
     static func fetchEntry(_ db: any MetadataConnection, _ sql: String, _ values: [SQLValue]) throws(FSError) -> Entry? {
@@ -97,25 +150,49 @@ public final class MappingStore: Sendable {
 
     // MARK: Reads
 
-    public func entry(_ ino: UInt64) throws(FSError) -> Entry? {
-        try with { (db: any MetadataConnection) throws(FSError) -> Entry? in
+    /// The row of inode `ino`. With `cached`, an answer up to `attr_timeout=` old may come from
+    /// the cache (for LOOKUP and GETATTR, whose answers the kernel keeps as long; see
+    /// ``MetadataCache``); without, the database answers (and the cache is refreshed).
+    public func entry(_ ino: UInt64, cached: Bool = false) throws(FSError) -> Entry? {
+        if cached, let hit = cache?.entry(ino) { return hit }
+        let generation = cache?.generation ?? 0
+        let found = try read { (db: any MetadataConnection) throws(FSError) -> Entry? in
             try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))])
         }
+        if let found { cache?.fill(generation, inodes: [found]) }
+        return found
     }
 
     /// The inode named `name` in `parent` (a hard link resolved to its inode, carrying the
-    /// link's parent and name).
-    public func child(_ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
-        try with { (db: any MetadataConnection) throws(FSError) -> Entry? in
-            guard let row = try Self.nameRow(db, parent, name) else { return nil }
-            return try Self.resolved(db, row)
+    /// link's parent and name). One query, joined with the inode of a hard link. `cached` as
+    /// for ``entry(_:cached:)`` (a negative answer is cached too).
+    public func child(_ parent: UInt64, _ name: String, cached: Bool = false) throws(FSError) -> Entry? {
+        if cached, let hit = cache?.child(parent, name) { return hit }
+        let generation = cache?.generation ?? 0
+        let found = try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, inode: Entry?)? in
+            var found: (name: Entry, inode: Entry?)?
+            try db.query("\(Self.joined) WHERE e.parent = ? AND e.name = ?", [.int(Int64(parent)), .text(name)]) { (row: SQLRow) throws(FSError) in
+                found = Self.joinedEntry(row)
+            }
+            return found
         }
+        let inode = found.flatMap { found in found.inode.map { Self.named($0, by: found.name) } }
+        cache?.fill(generation, inodes: found?.inode.map { [$0] } ?? [], names: [(parent, name, inode)])
+        return inode
+    }
+
+    /// `inode` as seen through the name row `name` (itself, or a hard link to it).
+    static func named(_ inode: Entry, by name: Entry) -> Entry {
+        var seen = inode
+        seen.parent = name.parent
+        seen.name = name.name
+        return seen
     }
 
     /// The row of the name `name` in `parent` as stored (a ``EntryKind/hardLink`` row is not
     /// resolved).
     public func nameRow(_ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
-        try with { (db: any MetadataConnection) throws(FSError) -> Entry? in try Self.nameRow(db, parent, name) }
+        try read { (db: any MetadataConnection) throws(FSError) -> Entry? in try Self.nameRow(db, parent, name) }
     }
 
     static func nameRow(_ db: any MetadataConnection, _ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
@@ -123,25 +200,31 @@ public final class MappingStore: Sendable {
     }
 
     /// The inodes named in `parent`, hard links resolved (each with its own name).
+    /// One query (hard links joined with their inodes); fills the cache for the lookups and
+    /// getattrs that follow a listing (`ls -l`).
     public func children(_ parent: UInt64) throws(FSError) -> [Entry] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in
-            var list: [Entry] = []
-            for row in try Self.fetchEntries(db, "SELECT \(Self.columns) FROM entries WHERE parent = ? ORDER BY name", [.int(Int64(parent))]) {
-                if let inode = try Self.resolved(db, row) { list.append(inode) }
+        let generation = cache?.generation ?? 0
+        let rows = try read { (db: any MetadataConnection) throws(FSError) -> [(name: Entry, inode: Entry?)] in
+            var rows: [(name: Entry, inode: Entry?)] = []
+            try db.query("\(Self.joined) WHERE e.parent = ? ORDER BY e.name", [.int(Int64(parent))]) { (row: SQLRow) throws(FSError) in
+                rows.append(Self.joinedEntry(row))
             }
-            return list
+            return rows
         }
+        let list = rows.compactMap { row in row.inode.map { Self.named($0, by: row.name) } }
+        cache?.fill(generation, inodes: rows.compactMap(\.inode), names: list.map { (parent, $0.name, $0) })
+        return list
     }
 
     public func hasChildren(_ parent: UInt64) throws(FSError) -> Bool {
-        try with { (db: any MetadataConnection) throws(FSError) -> Bool in
+        try read { (db: any MetadataConnection) throws(FSError) -> Bool in
             try db.firstInt("SELECT 1 FROM entries WHERE parent = ? AND kind IN (2, 3, 4, 9, 10, 11, 12, 13) LIMIT 1", [.int(Int64(parent))]) != nil
         }
     }
 
     /// The chain of entries from the root's child down to `ino` (empty for the root).
     public func ancestry(_ ino: UInt64) throws(FSError) -> [Entry] {
-        try with { (db: any MetadataConnection) throws(FSError) -> [Entry] in try Self.ancestry(db, ino) }
+        try read { (db: any MetadataConnection) throws(FSError) -> [Entry] in try Self.ancestry(db, ino) }
     }
 
     static func ancestry(_ db: any MetadataConnection, _ ino: UInt64) throws(FSError) -> [Entry] {

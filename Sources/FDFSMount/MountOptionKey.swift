@@ -32,6 +32,8 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
     case metrics
     /// Where the namespace lives: `sqlite` or a `postgres://` URL (``MetadataLocation``).
     case meta
+    /// Seconds a statement may wait for the metadata engine before it fails with EIO.
+    case metaTimeout = "meta_timeout"
     /// Passed to libfuse as they are.
     case fsname, subtype
     case maxRead = "max_read"
@@ -59,6 +61,7 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
         case .cache: "reread"
         case .attrTimeout, .stallTimeout, .uploadTargetTTL: "1"
         case .sessionTimeout: "30"
+        case .metaTimeout: "5"
         case .kernelReadaheadKB: "4096"
         case .metrics: "127.0.0.1:9100"
         case .meta: "sqlite"

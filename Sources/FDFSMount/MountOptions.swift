@@ -26,6 +26,8 @@ public struct MountOptions: Sendable {
     public var metrics: String?
     /// Where the namespace lives (`meta=`; `$FDFS_META_URL` when not given).
     public var meta: MetadataLocation = .sqlite
+    /// Seconds a statement waits for PostgreSQL before it fails with EIO (`meta_timeout=`).
+    public var metaTimeout: Double = 5
     public var appendable = false
     public var keepReplaced = false
     public var spoolDir: String?
@@ -80,7 +82,7 @@ public struct MountOptions: Sendable {
           spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
           session_timeout=SEC
           metrics=HOST:PORT (Prometheus text at http://HOST:PORT/metrics)
-          meta=sqlite|postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable] (SQLite/PostgreSQL, $FDFS_META_URL)
+          meta=sqlite|postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable] (SQLite/PostgreSQL, $FDFS_META_URL) meta_timeout=SEC
           fsname=NAME subtype=NAME max_read=BYTES (passed to libfuse)
         """
 
@@ -138,6 +140,9 @@ public struct MountOptions: Sendable {
             case .autoUnmount: autoUnmount = true
             case .metrics: metrics = try need()
             case .meta: meta = try MetadataLocation(parsing: need())
+            case .metaTimeout:
+                guard let v = Double(try need()), v > 0 else { throw FSError(.invalid, "meta_timeout must be seconds") }
+                metaTimeout = v
             case .appendable: appendable = true
             case .keepReplaced: keepReplaced = true
             case .spoolDir: spoolDir = try need()

@@ -25,10 +25,21 @@ public enum Invalidation: Sendable, Equatable {
     }
 }
 
-/// The backend PID of the store's own connection (0 before it connected), so that the
-/// listener skips the changes this mount made itself.
-final class BackendID: Sendable {
-    let value = Atomic<Int64>(0)
+/// The backend PIDs of the store's own connections, so that the listener skips the changes
+/// this mount made itself.
+final class BackendIDs: Sendable {
+    private let pids = Mutex<Set<Int64>>([])
+
+    /// Whether `pid` is one of this store's connections.
+    func contains(_ pid: Int64) -> Bool { pids.withLock { $0.contains(pid) } }
+
+    /// A connection was opened (`new`), reopened (`old` → `new`) or closed (`new` = 0).
+    func replace(_ old: Int64, with new: Int64) {
+        pids.withLock { pids in
+            pids.remove(old)
+            if new != 0 { pids.insert(new) }
+        }
+    }
 }
 
 /// LISTENs on the namespace's channel with a connection of its own and hands every change
@@ -37,12 +48,12 @@ final class BackendID: Sendable {
 /// cache until `attr_timeout=`, as without this listener), which a warning says.
 final class NamespaceListener: Sendable {
     let location: PostgresLocation
-    let own: BackendID
+    let own: BackendIDs
     let logger: Logger
     let deliver: @Sendable (Invalidation) -> Void
     private let current = Mutex<(connection: PostgresConnection?, stopped: Bool)>((nil, false))
 
-    init(location: PostgresLocation, own: BackendID, logger: Logger, deliver: @escaping @Sendable (Invalidation) -> Void) {
+    init(location: PostgresLocation, own: BackendIDs, logger: Logger, deliver: @escaping @Sendable (Invalidation) -> Void) {
         self.location = location
         self.own = own
         self.logger = logger
@@ -87,7 +98,7 @@ final class NamespaceListener: Sendable {
             let own = self.own, deliver = self.deliver
             connection.addListener(channel: channel) { _, message in
                 guard let (sender, change) = Invalidation.parse(message.payload) else { return }
-                if sender == own.value.load(ordering: .relaxed) { return }
+                if own.contains(sender) { return }
                 deliver(change)
             }
             _ = try await connection.query(PostgresQuery(unsafeSQL: "LISTEN \"\(channel)\""), logger: logger)
