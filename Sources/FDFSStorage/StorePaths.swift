@@ -21,8 +21,13 @@ public final class StorePaths: Sendable {
         var writtenInDirectory = 0
         var nextPath = 0
         var tempSequence: UInt64 = 0
+        /// Rotations so far: orders the writes of `storage_stat.dat`.
+        var rotations = 0
     }
     private let state: Mutex<State>
+    /// The rotation last written to `storage_stat.dat`: a rotation's file is written outside
+    /// `state`'s lock (uploads go on meanwhile) but never over a later one's.
+    private let written = Mutex(0)
 
     /// Opens the store paths, creating `data/HH/HH` at first start and removing temp files a
     /// killed process left behind. `dataDirectory` holds `storage_stat.dat`.
@@ -113,22 +118,26 @@ public final class StorePaths: Sendable {
             let n = Int(UInt32(bitPattern: Self.pjwHash(Array(name.utf8)))) % 65536
             return (UInt8(((n >> 8) & 0xFF) % subdirCount), UInt8((n & 0xFF) % subdirCount))
         }
-        let (result, persist) = state.withLock { state -> ((UInt8, UInt8), String?) in
+        let (result, persist) = state.withLock { state -> ((UInt8, UInt8), (rotation: Int, text: String)?) in
             let chosen = (UInt8(state.high), UInt8(state.low))
             state.writtenInDirectory += 1
-            var persist: String?
-            if state.writtenInDirectory >= rotateCount {
-                state.writtenInDirectory = 0
-                state.low += 1
-                if state.low >= subdirCount {
-                    state.low = 0
-                    state.high = (state.high + 1) % subdirCount
-                }
-                persist = "dist_path_index_high=\(state.high)\ndist_path_index_low=\(state.low)\ndist_write_file_count=0\n"
+            guard state.writtenInDirectory >= rotateCount else { return (chosen, nil) }
+            state.writtenInDirectory = 0
+            state.low += 1
+            if state.low >= subdirCount {
+                state.low = 0
+                state.high = (state.high + 1) % subdirCount
             }
-            return (chosen, persist)
+            state.rotations += 1
+            return (chosen, (state.rotations, "dist_path_index_high=\(state.high)\ndist_path_index_low=\(state.low)\ndist_write_file_count=0\n"))
         }
-        if let persist { try? persist.write(toFile: statFile, atomically: true, encoding: .utf8) }
+        if let persist {
+            written.withLock { last in
+                guard persist.rotation > last else { return }
+                try? persist.text.write(toFile: statFile, atomically: true, encoding: .utf8)
+                last = persist.rotation
+            }
+        }
         return result
     }
 

@@ -88,6 +88,22 @@ func testConfiguration(_ dir: String, subdirs: Int = 4, rotate: Int = 2, mode: I
         #expect(!FileManager.default.fileExists(atPath: store.path + "/store/data/02"))
     }
 
+    @Test func concurrentRotationsLeaveTheLastOneOnDisk() async throws {
+        let store = TemporaryDirectory()
+        defer { store.remove() }
+        let paths = try StorePaths(configuration: try testConfiguration(store.path, subdirs: 16, rotate: 1))
+        // Every pick rotates and writes storage_stat.dat; 8 threads at once.
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { for _ in 0..<100 { _ = paths.chooseDirectory(name: "") } }
+            }
+        }
+        let reopened = try StorePaths(configuration: try testConfiguration(store.path, subdirs: 16, rotate: 1))
+        #expect(reopened.rotation.high == paths.rotation.high && reopened.rotation.low == paths.rotation.low,
+                "the file holds the last rotation, not an earlier one written late")
+        #expect(paths.rotation.high * 16 + paths.rotation.low == 800 % 256)
+    }
+
     @Test func randomDirectoriesUsePJW() throws {
         #expect(StorePaths.pjwHash(Array("abc".utf8)) == 26499)
         var h: Int32 = 0
