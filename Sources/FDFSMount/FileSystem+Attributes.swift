@@ -9,7 +9,9 @@ import Glibc
 extension FDFSFileSystem {
     // MARK: Attributes
 
-    func attributes(_ entry: Entry) -> FileAttributes {
+    /// `links`: the entry's hard links (a directory's subdirectories) when the caller knows
+    /// them (a new entry has none), else they are counted (``linkCount(_:)``).
+    func attributes(_ entry: Entry, links: Int? = nil) -> FileAttributes {
         let umask = options.umask
         var mode: UInt32
         var uid = entry.uid, gid = entry.gid
@@ -43,7 +45,7 @@ extension FDFSFileSystem {
         }
         let atime = entry.kind == .file ? max(entry.atime, 0) : entry.atime
         return FileAttributes(
-            ino: entry.ino, mode: mode, nlink: linkCount(entry), uid: uid, gid: gid, size: size,
+            ino: entry.ino, mode: mode, nlink: links.map { linkCount(entry, links: $0) } ?? linkCount(entry), uid: uid, gid: gid, size: size,
             atime: atime, mtime: mtime, ctime: ctime, blockSize: Int32(min(options.blockSize, 1 << 20)), rdev: entry.rdev)
     }
 
@@ -57,8 +59,8 @@ extension FDFSFileSystem {
         }
     }
 
-    func reply(_ entry: Entry) -> EntryReply {
-        EntryReply(attributes: attributes(entry), timeout: timeout(entry))
+    func reply(_ entry: Entry, links: Int? = nil) -> EntryReply {
+        EntryReply(attributes: attributes(entry, links: links), timeout: timeout(entry))
     }
 
     /// SETATTR of mode, owner and times (the mapping store; a file being written keeps them

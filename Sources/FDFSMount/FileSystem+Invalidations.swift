@@ -28,10 +28,13 @@ extension FDFSFileSystem {
     }
 
     /// Another mount committed `change`: the store's answers cached for LOOKUP and GETATTR
-    /// (``MetadataCache``) are dropped, and the kernel, through ``invalidations``, forgets its
-    /// own.
+    /// (``MetadataCache``) about that name or row are dropped (a name with its directory's row
+    /// and the inode it stood for), and the kernel, through ``invalidations``, forgets its own.
     func invalidated(_ change: Invalidation) {
-        store.cache?.invalidate()
+        switch change {
+        case let .entry(parent, name): store.cache?.forget(inodes: [parent], names: [(parent, name)])
+        case let .inode(ino): store.cache?.forget(inodes: [ino])
+        }
         invalidationSink.yield(change)
     }
 }

@@ -36,11 +36,18 @@ extension FDFSFileSystem {
         switch entry.kind {
         case .generated: return 1
         case _ where entry.kind.isDirectory:
-            let users = (try? store.subdirectoryCount(entry.ino)) ?? 0
-            return UInt32(clamping: 2 + users + syntheticSubdirectoryCount(entry))
+            return linkCount(entry, links: (try? store.subdirectoryCount(entry.ino, cached: true)) ?? 0)
         default:
-            let links = (try? store.linkCount(entry.ino)) ?? 0
-            return UInt32(clamping: (entry.isDetached ? 0 : 1) + links)
+            return linkCount(entry, links: (try? store.linkCount(entry.ino, cached: true)) ?? 0)
+        }
+    }
+
+    /// `st_nlink` of `entry` given its hard links (a directory: its user subdirectories).
+    func linkCount(_ entry: Entry, links: Int) -> UInt32 {
+        switch entry.kind {
+        case .generated: return 1
+        case _ where entry.kind.isDirectory: return UInt32(clamping: 2 + links + syntheticSubdirectoryCount(entry))
+        default: return UInt32(clamping: (entry.isDetached ? 0 : 1) + links)
         }
     }
 

@@ -24,7 +24,9 @@ extension FDFSFileSystem {
         guard name.utf8.count <= 255 else { throw FSError(.nameTooLong) }
         guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
         if dir.kind == .root { throw FSError(.notPermitted, "groups come from the tracker") }
-        if try store.child(dir.ino, name) != nil { throw FSError(.exists) }
+        // A name the cache (LOOKUP's answer, just before) knows to be free is not asked again:
+        // the create's INSERT finds it taken anyway (EEXIST).
+        if !store.knownAbsent(dir.ino, name), try store.child(dir.ino, name) != nil { throw FSError(.exists) }
         if dir.kind == .subdirLow, let path = dir.fileID, let slash = path.firstIndex(of: "/"),
            (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + name)) != nil {
             throw FSError(.notPermitted, "generated names are reserved")
@@ -46,7 +48,9 @@ extension FDFSFileSystem {
     /// be asked.
     func creating<Reply: Sendable>(in parent: UInt64, _ name: String,
                                    _ make: @escaping @Sendable () throws(FSError) -> Reply) throws(FSError) -> Answer<Reply> {
-        let dir = try entry(parent)
+        // The kind and path of a directory never change; a directory removed meanwhile is
+        // found by the create itself (ENOENT).
+        let dir = try entry(parent, cached: true)
         guard try checkCreatableLocally(dir, name) else { return .done(try make()) }
         return .needsCluster { () async throws(FSError) in
             try await self.checkNotSynthetic(dir, name)
@@ -102,12 +106,12 @@ extension FDFSFileSystem {
         write.on { $0.privilegeBits = Self.privilegeBits(row.mode) }
         let open = register(Handle(ino: row.ino, writable: true, spool: write), keepCache: false,
                             directIO: writesBypassPageCache(flags))
-        return (reply(row), open)
+        return (reply(row, links: 0), open)
     }
 
     public func mkdir(parent: UInt64, name: String, mode: UInt32, caller: Caller) throws(FSError) -> Answer<EntryReply> {
         try creating(in: parent, name) { () throws(FSError) in
-            self.reply(try self.store.create(self.newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)))
+            self.reply(try self.store.create(self.newEntry(parent: parent, name: name, kind: .directory, mode: mode, caller: caller)), links: 0)
         }
     }
 
@@ -121,13 +125,15 @@ extension FDFSFileSystem {
     }
 
     /// The user entry `name` in `parent` as its name row (a hard link is a row of its own)
-    /// and as the inode it names, or the right error for what stands there instead.
-    func userName(_ parent: UInt64, _ name: String) async throws(FSError) -> (name: Entry, inode: Entry) {
-        let dir = try entry(parent)
+    /// and as the inode it names, with the inode's link count (``MappingStore/nameAndInode(_:_:)``),
+    /// or the right error for what stands there instead.
+    func userName(_ parent: UInt64, _ name: String) async throws(FSError) -> (name: Entry, inode: Entry, links: Int) {
+        // A directory's kind never changes; one removed meanwhile has no names.
+        let dir = try entry(parent, cached: true)
         guard dir.kind.isDirectory else { throw FSError(.notDirectory) }
-        if let row = try store.nameRow(parent, name) {
-            guard let inode = try store.child(parent, name), inode.kind.isUser else { throw FSError(.notPermitted, "\(name) is not a user entry") }
-            return (row, inode)
+        if let found = try store.nameAndInode(parent, name) {
+            guard let inode = found.inode, inode.kind.isUser else { throw FSError(.notPermitted, "\(name) is not a user entry") }
+            return (found.name, inode, found.links)
         }
         if dir.kind.isSynthetic, await syntheticChild(dir, name) != nil { throw FSError(.notPermitted) }
         throw FSError(.notFound)
@@ -135,10 +141,10 @@ extension FDFSFileSystem {
 
     public func unlink(parent: UInt64, name: String) async throws(FSError) {
         try checkWritable()
-        let (nameRow, row) = try await userName(parent, name)
+        let (nameRow, row, links) = try await userName(parent, name)
         if row.kind == .directory { throw FSError(.isDirectory) }
         // One of several names: the inode, its content and its descriptors are untouched.
-        if try store.dropName(nameRow) { return }
+        if nameRow.kind == .hardLink || links > 0, try store.dropName(nameRow) { return }
         if row.kind == .file, isOpen(row.ino) {
             try await detachOpenFile(row.ino, .unlinked)
             return
@@ -189,17 +195,22 @@ extension FDFSFileSystem {
     /// One attempt at RENAME: the checks, then the store's transaction, which fails with
     /// ``FSError/Code/conflict`` when another mount changed the target name since the checks.
     func renameChecked(parent: UInt64, name: String, newParent: UInt64, newName: String, flags: UInt32) async throws(FSError) {
-        let (sourceName, source) = try await userName(parent, name)
-        let target = try entry(newParent)
+        let (sourceName, source, _) = try await userName(parent, name)
+        // As in userName: the kind is all that is asked, and the store's transaction finds a
+        // directory removed meanwhile.
+        let target = try entry(newParent, cached: true)
         guard target.kind.isDirectory else { throw FSError(.notDirectory) }
         if target.kind == .root { throw FSError(.notPermitted) }
-        let sourceChain = try store.ancestry(parent), targetChain = try store.ancestry(newParent)
-        guard sourceChain.first?.ino == targetChain.first?.ino else { throw FSError(.crossDevice, "rename between groups") }
-        if source.kind == .directory, newParent == source.ino || targetChain.contains(where: { $0.ino == source.ino }) {
-            throw FSError(.invalid, "cannot move a directory into itself")
+        // Within one directory neither can happen (and the two walks up are saved).
+        if newParent != parent {
+            let sourceChain = try store.ancestry(parent), targetChain = try store.ancestry(newParent)
+            guard sourceChain.first?.ino == targetChain.first?.ino else { throw FSError(.crossDevice, "rename between groups") }
+            if source.kind == .directory, newParent == source.ino || targetChain.contains(where: { $0.ino == source.ino }) {
+                throw FSError(.invalid, "cannot move a directory into itself")
+            }
         }
-        let existingName = try store.nameRow(newParent, newName)
-        let existing = try store.child(newParent, newName)
+        let found = try store.nameAndInode(newParent, newName)
+        let existingName = found?.name, existing = found?.inode
         if existing == nil, target.kind.isSynthetic, await syntheticChild(target, newName) != nil { throw FSError(.notPermitted) }
         if existing == nil, target.kind == .subdirLow, let path = target.fileID, let slash = path.firstIndex(of: "/"),
            (try? FileID(group: String(path[..<slash]), remoteFilename: String(path[path.index(after: slash)...]) + "/" + newName)) != nil {
@@ -218,7 +229,7 @@ extension FDFSFileSystem {
         }
         // A replaced name that is not its inode's last takes nothing else with it.
         var lastName = false
-        if let existingName, existingName.kind != .hardLink { lastName = try store.linkCount(existingName.ino) == 0 }
+        if let existingName, existingName.kind != .hardLink { lastName = found?.links == 0 }
         let keepOpen = lastName && existing.map { $0.kind == .file && isOpen($0.ino) } ?? false
         let orphan = try store.rename(sourceName.ino, to: newParent, newName, replacing: existingName?.ino, queueDeletion: !options.keepReplaced,
                                       detachReplaced: keepOpen, from: (parent, name))

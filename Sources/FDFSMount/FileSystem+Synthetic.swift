@@ -76,6 +76,7 @@ extension FDFSFileSystem {
 
     /// Makes sure the synthetic directories of `id` (group/Mxx/HH/HH) have rows; returns the
     /// HH/HH directory's inode.
+    /// Usually they all exist: one query finds them (``MappingStore/syntheticChain(_:)``).
     func materializeDirectory(of id: FileID) throws(FSError) -> UInt64 {
         var parent = MappingStore.rootIno
         var path = ""
@@ -83,6 +84,7 @@ extension FDFSFileSystem {
             (id.group, .group), ("M" + FileID.hex(UInt8(id.storePathIndex)), .storePath),
             (FileID.hex(id.highDirectory), .subdirHigh), (FileID.hex(id.lowDirectory), .subdirLow),
         ]
+        if let ino = try store.syntheticChain(parts) { return ino }
         for (name, kind) in parts {
             path = path.isEmpty ? name : "\(path)/\(name)"
             let row = try store.insert(syntheticEntry(parent: parent, name: name, kind: kind, path: path), orExisting: true)

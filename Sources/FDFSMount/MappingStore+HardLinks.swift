@@ -58,17 +58,23 @@ extension MappingStore {
         return true
     }
 
-    /// How many hard link rows name inode `ino` (its names besides its own row).
-    public func linkCount(_ ino: UInt64) throws(FSError) -> Int {
-        try read { (db: any MetadataConnection) throws(FSError) -> Int in
-            Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE kind = 13 AND link_ino = ?", [.int(Int64(ino))]) ?? 0)
-        }
+    /// How many hard link rows name inode `ino` (its names besides its own row). `cached` as
+    /// for ``entry(_:cached:)``: the count read with the row (PostgreSQL) may answer.
+    public func linkCount(_ ino: UInt64, cached: Bool = false) throws(FSError) -> Int {
+        try count(ino, cached: cached, "SELECT COUNT(*) FROM entries WHERE kind = 13 AND link_ino = ?")
     }
 
-    /// How many directories users made directly in directory `ino` (an index count).
-    public func subdirectoryCount(_ ino: UInt64) throws(FSError) -> Int {
-        try read { (db: any MetadataConnection) throws(FSError) -> Int in
-            Int(try db.firstInt("SELECT COUNT(*) FROM entries WHERE parent = ? AND kind = 3", [.int(Int64(ino))]) ?? 0)
-        }
+    /// How many directories users made directly in directory `ino` (an index count). `cached`
+    /// as for ``linkCount(_:cached:)``.
+    public func subdirectoryCount(_ ino: UInt64, cached: Bool = false) throws(FSError) -> Int {
+        try count(ino, cached: cached, "SELECT COUNT(*) FROM entries WHERE parent = ? AND kind = 3")
+    }
+
+    private func count(_ ino: UInt64, cached: Bool, _ sql: String) throws(FSError) -> Int {
+        if cached, let hit = cache?.links(ino) { return hit }
+        let generation = cache?.generation ?? 0
+        let count = try read { (db: any MetadataConnection) throws(FSError) -> Int in Int(try db.firstInt(sql, [.int(Int64(ino))]) ?? 0) }
+        if cached { cache?.fill(generation, links: [(ino, count)]) }
+        return count
     }
 }

@@ -5,11 +5,19 @@ import FDFSProtocol
 extension MappingStore {
     // MARK: Upload journal
 
+    /// Journals an upload of `ino` (replacing one journaled before); returns its ID. One
+    /// statement on PostgreSQL (the earlier row is deleted in a CTE).
     public func beginUpload(ino: UInt64, spool: String, size: Int64, oldFileID: String?, inPlace: Bool) throws(FSError) -> Int64 {
         try read { (db: any MetadataConnection) throws(FSError) -> Int64 in
-            try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
-            let id = try db.firstInt("INSERT INTO pending(ino, spool, size, old_file_id, in_place, started, session) VALUES(?,?,?,?,?,?,?) RETURNING id",
-                                     [.int(Int64(ino)), .text(spool), .int(size), .optional(oldFileID), .int(inPlace ? 1 : 0), .int(POSIX.nowNanoseconds()), .text(session)])
+            let values: [SQLValue] = [.int(Int64(ino)), .text(spool), .int(size), .optional(oldFileID), .int(inPlace ? 1 : 0), .int(POSIX.nowNanoseconds()), .text(session)]
+            let insert = "INSERT INTO pending(ino, spool, size, old_file_id, in_place, started, session) VALUES(?,?,?,?,?,?,?) RETURNING id"
+            let id: Int64?
+            if db.engine == .postgres {
+                id = try db.firstInt("WITH earlier AS (DELETE FROM pending WHERE ino = ?) " + insert, [.int(Int64(ino))] + values)
+            } else {
+                try db.run("DELETE FROM pending WHERE ino = ?", [.int(Int64(ino))])
+                id = try db.firstInt(insert, values)
+            }
             guard let id else { throw FSError(.io, "the upload journal gave no ID") }
             return id
         }

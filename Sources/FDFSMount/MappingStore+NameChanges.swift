@@ -23,11 +23,44 @@ extension MappingStore {
     /// Inserts a user entry (file, directory, symlink) and sets its directory's mtime and
     /// ctime to its creation time, in one transaction. The directory is locked first: EEXIST
     /// when the name is taken (also by another mount at the same moment), ENOENT when the
-    /// directory was removed (see ``removeDirectory(_:in:named:)``).
+    /// directory was removed (see ``removeDirectory(_:in:named:)``). On PostgreSQL both are one
+    /// statement (``createInOneStatement(_:)``).
     public func create(_ entry: Entry) throws(FSError) -> Entry {
-        try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
+        if engine == .postgres { return try createInOneStatement(entry) }
+        return try transaction { (db: any MetadataConnection) throws(FSError) -> Entry in
             try Self.touchLocked(db, [entry.parent], at: entry.ctime)
             return try Self.insert(db, entry, orExisting: false, session: session)
+        }
+    }
+
+    /// PostgreSQL: ``create(_:)`` in one round trip. The directory's row is touched (and so
+    /// locked) by a data-modifying CTE, unless the name is taken already (a failed create leaves
+    /// the directory's times alone), and the name inserted only when that found the directory;
+    /// the statement is its own transaction. When nothing was inserted, a second
+    /// look tells a removed directory (ENOENT) from a taken name (EEXIST).
+    private func createInOneStatement(_ entry: Entry) throws(FSError) -> Entry {
+        try with(forgetting: [entry.parent], names: [(entry.parent, entry.name)]) { (db: any MetadataConnection) throws(FSError) -> Entry in
+            let ino = try db.firstInt("""
+                WITH dir AS (UPDATE entries SET mtime = ?, ctime = ? WHERE ino = ?
+                             AND NOT EXISTS (SELECT 1 FROM entries WHERE parent = ? AND name = ?) RETURNING ino)
+                INSERT INTO entries(parent, name, kind, mode, uid, gid, atime, mtime, ctime, size, file_id, target, state, rdev, link_ino, session)
+                SELECT dir.ino, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT), CAST(? AS TEXT), ?, ?, ?, CAST(? AS TEXT) FROM dir
+                ON CONFLICT(parent, name) DO NOTHING RETURNING ino
+                """,
+                [.int(entry.ctime), .int(entry.ctime), .int(Int64(entry.parent)), .int(Int64(entry.parent)), .text(entry.name),
+                 .text(entry.name), .int(entry.kind.rawValue), .int(entry.mode), .int(entry.uid), .int(entry.gid),
+                 .int(entry.atime), .int(entry.mtime), .int(entry.ctime), .int(entry.size), .optional(entry.fileID), .optional(entry.target),
+                 .int(entry.state), .int(Int64(bitPattern: entry.rdev)), .int(Int64(entry.linkIno)),
+                 .optional(entry.state == Entry.provisional ? session : nil)])
+            if let ino {
+                var created = entry
+                created.ino = UInt64(ino)
+                return created
+            }
+            guard try db.firstInt("SELECT 1 FROM entries WHERE ino = ?", [.int(Int64(entry.parent))]) != nil else {
+                throw FSError(.notFound, "directory \(entry.parent) was removed")
+            }
+            throw FSError(.exists, entry.name)
         }
     }
 

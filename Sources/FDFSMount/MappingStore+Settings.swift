@@ -54,3 +54,24 @@ extension MappingStore {
         }
     }
 }
+
+extension MappingStore {
+    /// The inode of the last of the synthetic directories `parts` (name and kind, from the
+    /// root down: group, store path, two subdirectory levels) when every one of them has its
+    /// row already, in one query; nil when one is missing (or is not of its kind).
+    func syntheticChain(_ parts: [(String, EntryKind)]) throws(FSError) -> UInt64? {
+        guard let first = parts.first else { return nil }
+        var sql = "SELECT t\(parts.count - 1).ino FROM entries t0"
+        var values: [SQLValue] = []
+        // The join conditions' values come first, in join order, then the WHERE clause's.
+        for (index, (name, kind)) in parts.enumerated().dropFirst() {
+            sql += " JOIN entries t\(index) ON t\(index).parent = t\(index - 1).ino AND t\(index).name = ? AND t\(index).kind = ?"
+            values += [.text(name), .int(kind.rawValue)]
+        }
+        sql += " WHERE t0.parent = ? AND t0.name = ? AND t0.kind = ?"
+        values += [.int(Int64(Self.rootIno)), .text(first.0), .int(first.1.rawValue)]
+        return try read { (db: any MetadataConnection) throws(FSError) -> UInt64? in
+            try db.firstInt(sql, values).map { UInt64($0) }
+        }
+    }
+}

@@ -63,7 +63,8 @@ extension MappingStore {
     /// no name refers to any more (to delete from the cluster), if any. With `queueDeletion`,
     /// that ID is recorded in the deletions journal in the same transaction.
     public func remove(_ ino: UInt64, queueDeletion: Bool) throws(FSError) -> String? {
-        try transaction { (db: any MetadataConnection) throws(FSError) -> String? in
+        if engine == .postgres, queueDeletion { return try removeInOneStatement(ino) }
+        return try transaction { (db: any MetadataConnection) throws(FSError) -> String? in
             // Locked: a commit on another mount that repoints it waits, or has happened and is seen.
             guard let entry = try Self.lockedEntry(db, ino) else { return nil }
             try db.run("DELETE FROM entries WHERE ino = ?", [.int(Int64(ino))])
@@ -127,7 +128,9 @@ extension MappingStore {
             if moved.kind == .hardLink { try db.run("UPDATE entries SET ctime = ? WHERE ino = ?", [.int(now), .int(Int64(moved.linkIno))]) }
             try db.run("UPDATE entries SET parent = ?, name = ?, ctime = ? WHERE ino = ?",
                        [.int(Int64(newParent)), .text(newName), .int(now), .int(Int64(ino))])
-            // Every file at or below the moved entry carries a new path.
+            // Every file at or below the moved entry carries a new path (nothing to do for an
+            // entry that is neither a directory nor a file with a cluster file).
+            guard moved.kind == .directory || moved.kind == .file && moved.fileID != nil else { return orphaned }
             try db.run("""
                 WITH RECURSIVE moved(ino) AS (SELECT ? UNION ALL SELECT e.ino FROM entries e JOIN moved ON e.parent = moved.ino)
                 INSERT INTO metadata_due(file_id, ino, marked, session)
@@ -138,4 +141,34 @@ extension MappingStore {
         }
     }
 
+}
+
+extension MappingStore {
+    /// PostgreSQL: ``remove(_:queueDeletion:)`` with `queueDeletion` in one round trip, as one
+    /// statement (its own transaction). Row locks are taken in the same order as the
+    /// transaction's: the row (its DELETE), then its directory (the touch, which needs the
+    /// deleted row's parent). Every sub-statement sees the rows as they were before it, so the
+    /// references to the file ID left are counted without the deleted row.
+    func removeInOneStatement(_ ino: UInt64) throws(FSError) -> String? {
+        try with { (db: any MetadataConnection) throws(FSError) -> String? in
+            var orphaned: String?
+            try db.query("""
+                WITH gone AS (DELETE FROM entries WHERE ino = ? RETURNING parent, kind, file_id),
+                links AS (DELETE FROM entries WHERE kind = ? AND link_ino = ?),
+                journal AS (DELETE FROM pending WHERE ino = ?),
+                dir AS (UPDATE entries SET mtime = ?, ctime = ? WHERE ino = (SELECT parent FROM gone)),
+                orphan AS (SELECT g.file_id FROM gone g WHERE g.kind = ? AND g.file_id IS NOT NULL
+                           AND NOT EXISTS (SELECT 1 FROM entries o WHERE o.file_id = g.file_id AND o.kind = ? AND o.ino <> ?)),
+                generated AS (DELETE FROM entries WHERE kind = ? AND file_id IN (SELECT file_id FROM orphan)),
+                queued AS (INSERT INTO deletions(file_id, since) SELECT file_id, ? FROM orphan
+                           ON CONFLICT(file_id) DO UPDATE SET since = excluded.since RETURNING file_id)
+                SELECT file_id FROM queued
+                """, {
+                    let now = POSIX.nowNanoseconds(), row = Int64(ino)
+                    return [.int(row), .int(EntryKind.hardLink.rawValue), .int(row), .int(row), .int(now), .int(now),
+                            .int(EntryKind.file.rawValue), .int(EntryKind.file.rawValue), .int(row), .int(EntryKind.generated.rawValue), .int(now)]
+                }()) { (row: SQLRow) throws(FSError) in orphaned = row.text(0) }
+            return orphaned
+        }
+    }
 }

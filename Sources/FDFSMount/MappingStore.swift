@@ -90,6 +90,15 @@ public final class MappingStore: Sendable {
         return try read(body)
     }
 
+    /// Runs `body`, which changes exactly the rows `inodes` and the names `names` of `entries`
+    /// (the inodes a name stood for included: a removed name need not list its inode), with a
+    /// connection; only those are forgotten by the cache (``MetadataCache/forget(inodes:names:)``).
+    func with<T: Sendable>(forgetting inodes: [UInt64], names: [(UInt64, String)] = [],
+                           _ body: (any MetadataConnection) throws(FSError) -> T) throws(FSError) -> T {
+        defer { cache?.forget(inodes: inodes, names: names) }
+        return try read(body)
+    }
+
     /// Runs `body`, which leaves the `entries` table as it is (it reads, or writes journal,
     /// session or settings rows), with a connection; the cache stays.
     func read<T: Sendable>(_ body: (any MetadataConnection) throws(FSError) -> T) throws(FSError) -> T {
@@ -116,6 +125,29 @@ public final class MappingStore: Sendable {
 
     /// A name row and, for a hard link, its inode's row (columns `at` 0 and 16), in one query.
     static let joined = "SELECT \(prefixedColumns("e")), \(prefixedColumns("l")) FROM entries e LEFT JOIN entries l ON e.kind = \(EntryKind.hardLink.rawValue) AND l.ino = e.link_ino"
+
+    /// ``joined`` with a 33rd column (32): the link count of the inode (see ``linkCountColumn(_:_:)``).
+    static let joinedWithLinks = "SELECT \(prefixedColumns("e")), \(prefixedColumns("l")), \(linkCountColumn("COALESCE(l.ino, e.ino)", "COALESCE(l.kind, e.kind)")) FROM entries e LEFT JOIN entries l ON e.kind = \(EntryKind.hardLink.rawValue) AND l.ino = e.link_ino"
+
+    /// The link count of the row with inode `ino` and kind `kind` (SQL expressions), as
+    /// ``linkCount(_:cached:)`` and ``subdirectoryCount(_:cached:)`` count it: a directory's
+    /// user subdirectories, anything else's hard link rows. Read with the row on PostgreSQL,
+    /// where it saves GETATTR and LOOKUP a round trip each (two partial indexes answer it).
+    static func linkCountColumn(_ ino: String, _ kind: String) -> String {
+        let directories = [EntryKind.root, .group, .storePath, .subdirHigh, .subdirLow, .directory].map { String($0.rawValue) }.joined(separator: ", ")
+        return "CASE WHEN \(kind) IN (\(directories)) THEN (SELECT COUNT(*) FROM entries s WHERE s.parent = \(ino) AND s.kind = \(EntryKind.directory.rawValue)) "
+            + "ELSE (SELECT COUNT(*) FROM entries h WHERE h.kind = \(EntryKind.hardLink.rawValue) AND h.link_ino = \(ino)) END"
+    }
+
+    /// Whether the link counts are read with the rows (on PostgreSQL, where they are cached).
+    var readsLinkCounts: Bool { cache != nil }
+
+    /// Whether the cache knows `name` in `parent` not to exist (a LOOKUP's answer, at most
+    /// `attr_timeout=` old). Always false without a cache.
+    func knownAbsent(_ parent: UInt64, _ name: String) -> Bool {
+        if case .some(.none) = cache?.child(parent, name) { return true }
+        return false
+    }
 
     /// The entry of a ``joined`` row: the inode a hard link names, carrying the link's parent
     /// and name; nil for a link whose inode is gone.
@@ -156,11 +188,19 @@ public final class MappingStore: Sendable {
     public func entry(_ ino: UInt64, cached: Bool = false) throws(FSError) -> Entry? {
         if cached, let hit = cache?.entry(ino) { return hit }
         let generation = cache?.generation ?? 0
-        let found = try read { (db: any MetadataConnection) throws(FSError) -> Entry? in
-            try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))])
+        let withLinks = readsLinkCounts
+        let found = try read { (db: any MetadataConnection) throws(FSError) -> (Entry, Int?)? in
+            guard withLinks else {
+                return try Self.fetchEntry(db, "SELECT \(Self.columns) FROM entries WHERE ino = ?", [.int(Int64(ino))]).map { ($0, nil) }
+            }
+            var found: (Entry, Int?)?
+            try db.query("SELECT \(Self.prefixedColumns("e")), \(Self.linkCountColumn("e.ino", "e.kind")) FROM entries e WHERE e.ino = ?", [.int(Int64(ino))]) { (row: SQLRow) throws(FSError) in
+                found = (Self.entry(row), Int(row.int(16)))
+            }
+            return found
         }
-        if let found { cache?.fill(generation, inodes: [found]) }
-        return found
+        if let found { cache?.fill(generation, inodes: [found.0], links: found.1.map { [(found.0.ino, $0)] } ?? []) }
+        return found?.0
     }
 
     /// The inode named `name` in `parent` (a hard link resolved to its inode, carrying the
@@ -169,15 +209,18 @@ public final class MappingStore: Sendable {
     public func child(_ parent: UInt64, _ name: String, cached: Bool = false) throws(FSError) -> Entry? {
         if cached, let hit = cache?.child(parent, name) { return hit }
         let generation = cache?.generation ?? 0
-        let found = try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, inode: Entry?)? in
-            var found: (name: Entry, inode: Entry?)?
-            try db.query("\(Self.joined) WHERE e.parent = ? AND e.name = ?", [.int(Int64(parent)), .text(name)]) { (row: SQLRow) throws(FSError) in
-                found = Self.joinedEntry(row)
+        let withLinks = readsLinkCounts
+        let found = try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, inode: Entry?, links: Int?)? in
+            var found: (name: Entry, inode: Entry?, links: Int?)?
+            try db.query("\(withLinks ? Self.joinedWithLinks : Self.joined) WHERE e.parent = ? AND e.name = ?", [.int(Int64(parent)), .text(name)]) { (row: SQLRow) throws(FSError) in
+                let (name, inode) = Self.joinedEntry(row)
+                found = (name, inode, withLinks ? Int(row.int(32)) : nil)
             }
             return found
         }
         let inode = found.flatMap { found in found.inode.map { Self.named($0, by: found.name) } }
-        cache?.fill(generation, inodes: found?.inode.map { [$0] } ?? [], names: [(parent, name, inode)])
+        let links = found.flatMap { found in found.inode.flatMap { inode in found.links.map { (inode.ino, $0) } } }
+        cache?.fill(generation, inodes: found?.inode.map { [$0] } ?? [], names: [(parent, name, inode)], links: links.map { [$0] } ?? [])
         return inode
     }
 
@@ -195,6 +238,21 @@ public final class MappingStore: Sendable {
         try read { (db: any MetadataConnection) throws(FSError) -> Entry? in try Self.nameRow(db, parent, name) }
     }
 
+    /// The name `name` in `parent` as stored (``nameRow(_:_:)``), the inode it names
+    /// (``child(_:_:cached:)``; nil for a hard link whose inode is gone) and that inode's link
+    /// count (``linkCount(_:cached:)``, or for a directory ``subdirectoryCount(_:cached:)``):
+    /// one query, from the database.
+    public func nameAndInode(_ parent: UInt64, _ name: String) throws(FSError) -> (name: Entry, inode: Entry?, links: Int)? {
+        try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, inode: Entry?, links: Int)? in
+            var found: (name: Entry, inode: Entry?, links: Int)?
+            try db.query("\(Self.joinedWithLinks) WHERE e.parent = ? AND e.name = ?", [.int(Int64(parent)), .text(name)]) { (row: SQLRow) throws(FSError) in
+                let (name, inode) = Self.joinedEntry(row)
+                found = (name, inode.map { Self.named($0, by: name) }, Int(row.int(32)))
+            }
+            return found
+        }
+    }
+
     static func nameRow(_ db: any MetadataConnection, _ parent: UInt64, _ name: String) throws(FSError) -> Entry? {
         try fetchEntry(db, "SELECT \(columns) FROM entries WHERE parent = ? AND name = ?", [.int(Int64(parent)), .text(name)])
     }
@@ -204,15 +262,18 @@ public final class MappingStore: Sendable {
     /// getattrs that follow a listing (`ls -l`).
     public func children(_ parent: UInt64) throws(FSError) -> [Entry] {
         let generation = cache?.generation ?? 0
-        let rows = try read { (db: any MetadataConnection) throws(FSError) -> [(name: Entry, inode: Entry?)] in
-            var rows: [(name: Entry, inode: Entry?)] = []
-            try db.query("\(Self.joined) WHERE e.parent = ? ORDER BY e.name", [.int(Int64(parent))]) { (row: SQLRow) throws(FSError) in
-                rows.append(Self.joinedEntry(row))
+        let withLinks = readsLinkCounts
+        let rows = try read { (db: any MetadataConnection) throws(FSError) -> [(name: Entry, inode: Entry?, links: Int)] in
+            var rows: [(name: Entry, inode: Entry?, links: Int)] = []
+            try db.query("\(withLinks ? Self.joinedWithLinks : Self.joined) WHERE e.parent = ? ORDER BY e.name", [.int(Int64(parent))]) { (row: SQLRow) throws(FSError) in
+                let (name, inode) = Self.joinedEntry(row)
+                rows.append((name, inode, withLinks ? Int(row.int(32)) : 0))
             }
             return rows
         }
         let list = rows.compactMap { row in row.inode.map { Self.named($0, by: row.name) } }
-        cache?.fill(generation, inodes: rows.compactMap(\.inode), names: list.map { (parent, $0.name, $0) })
+        cache?.fill(generation, inodes: rows.compactMap(\.inode), names: list.map { (parent, $0.name, $0) },
+                    links: withLinks ? rows.compactMap { row in row.inode.map { ($0.ino, row.links) } } : [])
         return list
     }
 
@@ -227,18 +288,21 @@ public final class MappingStore: Sendable {
         try read { (db: any MetadataConnection) throws(FSError) -> [Entry] in try Self.ancestry(db, ino) }
     }
 
+    /// One recursive query (one round trip, however deep `ino` lies).
     static func ancestry(_ db: any MetadataConnection, _ ino: UInt64) throws(FSError) -> [Entry] {
-        var chain: [Entry] = []
-        var current = ino
-        while current != rootIno {
-            guard let entry = try fetchEntry(db, "SELECT \(columns) FROM entries WHERE ino = ?", [.int(Int64(current))]) else {
-                throw FSError(.notFound, "inode \(current) has no row")
-            }
-            chain.append(entry)
-            current = entry.parent
+        guard ino != rootIno else { return [] }
+        let chain = try fetchEntries(db, """
+            WITH RECURSIVE chain AS (
+              SELECT \(columns), 0 AS depth FROM entries WHERE ino = ?
+              UNION ALL
+              SELECT \(prefixedColumns("e")), c.depth + 1 FROM entries e JOIN chain c ON e.ino = c.parent WHERE c.parent <> ? AND c.depth <= 4096)
+            SELECT \(columns) FROM chain ORDER BY depth DESC
+            """, [.int(Int64(ino)), .int(Int64(rootIno))])
+        guard let top = chain.first, top.parent == rootIno else {
             if chain.count > 4096 { throw FSError(.io, "namespace loop at inode \(ino)") }
+            throw FSError(.notFound, "inode \(chain.first?.parent ?? ino) has no row")
         }
-        return chain.reversed()
+        return chain
     }
 
     /// The path of `ino` relative to the mount root (`group1/photos/a.jpg`).
