@@ -35,6 +35,8 @@ public final class MountMetrics: Sendable {
     public let bytesFromSpool: Counter
     public let failovers: Counter
     public let uploads: Counter
+    /// Empty files committed without an upload (metadata only).
+    public let emptyCommits: Counter
     public let uploadFailures: Counter
     public let uploadedBytes: Counter
     public let streamedUploads: Counter
@@ -67,6 +69,7 @@ public final class MountMetrics: Sendable {
         bytesFromSpool = counter("fdfs_mount_bytes_from_spool_total")
         failovers = counter("fdfs_mount_failovers_total")
         uploads = counter("fdfs_mount_uploads_total")
+        emptyCommits = counter("fdfs_mount_empty_commits_total")
         uploadFailures = counter("fdfs_mount_upload_failures_total")
         uploadedBytes = counter("fdfs_mount_uploaded_bytes_total")
         streamedUploads = counter("fdfs_mount_streamed_uploads_total")

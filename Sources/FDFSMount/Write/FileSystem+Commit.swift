@@ -88,6 +88,7 @@ extension FDFSFileSystem {
         // every other way out, discarded here.
         var streamHandedOver = false
         defer { if !streamHandedOver, let stream = plan.stream { discard(stream) } }
+        if isMetadataOnly(plan) { return try await commitEmpty(write, plan) }
         guard let entry = try store.entry(write.ino), entry.kind == .file, !entry.isDetached else {
             write.on { $0.nameGone() }
             return
