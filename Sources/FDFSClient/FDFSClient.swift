@@ -10,6 +10,8 @@ import Synchronization
 public final class FDFSClient: Sendable {
     public let configuration: ClientConfiguration
     public let pool: ConnectionPool
+    /// Connections for downloads received straight into memory (``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``).
+    let blockingPool: BlockingConnectionPool
     /// Tracker queries.
     public let tracker: TrackerClient
     let logger: Logger
@@ -23,6 +25,7 @@ public final class FDFSClient: Sendable {
     ) {
         self.configuration = configuration
         self.pool = ConnectionPool(configuration: configuration, group: group)
+        self.blockingPool = BlockingConnectionPool(configuration: configuration)
         self.tracker = TrackerClient(pool: pool, trackers: configuration.trackers)
         self.logger = logger
     }
@@ -30,6 +33,7 @@ public final class FDFSClient: Sendable {
     /// Closes pooled connections politely (QUIT).
     public func shutdown() async {
         await pool.shutdown()
+        blockingPool.shutdown()
     }
 
     /// Runs `body` on a pooled connection to a storage.

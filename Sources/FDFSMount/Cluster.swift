@@ -1,6 +1,7 @@
 import FDFSClient
 import FDFSProtocol
 import NIOCore
+import Synchronization
 
 /// What the mount needs to know about a group.
 public struct GroupInfo: Sendable, Hashable {
@@ -35,6 +36,12 @@ public protocol ClusterBackend: Sendable {
     func moreReadTargets(_ id: FileID, excluding tried: [StorageEndpoint]) async -> [StorageEndpoint]
     /// One ranged download from one storage; chunks go to `sink` in order.
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError)
+    /// One ranged download from one storage straight into `buffer` (`buffer.count` bytes from
+    /// `offset`); `chunk(offset, bytes)` sees each piece of `chunkSize` bytes as it arrives, in
+    /// order. Returns the bytes received. The default goes through
+    /// ``read(_:from:offset:length:sink:)`` and copies.
+    func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
+              chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
     /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
     func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID
@@ -48,6 +55,52 @@ public protocol ClusterBackend: Sendable {
     func append(_ id: FileID, _ bytes: ByteBuffer) async throws(FSError)
     func modify(_ id: FileID, offset: Int64, _ bytes: ByteBuffer) async throws(FSError)
     func truncate(_ id: FileID, size: Int64) async throws(FSError)
+}
+
+extension ClusterBackend {
+    public func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
+                     chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int {
+        let filling = Filling(buffer: buffer, chunkSize: chunkSize, chunk: chunk)
+        try await read(id, from: endpoint, offset: offset, length: Int64(buffer.count)) { bytes in filling.add(bytes) }
+        return filling.finish()
+    }
+}
+
+/// Copies the chunks of a sink-based download into a ``ReceiveBuffer``, reporting each whole
+/// piece of `chunkSize` bytes (and the last, shorter one at the end).
+private final class Filling: Sendable {
+    let buffer: ReceiveBuffer
+    let chunkSize: Int
+    let chunk: @Sendable (Int, UnsafeRawBufferPointer) -> Void
+    /// Bytes filled, and bytes reported to `chunk`.
+    private let state = Mutex((filled: 0, reported: 0))
+
+    init(buffer: ReceiveBuffer, chunkSize: Int, chunk: @escaping @Sendable (Int, UnsafeRawBufferPointer) -> Void) {
+        self.buffer = buffer
+        self.chunkSize = chunkSize
+        self.chunk = chunk
+    }
+
+    func add(_ bytes: ByteBuffer) {
+        state.withLock { s in
+            let n = min(bytes.readableBytes, buffer.count - s.filled)
+            guard n > 0 else { return }
+            bytes.withUnsafeReadableBytes { (buffer.base + s.filled).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            s.filled += n
+            while s.reported + chunkSize <= s.filled {
+                chunk(s.reported, UnsafeRawBufferPointer(start: buffer.base + s.reported, count: chunkSize))
+                s.reported += chunkSize
+            }
+        }
+    }
+
+    func finish() -> Int {
+        state.withLock { s in
+            if s.reported < s.filled { chunk(s.reported, UnsafeRawBufferPointer(start: buffer.base + s.reported, count: s.filled - s.reported)) }
+            s.reported = s.filled
+            return s.filled
+        }
+    }
 }
 
 /// The cluster as reached by ``FDFSClient``.
@@ -86,6 +139,14 @@ public struct FDFSClusterBackend: ClusterBackend {
         do {
             try await client.downloadOnce(id, from: endpoint, offset: offset, length: length) { chunk throws(FDFSClientError) in sink(chunk) }
         } catch { throw FSError(error, "download \(id) [\(offset)+\(length)] from \(endpoint)") }
+    }
+
+    /// Received with blocking socket calls on a download thread, straight into `buffer`.
+    public func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
+                     chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int {
+        do {
+            return try await client.downloadOnce(id, from: endpoint, offset: offset, into: buffer, chunkSize: chunkSize, cancel: cancel, chunk: chunk)
+        } catch { throw FSError(error, "download \(id) [\(offset)+\(buffer.count)] from \(endpoint)") }
     }
 
     public func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {

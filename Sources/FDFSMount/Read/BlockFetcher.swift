@@ -1,6 +1,6 @@
+import FDFSClient
 import FDFSProtocol
 import Logging
-import NIOCore
 import Synchronization
 
 /// Downloads blocks from the cluster, spread over the replicas, with failover to another
@@ -50,9 +50,11 @@ public final class BlockFetcher: Sendable {
         }
         let race = Race<Block>()
         let attempts = Attempts(order: (0..<list.count).map { list[($0 + index) % list.count] })
+        let cancels = Cancels()
 
         @Sendable func attempt(_ endpoint: StorageEndpoint, failover: Bool) {
             if failover { metrics.add(metrics.failovers) }
+            let cancel = cancels.make()
             // Watchdog: if this attempt has not finished within the stall timeout, hedge.
             let watchdog = Task {
                 try await Task.sleep(for: stallTimeout)
@@ -63,11 +65,13 @@ public final class BlockFetcher: Sendable {
             }
             Task {
                 do throws(FSError) {
-                    let block = try await fetchOnce(ref.id, from: endpoint, offset: offset, length: length)
+                    let block = try await fetchOnce(ref.id, from: endpoint, offset: offset, length: length, cancel: cancel)
                     watchdog.cancel()
                     race.succeed(block)
                 } catch {
                     watchdog.cancel()
+                    // A losing attempt cancelled once the race was decided.
+                    if race.isDone { return }
                     logger.warning("fetch of \(ref.id) block \(index) from \(endpoint) failed: \(error)")
                     switch attempts.failed(endpoint, error) {
                     case .startAnother: start()
@@ -102,6 +106,8 @@ public final class BlockFetcher: Sendable {
         }
 
         start()
+        // Attempts still running once one storage delivered (or all failed) are stopped.
+        defer { cancels.cancelAll() }
         return try await race.value()
     }
 
@@ -110,33 +116,21 @@ public final class BlockFetcher: Sendable {
         knownReplicas.withLock { $0[id.description] = (list, .now) }
     }
 
-    func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int) async throws(FSError) -> Block {
+    /// Downloads one block from one storage straight into its buffer, with one CRC32 per
+    /// 64 KiB chunk computed as each chunk arrives (on the download thread, while the bytes are
+    /// still in the CPU cache). `cancel` ends it when another storage won the race.
+    func fetchOnce(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel) async throws(FSError) -> Block {
         let storage = ByteStorage(capacity: length)
         let sums = ChunkSums(count: (length + Block.chunkSize - 1) / Block.chunkSize)
-        try await cluster.read(id, from: endpoint, offset: offset, length: Int64(length)) { chunk in
-            let n = min(chunk.readableBytes, storage.capacity - storage.count)
-            guard n > 0 else { return }
-            let start = storage.count
-            chunk.withUnsafeReadableBytes { bytes in
-                (storage.pointer + start).copyMemory(from: bytes.baseAddress!, byteCount: n)
-            }
-            // Checksum while the bytes are still in the CPU cache.
-            sums.crcs.withLock { crcs in
-                var position = start
-                while position < start + n {
-                    let chunkIndex = position / Block.chunkSize
-                    let chunkEnd = min((chunkIndex + 1) * Block.chunkSize, start + n)
-                    var crc = CRC32(continuing: crcs[chunkIndex])
-                    crc.update(UnsafeRawBufferPointer(start: storage.pointer + position, count: chunkEnd - position))
-                    crcs[chunkIndex] = crc.value
-                    position = chunkEnd
-                }
-            }
-            storage.count += n
+        let received = try await cluster.read(id, from: endpoint, offset: offset, into: ReceiveBuffer(base: storage.pointer, count: length),
+                                              chunkSize: Block.chunkSize, cancel: cancel) { at, bytes in
+            let crc = CRC32.checksum(bytes)
+            sums.crcs.withLock { $0[at / Block.chunkSize] = crc }
         }
-        guard storage.count == length else {
-            throw FSError(.io, "\(endpoint) sent \(storage.count) of \(length) bytes of \(id) at \(offset)")
+        guard received == length else {
+            throw FSError(.io, "\(endpoint) sent \(received) of \(length) bytes of \(id) at \(offset)")
         }
+        storage.count = length
         return Block(storage: storage, chunkCRCs: sums.crcs.withLock { $0 })
     }
 }
@@ -202,7 +196,32 @@ final class Attempts: Sendable {
     }
 }
 
-/// Running CRCs of the 64 KiB chunks of a block being received (one writer at a time, so the
+/// The cancel handles of one block's attempts; once the race is decided every attempt is
+/// cancelled, and one started later is cancelled at once.
+final class Cancels: Sendable {
+    private let state = Mutex((all: [DownloadCancel](), done: false))
+
+    func make() -> DownloadCancel {
+        let cancel = DownloadCancel()
+        let done = state.withLock { s in
+            if !s.done { s.all.append(cancel) }
+            return s.done
+        }
+        if done { cancel.cancel() }
+        return cancel
+    }
+
+    func cancelAll() {
+        let all = state.withLock { s in
+            s.done = true
+            defer { s.all = [] }
+            return s.all
+        }
+        for cancel in all { cancel.cancel() }
+    }
+}
+
+/// CRCs of the 64 KiB chunks of a block being received (one writer at a time, so the
 /// lock is never contended).
 final class ChunkSums: Sendable {
     let crcs: Mutex<[UInt32]>

@@ -1,0 +1,93 @@
+import FDFSProtocol
+import NIOCore
+import Synchronization
+
+/// Idle ``BlockingConnection``s per storage, reused across downloads; the blocking
+/// counterpart of ``ConnectionPool`` (same settings: idle age, ACTIVE_TEST, idle count).
+/// A connection goes back only when its request finished cleanly; any error closes it.
+final class BlockingConnectionPool: Sendable {
+    private struct Idle {
+        var connection: BlockingConnection
+        var since: NIODeadline
+    }
+
+    private let idle = Mutex<[String: [Idle]]>([:])
+    let configuration: ClientConfiguration
+
+    init(configuration: ClientConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Runs `body` (blocking) with a connection to `endpoint`: an idle one that is still quiet
+    /// (checked with ACTIVE_TEST if it has been idle for long), or a new one.
+    func withConnection<T>(to endpoint: StorageEndpoint, _ body: (BlockingConnection) throws(FDFSClientError) -> T) throws(FDFSClientError) -> T {
+        let connection = try checkout(endpoint)
+        do {
+            let result = try body(connection)
+            checkin(connection, key: endpoint.description)
+            return result
+        } catch {
+            // A server status leaves the connection in a clean state, except EINVAL, after
+            // which a storage closes it (reference §1.1).
+            if error.code == .serverStatus, error.status != .EINVAL {
+                checkin(connection, key: endpoint.description)
+            } else {
+                connection.close()
+            }
+            throw error
+        }
+    }
+
+    private func checkout(_ endpoint: StorageEndpoint) throws(FDFSClientError) -> BlockingConnection {
+        let key = endpoint.description
+        let now = NIODeadline.now()
+        while let candidate = idle.withLock({ $0[key]?.popLast() }) {
+            let age = now - candidate.since
+            guard age < configuration.maxIdleTime, candidate.connection.isQuiet else {
+                candidate.connection.close()
+                continue
+            }
+            if age >= configuration.activeTestAfter, !Self.activeTest(candidate.connection) {
+                candidate.connection.close()
+                continue
+            }
+            return candidate.connection
+        }
+        return try BlockingConnection.connect(
+            host: endpoint.ip, port: endpoint.port,
+            connectTimeout: configuration.connectTimeout, networkTimeout: configuration.networkTimeout)
+    }
+
+    private static func activeTest(_ connection: BlockingConnection) -> Bool {
+        do {
+            try connection.send(FDFSHeader(bodyLength: 0, command: .activeTest).encoded(), operation: "ACTIVE_TEST")
+            return try connection.readHead(operation: "ACTIVE_TEST").bodyLength == 0
+        } catch {
+            return false
+        }
+    }
+
+    private func checkin(_ connection: BlockingConnection, key: String) {
+        let keep = idle.withLock { pool -> Bool in
+            var list = pool[key, default: []]
+            guard list.count < configuration.maxIdlePerEndpoint else { return false }
+            list.append(Idle(connection: connection, since: .now()))
+            pool[key] = list
+            return true
+        }
+        if !keep { connection.close() }
+    }
+
+    /// Sends QUIT on every idle connection and closes them.
+    func shutdown() {
+        let all = idle.withLock { pool -> [BlockingConnection] in
+            let list = pool.values.flatMap { $0.map(\.connection) }
+            pool.removeAll()
+            return list
+        }
+        for connection in all {
+            try? connection.send(FDFSHeader(bodyLength: 0, command: .quit).encoded(), operation: "QUIT")
+            connection.close()
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import FDFSClient
+import FDFSProtocol
+import NIOCore
+import Synchronization
+import Testing
+
+/// ``FDFSClient/downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``, the download the
+/// mount's block fetches use: received with blocking calls straight into the caller's memory.
+@Suite(.serialized) struct DirectDownloadTests {
+    /// What a download reported: (offset, size, CRC32) per piece.
+    final class Pieces: Sendable {
+        let list = Mutex<[(Int, Int, UInt32)]>([])
+        func add(_ offset: Int, _ bytes: UnsafeRawBufferPointer) {
+            let crc = CRC32.checksum(bytes)
+            list.withLock { $0.append((offset, bytes.count, crc)) }
+        }
+        var all: [(Int, Int, UInt32)] { list.withLock { $0 } }
+    }
+
+    func client() -> FDFSClient {
+        FDFSClient(configuration: ClientConfiguration(trackers: [ServerAddress(host: "127.0.0.1", port: 1)], networkTimeout: .seconds(5)))
+    }
+
+    func content(_ count: Int) -> [UInt8] {
+        (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+    }
+
+    /// Downloads `length` bytes at `offset` into fresh memory; the bytes and the pieces seen.
+    func download(_ client: FDFSClient, _ id: FileID, from node: StorageNode, offset: Int64, length: Int, chunk: Int = 65536,
+                  cancel: DownloadCancel? = nil) async throws -> (bytes: [UInt8], received: Int, pieces: [(Int, Int, UInt32)]) {
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 4096)
+        defer { memory.deallocate() }
+        let pieces = Pieces()
+        let received = try await client.downloadOnce(id, from: node.endpoint, offset: offset, into: ReceiveBuffer(base: memory.baseAddress!, count: length),
+                                                     chunkSize: chunk, cancel: cancel) { pieces.add($0, $1) }
+        return (Array(memory.prefix(received)), received, pieces.all)
+    }
+
+    @Test func bytesLandInTheBufferAndEveryChunkIsReportedOnceInOrder() async throws {
+        let node = StorageNode()
+        defer { node.destroy() }
+        try await node.start()
+        let storage = try await StorageClient.connect(node)
+        defer { storage.close() }
+        let big = content(3 << 20 + 17)
+        let id = try await storage.upload(big, ext: "bin")
+        let client = client()
+        defer { Task { await client.shutdown() } }
+
+        let whole = try await download(client, id, from: node, offset: 0, length: big.count)
+        #expect(whole.received == big.count && whole.bytes == big)
+        #expect(whole.pieces.map { $0.0 } == Array(stride(from: 0, to: big.count, by: 65536)))
+        #expect(whole.pieces.allSatisfy { $0.1 == min(65536, big.count - $0.0) })
+        #expect(whole.pieces.allSatisfy { $0.2 == CRC32.checksum(big[$0.0..<($0.0 + $0.1)]) })
+
+        // A range within the file, pieces cut at multiples of the chunk size of the buffer.
+        let part = try await download(client, id, from: node, offset: 1000, length: 300_000, chunk: 100_000)
+        #expect(part.bytes == Array(big[1000..<301_000]))
+        #expect(part.pieces.map { $0.0 } == [0, 100_000, 200_000])
+
+        // The connection was reused: one more exchange on it still answers right.
+        let tail = try await download(client, id, from: node, offset: Int64(big.count - 17), length: 17)
+        #expect(tail.bytes == Array(big.suffix(17)) && tail.pieces.count == 1)
+    }
+
+    @Test func serverErrorsAreStatusesAndTheNextDownloadStillWorks() async throws {
+        let node = StorageNode()
+        defer { node.destroy() }
+        try await node.start()
+        let storage = try await StorageClient.connect(node)
+        defer { storage.close() }
+        let bytes = content(200_000)
+        let id = try await storage.upload(bytes, ext: "bin")
+        let gone = try await storage.upload(Array("gone".utf8), ext: "txt")
+        try await storage.delete(gone)
+        let client = client()
+        defer { Task { await client.shutdown() } }
+
+        do {
+            _ = try await download(client, gone, from: node, offset: 0, length: 4)
+            Issue.record("a deleted file was answered")
+        } catch let error as FDFSClientError {
+            #expect(error.code == .serverStatus && error.status == .ENOENT)
+        }
+        // More than the file holds: EINVAL, after which the storage closes the connection.
+        do {
+            _ = try await download(client, id, from: node, offset: 10, length: bytes.count)
+            Issue.record("a range past the end was answered")
+        } catch let error as FDFSClientError {
+            #expect(error.code == .serverStatus && error.status == .EINVAL)
+        }
+        #expect(try await download(client, id, from: node, offset: 0, length: bytes.count).bytes == bytes)
+    }
+
+    @Test func aCancelledOrBrokenDownloadFailsAsATransportError() async throws {
+        let node = StorageNode()
+        defer { node.destroy() }
+        try await node.start()
+        let storage = try await StorageClient.connect(node)
+        let bytes = content(100_000)
+        let id = try await storage.upload(bytes, ext: "bin")
+        storage.close()
+        let client = client()
+        defer { Task { await client.shutdown() } }
+
+        let cancel = DownloadCancel()
+        cancel.cancel()
+        do {
+            _ = try await download(client, id, from: node, offset: 0, length: bytes.count, cancel: cancel)
+            Issue.record("a cancelled download ran")
+        } catch let error as FDFSClientError {
+            #expect(error.isTransport)
+        }
+        #expect(try await download(client, id, from: node, offset: 0, length: bytes.count).bytes == bytes)
+
+        // The storage goes away: its pooled connection is found dead, and a new one refused.
+        node.stop()
+        do {
+            _ = try await download(client, id, from: node, offset: 0, length: bytes.count)
+            Issue.record("a stopped storage answered")
+        } catch let error as FDFSClientError {
+            #expect(error.isTransport, "\(error)")
+        }
+    }
+}
