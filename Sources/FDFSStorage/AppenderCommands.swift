@@ -36,7 +36,18 @@ extension Session {
         let started = now()
         let (id, path, size) = try await appenderFile(request.remoteFilename)
         if request.length == 0 { return .status(.ok) }
-        try await writeRange(path: path, offset: size, length: request.length, restoreSizeOnFailure: size, counter: "append")
+        let checksums = context.appenderChecksums
+        let running = checksums.beforeAppend(path, at: size)
+        do {
+            let crc = try await writeRange(path: path, offset: size, length: request.length, restoreSizeOnFailure: size, counter: "append",
+                                           crc: running.map { CRC32(continuing: $0.crc) })
+            if let running, let crc, let info = try await fileStatus(path, follow: false) {
+                checksums.appended(path, from: running, crc: crc.value, info: info)
+            }
+        } catch {
+            checksums.forget(path)
+            throw error
+        }
         await log(.append, source: true, id.remoteFilename, [String(size), String(request.length)], timestamp: started)
         return .status(.ok)
     }
@@ -46,6 +57,7 @@ extension Session {
         let request = try ModifyRequestHead.decode(&head, bodyLength: header.bodyLength)
         let started = now()
         let (id, path, size) = try await appenderFile(request.remoteFilename)
+        context.appenderChecksums.forget(path)
         guard request.offset <= size else {
             throw StorageError.invalid("MODIFY offset \(request.offset) beyond the size \(size) of \(id)")
         }
@@ -55,12 +67,14 @@ extension Session {
         return .status(.ok)
     }
 
-    /// Streams the rest of the body into `path` at `offset`. Opening, writing, truncating
-    /// and closing run on the file I/O threads.
-    private func writeRange(path: String, offset: Int64, length: Int64, restoreSizeOnFailure: Int64?, counter: String) async throws {
+    /// Streams the rest of the body into `path` at `offset`, feeding `crc` if given (returned).
+    /// Opening, writing, truncating and closing run on the file I/O threads.
+    @discardableResult
+    private func writeRange(path: String, offset: Int64, length: Int64, restoreSizeOnFailure: Int64?, counter: String, crc: CRC32? = nil) async throws -> CRC32? {
         let fd = try await openForWriting(path)
+        let result: CRC32?
         do {
-            _ = try await receive(into: fd, offset: offset, length: length, crc: nil)
+            result = try await receive(into: fd, offset: offset, length: length, crc: crc)
         } catch {
             await context.closeFile(fd, truncatingTo: restoreSizeOnFailure)
             context.count(counter, success: false)
@@ -68,12 +82,14 @@ extension Session {
         }
         await context.closeFile(fd)
         context.count(counter, success: true, bytes: length)
+        return result
     }
 
     func truncateFile() async throws -> Reply {
         let request = try TruncateRequest.decode(try await readBody())
         let started = now()
         let (id, path, size) = try await appenderFile(request.remoteFilename)
+        context.appenderChecksums.forget(path)
         if request.size == size { return .status(.ok) }
         do {
             try await context.fileIO {
@@ -94,7 +110,11 @@ extension Session {
             throw StorageError.invalid("REGENERATE_APPENDER_FILENAME body of \(body.readableBytes) bytes outside 44...127")
         }
         let (id, path, size) = try await appenderFile(String(decoding: body.readableBytesView, as: UTF8.self))
-        let crc = try await context.blocking { try FileChecksum.crc32(path: path) }
+        // Known when the file was only appended to since its upload here; else read it.
+        let known = try await fileStatus(path, follow: false).flatMap { context.appenderChecksums.take(path, matching: $0) }
+        let crc: UInt32
+        if let known { crc = known } else { crc = try await context.blocking { try FileChecksum.crc32(path: path) } }
+        logger.debug("regenerate \(id): checksum \(known == nil ? "read from the file" : "kept while it was appended")")
         let timestamp = now()
         let (store, group, source) = (self.store, self.group, sourceForNames)
         let newID = try await context.fileIO {

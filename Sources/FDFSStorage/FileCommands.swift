@@ -57,6 +57,7 @@ extension Session {
     func deleteFile() async throws -> Reply {
         let id = try await fileRequest()
         let path = try store.localPath(id)
+        context.appenderChecksums.forget(path)
         do {
             try await context.fileIO {
                 guard unlink(path) == 0 else { throw StorageError.system("delete \(id)") }

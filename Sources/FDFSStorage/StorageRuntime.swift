@@ -39,6 +39,8 @@ public final class StorageContext: Sendable {
     /// reads), apart from ``threadPool``, where long jobs (metadata merges, whole-file CRCs) run,
     /// so an upload never queues behind them.
     let fileIOPool: NIOThreadPool
+    /// Running checksums of appender files being appended to (REGENERATE without a re-read).
+    let appenderChecksums = AppenderChecksums()
     let startTime = Int64(Date().timeIntervalSince1970)
 
     struct State {

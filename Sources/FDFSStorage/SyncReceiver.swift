@@ -40,6 +40,7 @@ extension Session {
         try checkGroup(request.group)
         let id = try fileID(request.remoteFilename)
         let path = try store.localPath(id)
+        context.appenderChecksums.forget(path)
         let operation: BinlogRecord.Operation = create ? .create : .update
         if !contentFollows {
             await log(operation, source: false, id.remoteFilename, timestamp: Int64(request.timestamp))
@@ -92,6 +93,7 @@ extension Session {
         try checkGroup(request.group)
         let id = try fileID(request.remoteFilename)
         let path = try store.localPath(id)
+        context.appenderChecksums.forget(path)
         do {
             try await context.fileIO {
                 guard unlink(path) == 0 else { throw StorageError.system("delete \(id)") }
@@ -136,6 +138,7 @@ extension Session {
         try checkGroup(request.group)
         let id = try appenderID(request.remoteFilename)
         let path = try store.localPath(id)
+        context.appenderChecksums.forget(path)
         let end = request.offset + request.length
         guard let info = try await fileStatus(path, follow: false), isRegular(info) else {
             throw StorageError.notFound("\(id) does not exist here; needs a full resync")
@@ -173,6 +176,7 @@ extension Session {
         try checkGroup(request.group)
         let id = try appenderID(request.remoteFilename)
         let path = try store.localPath(id)
+        context.appenderChecksums.forget(path)
         guard let info = try await fileStatus(path, follow: false), isRegular(info) else {
             throw StorageError.notFound("\(id) does not exist here")
         }
@@ -193,6 +197,7 @@ extension Session {
         try checkGroup(request.group)
         let newID = try fileID(request.newFilename), oldID = try fileID(request.oldFilename)
         let newPath = try store.localPath(newID), oldPath = try store.localPath(oldID)
+        context.appenderChecksums.forget(oldPath)
         if try await fileStatus(newPath, follow: false) != nil {
             synced(request.timestamp)
             return .status(.EEXIST)

@@ -74,6 +74,9 @@ extension Session {
             context.count("upload", success: false)
             throw error
         }
+        if appender, let path = try? store.localPath(id), let info = try? await fileStatus(path, follow: false) {
+            context.appenderChecksums.uploaded(path, crc: received.crc, info: info)
+        }
         await log(.create, source: true, id.remoteFilename, timestamp: received.mtime)
         context.count("upload", success: true, bytes: head.fileSize)
         logger.debug("\(command) stored \(id) (\(head.fileSize) bytes)")
