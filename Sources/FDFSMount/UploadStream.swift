@@ -133,6 +133,8 @@ final class UploadStream: Sendable {
     }
 
     private func run() async {
+        // Sent pages are dropped two steps behind the last byte sent (see SpoolPages).
+        var pages = SpoolPages(fd: fd, lag: 2 * step)
         while true {
             var action = next()
             if case .wait = action {
@@ -161,6 +163,7 @@ final class UploadStream: Sendable {
                         try report(.created(id))
                     }
                     state.withLock { $0.sent = offset + length }
+                    pages.sent(upTo: offset + length)
                 } catch {
                     state.withLock { $0.error = error }
                     return
