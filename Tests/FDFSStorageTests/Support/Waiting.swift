@@ -6,18 +6,28 @@ import func FDFSTestSupport.residentKiB
 import Glibc
 #endif
 
-/// A free TCP port on `host` (bound once to port 0, then released).
+/// A free TCP port on `host`: a random one below the kernel's ephemeral range (32768 and up)
+/// that binds, then released. A port from bind(0) would come from that range, where any
+/// outgoing connection of a test running meanwhile may take it as its local port before the
+/// server that was given it binds (seen: a storage failing with EADDRINUSE under load).
 func freePort(host: String = "127.0.0.1") -> Int {
+    for _ in 0..<500 {
+        let port = Int.random(in: 10_000..<22_000)
+        if canBind(host: host, port: port) { return port }
+    }
+    return 0
+}
+
+/// Whether `host:port` can be bound now (TCP, without SO_REUSEADDR).
+private func canBind(host: String, port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
     inet_pton(AF_INET, host, &address.sin_addr)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } } == 0
 }
 
 /// Polls `condition` every 50 ms until it holds or `seconds` pass.
