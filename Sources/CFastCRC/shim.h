@@ -5,7 +5,6 @@
 #include <zlib.h>
 #include <malloc.h>
 #include <unistd.h>
-#include <errno.h>
 #include <sys/syscall.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -111,21 +110,11 @@ static inline uint32_t fdfs_crc32_update(uint32_t crc, const unsigned char *buf,
 }
 /* Not CRC, but the libc bits the core needs that Swift's Glibc module lacks: give free heap
    pages back, O_DIRECT (a _GNU_SOURCE constant) for block cache writes, hole punching and
-   SEEK_DATA for the block cache's slot files, sync_file_range for the write spool. */
+   SEEK_DATA for the block cache's slot files. */
 static inline void fdfs_malloc_trim(void) { malloc_trim(0); }
 /* fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): 0 or -1 with errno. */
 static inline int fdfs_punch_hole(int fd, long offset, long length) {
     return (int)syscall(SYS_fallocate, fd, 0x02 | 0x01, offset, length);
-}
-/* sync_file_range(fd, offset, length, flags) (flags: 1 WAIT_BEFORE, 2 WRITE, 4 WAIT_AFTER):
-   0 or -1 with errno (ENOSYS where the call has another name). */
-static inline int fdfs_sync_file_range(int fd, long offset, long length, unsigned flags) {
-#ifdef SYS_sync_file_range
-    return (int)syscall(SYS_sync_file_range, fd, offset, length, flags);
-#else
-    errno = ENOSYS;
-    return -1;
-#endif
 }
 /* lseek(fd, offset, SEEK_DATA): the next offset holding data, or -1 (ENXIO past the end). */
 static inline long fdfs_seek_data(int fd, long offset) { return (long)lseek(fd, offset, 3); }

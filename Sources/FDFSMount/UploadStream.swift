@@ -133,8 +133,6 @@ final class UploadStream: Sendable {
     }
 
     private func run() async {
-        // Sent pages are dropped two steps behind the last byte sent (see SpoolPages).
-        var pages = SpoolPages(fd: fd, lag: 2 * step)
         while true {
             var action = next()
             if case .wait = action {
@@ -163,7 +161,6 @@ final class UploadStream: Sendable {
                         try report(.created(id))
                     }
                     state.withLock { $0.sent = offset + length }
-                    pages.sent(upTo: offset + length)
                 } catch {
                     state.withLock { $0.error = error }
                     return
