@@ -72,3 +72,10 @@ public struct FDFSClientError: Error, Sendable, CustomStringConvertible {
         return text
     }
 }
+
+extension FDFSClientError {
+    /// Whether the connection that gave this error may serve another request: a server
+    /// status leaves it in a clean state, except EINVAL, after which a storage closes it
+    /// (reference §1.1); any other error leaves it in an unknown state.
+    var leavesConnectionReusable: Bool { code == .serverStatus && status != .EINVAL }
+}

@@ -33,9 +33,7 @@ public final class ConnectionPool: Sendable {
             checkin(connection, key: endpoint.description)
             return result
         } catch {
-            // A server status leaves the connection in a clean state, except EINVAL, after
-            // which a storage closes it (reference §1.1).
-            if error.code == .serverStatus, error.status != .EINVAL {
+            if error.leavesConnectionReusable {
                 checkin(connection, key: endpoint.description)
             } else {
                 connection.close()
