@@ -320,13 +320,13 @@ public final class FuseAdapter: Sendable {
             do throws(FSError) {
                 switch try adapter.fs.startRead(fh, offset: Int64(offset), size: size, splice: true) {
                 case let .done(result):
-                    fuse_reply_buf(req, result.pointer.assumingMemoryBound(to: CChar.self), result.count)
+                    _ = result.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
                 case let .spliced(span):
                     FuseAdapter.replySpan(req, span)
                 case let .pending(pending):
                     adapter.async(r, "read") { () throws(FSError) in
                         let result = try await adapter.fs.completeRead(pending)
-                        fuse_reply_buf(r.raw, result.pointer.assumingMemoryBound(to: CChar.self), result.count)
+                        _ = result.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
                     }
                 }
             } catch { adapter.fail(r, error, "read") }

@@ -106,7 +106,9 @@ public final class ByteStorage: @unchecked Sendable {
         if let pooledSize { BufferPool.shared.give(pointer, size: pooledSize) } else { pointer.deallocate() }
     }
 
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }
+    /// A copy of the bytes (tests). A pointer-valued property would outlive a temporary
+    /// storage (see ``ReadResult/withUnsafeBytes(_:)``).
+    public var bytes: [UInt8] { withExtendedLifetime(self) { Array(UnsafeRawBufferPointer(start: pointer, count: count)) } }
 }
 
 /// Reusable buffers in power-of-two size classes from 1 MiB to ``largest`` (block sizes).

@@ -106,6 +106,16 @@ public struct ReadResult: Sendable {
         self.count = count ?? storage.count
     }
 
-    public var pointer: UnsafeMutableRawPointer { storage.pointer + offset }
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }
+    /// Runs `body` on the bytes, keeping their storage alive until it returns. There is no
+    /// pointer property: a pointer taken from a temporary result (`f().pointer`) outlives the
+    /// storage, whose buffer goes back to the pool or the allocator at once (a test that read
+    /// `Array(complete(…).bytes)` copied freed memory that a concurrent fetch had reused).
+    public func withUnsafeBytes<T, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
+        try withExtendedLifetime(storage) { () throws(E) -> T in
+            try body(UnsafeRawBufferPointer(start: storage.pointer + offset, count: count))
+        }
+    }
+
+    /// A copy of the bytes (tests and small answers).
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 }
