@@ -24,10 +24,21 @@ struct Info: AsyncParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @Argument(help: "File ID.") var fileID: String
     @Flag(help: "Decode the name only; ask no server.") var local = false
+    @Option(help: "Ask this storage (HOST:PORT) instead of the one the tracker names: whether a replica has the file yet, and how much of it.")
+    var storage: String?
+    @Flag(name: .customLong("no-crc"), help: "Do not ask the storage to compute the CRC32 of an appender or slave file (it reads the whole file for it); 0 is printed for those, a normal file's comes from its name.")
+    var noCRC = false
 
     func run() async throws {
         let id = try parseFileID(fileID)
-        let info = local ? FDFSClient.localFileInfo(id) : try await cluster.run { client in try await client.fileInfo(id) }
+        let endpoint = try storage.map { address in
+            let parsed = try ServerAddress(parsing: address, defaultPort: 23000)
+            return StorageEndpoint(ip: parsed.host, port: parsed.port)
+        }
+        let info = local ? FDFSClient.localFileInfo(id) : try await cluster.run { client in
+            if let endpoint { return try await client.fileInfo(id, on: endpoint, computeCRC32: !noCRC) }
+            return try await client.fileInfo(id, computeCRC32: !noCRC)
+        }
         let kind = "\(id.kind)"
         if cluster.json {
             printJSON([

@@ -52,6 +52,14 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
         #expect(json?["size"] as? Int == 5_000_000)
         #expect(json?["kind"] as? String == "normal")
+        // Asked of one storage by address, without the CRC (what a replica holds so far).
+        let holder = String(located.stdout.split(separator: "\n").first ?? "")
+        let direct = try cli("info", id, "--storage", holder, "--no-crc", "--json")
+        let asked = try JSONSerialization.jsonObject(with: Data(direct.stdout.utf8)) as? [String: Any]
+        #expect(asked?["size"] as? Int == 5_000_000, "\(direct.stdout) \(direct.stderr)")
+        #expect(asked?["crc32"] as? Int == json?["crc32"] as? Int, "a normal file's CRC32 comes from its name")
+        let nowhere = try cli("info", id, "--storage", "127.0.0.1:1")
+        #expect(nowhere.status != 0 && nowhere.stderr.contains("127.0.0.1:1"), "\(nowhere.stderr)")
 
         #expect(try cli("delete", id).status == 0)
         let again = try cli("delete", id)
