@@ -123,6 +123,7 @@ extension Session {
                 source: source, timestamp: UInt32(truncatingIfNeeded: timestamp), size: size, crc32: crc, appender: false,
                 formattedExtension: String(id.name.suffix(7)))
         }
+        context.regeneratedAppenders.renamed(id.remoteFilename, to: newID.remoteFilename)
         await log(.rename, source: true, newID.remoteFilename, [id.remoteFilename], timestamp: timestamp)
         let newMetadataPath = try store.localPath(newID) + "-m"
         if try await context.fileIO({ rename(path + "-m", newMetadataPath) == 0 }) {

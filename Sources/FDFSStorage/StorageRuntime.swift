@@ -41,6 +41,8 @@ public final class StorageContext: Sendable {
     let fileIOPool: NIOThreadPool
     /// Running checksums of appender files being appended to (REGENERATE without a re-read).
     let appenderChecksums = AppenderChecksums()
+    /// Appender files regenerated here, old name to new (for the sync of appends sent late).
+    let regeneratedAppenders = RegeneratedAppenders()
     let startTime = Int64(Date().timeIntervalSince1970)
 
     struct State {

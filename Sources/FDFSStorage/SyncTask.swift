@@ -81,6 +81,9 @@ final class SyncTask: Sendable {
             await reportPeer(.offline)
         }
         var reader = BinlogReader(directory: configuration.syncDirectory, index: mark.binlogIndex, offset: mark.binlogOffset)
+        // Regenerated appender files sent whole (old name → bytes sent): their later append
+        // records went with them.
+        var sentWhole: [String: Int64] = [:]
         var lastLagUpdate = Date.distantPast
         var lastTalk = Date()
         var reportedOffline = false
@@ -125,7 +128,7 @@ final class SyncTask: Sendable {
             for entry in batch {
                 mark.scanRowCount += 1
                 if let record = entry.record, needsSync(record, mark) {
-                    try await send(record, over: connection, skipped: &mark.skippedFiles)
+                    try await send(record, over: connection, skipped: &mark.skippedFiles, sentWhole: &sentWhole)
                     mark.syncRowCount += 1
                 } else if entry.record == nil {
                     context.logger.warning("skipping a malformed binlog line before binlog \(entry.nextIndex) offset \(entry.nextOffset)")
@@ -243,18 +246,34 @@ final class SyncTask: Sendable {
     /// Sends one record; a status that means "already so" counts as success. `skipped` names
     /// the files with changes that could not be sent because the file was gone here by then:
     /// their copy on the peer is behind, so a later rename must not just rename it.
-    private func send(_ record: BinlogRecord, over connection: FDFSConnection, skipped: inout Set<String>) async throws {
-        guard let path = localPath(record.filename) else {
+    private func send(_ record: BinlogRecord, over connection: FDFSConnection, skipped: inout Set<String>, sentWhole: inout [String: Int64]) async throws {
+        guard var path = localPath(record.filename) else {
             context.logger.warning("binlog record with an invalid name skipped: \(record)")
             return
         }
         let timestamp = UInt32(truncatingIfNeeded: record.timestamp)
+        var regenerated = false
+        if record.isSource, [.create, .append, .modify].contains(record.operation),
+           let renamed = context.regeneratedAppenders.newName(of: record.filename), let renamedPath = localPath(renamed) {
+            // An appender file regenerated here before this record was sent: its bytes are
+            // the new name's, sent for the old name the peer has (RegeneratedAppenders); the
+            // rename record then renames the peer's copy.
+            path = renamedPath
+            regenerated = true
+        }
+        /// Sends the whole current file for `record`'s name; remembers it when that is a
+        /// regenerated appender file's final content.
+        func sendWhole(_ command: FDFSCommand) async throws {
+            if try await !sendFile(record.filename, path: path, command: command, timestamp: timestamp, over: connection) {
+                skipped.insert(record.filename)
+            } else if regenerated, let info = try? await fileStatus(path) {
+                sentWhole[record.filename] = Int64(info.st_size)
+            }
+        }
         let group = configuration.group
         switch (record.operation, record.isSource) {
         case (.create, _), (.update, _):
-            if try await !sendFile(record.filename, path: path, command: record.operation == .create ? .syncCreateFile : .syncUpdateFile, timestamp: timestamp, over: connection) {
-                skipped.insert(record.filename)
-            }
+            try await sendWhole(record.operation == .create ? .syncCreateFile : .syncUpdateFile)
         case (.delete, _):
             skipped.remove(record.filename)
             if (try? await fileStatus(path, follow: false)) ?? nil != nil { return }
@@ -262,6 +281,7 @@ final class SyncTask: Sendable {
         case (.append, _), (.modify, _):
             let (offset, length) = record.numbers
             guard offset >= 0, length >= 0, offset <= Int64.max - length else { return }
+            if let whole = sentWhole[record.filename], offset + length <= whole { return }
             guard let info = try? await fileStatus(path) else {
                 // Gone since: the record that removed or renamed the file handles it.
                 skipped.insert(record.filename)
@@ -271,9 +291,7 @@ final class SyncTask: Sendable {
                 // The file shrank since (a later truncate): these bytes no longer exist here, and
                 // skipping them could leave the copy behind for good (created from an older
                 // state, then patched by the later records). Send the whole current content.
-                if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
-                    skipped.insert(record.filename)
-                }
+                try await sendWhole(.syncUpdateFile)
                 return
             }
             let head = SyncModifyHead(remoteFilename: record.filename, offset: offset, length: length, timestamp: timestamp, group: group)
@@ -297,17 +315,13 @@ final class SyncTask: Sendable {
                     _ = try await connection.readBody(try await connection.readHead(operation: "\(command)"), operation: "\(command)", maxResponse: 0)
                 }
                 if shrank {
-                    if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
-                        skipped.insert(record.filename)
-                    }
+                    try await sendWhole(.syncUpdateFile)
                     return
                 }
                 context.countSyncOut(bytes: length)
             } catch let error as FDFSClientError where error.status == .EEXIST {
             } catch let error as FDFSClientError where error.status == .ENOENT {
-                if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
-                    skipped.insert(record.filename)
-                }
+                try await sendWhole(.syncUpdateFile)
             }
         case (.truncate, _):
             let (oldSize, newSize) = record.numbers
@@ -315,9 +329,7 @@ final class SyncTask: Sendable {
             do {
                 try await expect(ok: [.EEXIST]) { try await connection.call(.syncTruncateFile, body: request.encoded(), maxResponse: 0) }
             } catch let error as FDFSClientError where error.status == .ENOENT {
-                if try await !sendFile(record.filename, path: path, command: .syncUpdateFile, timestamp: timestamp, over: connection) {
-                    skipped.insert(record.filename)
-                }
+                try await sendWhole(.syncUpdateFile)
             }
         case (.link, _):
             let request = SyncLinkRequest(destFilename: record.filename, sourceFilename: record.arguments.first ?? "", timestamp: timestamp, group: group)

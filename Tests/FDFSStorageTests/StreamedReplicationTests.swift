@@ -46,4 +46,43 @@ import Testing
             #expect(refusals.isEmpty, "\(node.ip) refused a copy or a rename:\n\(refusals.joined(separator: "\n"))")
         }
     }
+
+    /// Appends still unsent when the appender file is regenerated are sent from its new name,
+    /// and the replica renames its copy (a `r` record in its binlog) instead of receiving the
+    /// whole file again under the new name (`c`), which doubled the replication of every file
+    /// the mount streams.
+    @Test func appendsSentAfterTheRegenerateComeFromTheNewNameAndTheReplicaRenames() async throws {
+        let group = try await TwoMemberGroup.start()
+        defer { group.destroy() }
+        let (a, b, client) = (group.a, group.b, group.client)
+        let pieceSize = 8 << 20
+        let random = FileHandle(forReadingAtPath: "/dev/urandom")!
+        defer { try? random.close() }
+        var streamed: [(appender: FileID, final: FileID, content: [UInt8])] = []
+        for _ in 0..<3 {
+            let content = [UInt8](random.readData(ofLength: 6 * pieceSize))
+            let appender = try await client.upload(ByteBuffer(bytes: content[0..<pieceSize]), options: UploadOptions(fileExtension: "bin", appender: true))
+            for piece in 1..<6 {
+                try await client.append(appender, ByteBuffer(bytes: content[(piece * pieceSize)..<((piece + 1) * pieceSize)]))
+            }
+            streamed.append((appender, try await client.regenerateAppenderName(appender), content))
+        }
+        for (appender, final, content) in streamed {
+            guard let source = [a, b].first(where: { $0.ip == final.generated.source.description }),
+                  let replica = [a, b].first(where: { $0.ip != final.generated.source.description }) else {
+                Issue.record("\(final): source \(final.generated.source) is neither storage")
+                continue
+            }
+            let converged = (try? await waitUntil(60, "\(final) on \(replica.ip)") {
+                FileManager.default.contents(atPath: replica.localPath(final)).map { [UInt8]($0) == content } ?? false
+            }) != nil
+            #expect(converged, "\(final) on \(replica.ip)")
+            let binlog = (try? String(contentsOfFile: replica.basePath + "/data/sync/binlog.000", encoding: .utf8)) ?? ""
+            let records = binlog.split(separator: "\n").map { $0.split(separator: " ").dropFirst().map(String.init) }
+            #expect(records.contains(["r", final.remoteFilename, appender.remoteFilename]),
+                    "\(replica.ip) renamed its copy of \(appender) (from \(source.ip)):\n\(binlog)")
+            #expect(!records.contains { $0.first == "c" && $0.dropFirst().first == final.remoteFilename },
+                    "\(replica.ip) received \(final) whole:\n\(binlog)")
+        }
+    }
 }
