@@ -88,15 +88,27 @@ final class PostgresMetadataConnection: MetadataConnection {
                                   timeout: timeout, "connecting to \(location)")
         if let schema = location.schema {
             do throws(FSError) {
-                for statement in ["CREATE SCHEMA IF NOT EXISTS \(schema)", "SET search_path TO \(schema)"] {
-                    _ = try wait(connection.query(PostgresQuery(unsafeSQL: statement), logger: logger), timeout: timeout, "selecting schema \(schema)")
-                }
+                try createSchema(schema, on: connection, timeout: timeout, logger: logger)
+                _ = try wait(connection.query(PostgresQuery(unsafeSQL: "SET search_path TO \(schema)"), logger: logger), timeout: timeout, "selecting schema \(schema)")
             } catch {
                 _ = try? connection.close().wait()
                 throw error
             }
         }
         return connection
+    }
+
+    /// Creates `schema` unless it exists. `CREATE SCHEMA IF NOT EXISTS` is not safe against
+    /// itself: two mounts starting at once on a new schema both create it, and one fails with
+    /// a unique violation (23505) although the schema is there. That failure counts as done.
+    static func createSchema(_ schema: String, on connection: PostgresConnection, timeout: TimeAmount, logger: Logger) throws(FSError) {
+        do {
+            _ = try wait(connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(schema)"), logger: logger), timeout: timeout, "creating schema \(schema)")
+        } catch {
+            let query: PostgresQuery = "SELECT count(*)::bigint FROM pg_namespace WHERE nspname = \(schema)"
+            let found = try wait(connection.query(query, logger: logger), timeout: timeout, "looking for schema \(schema)")
+            guard found.rows.first.flatMap({ try? $0.decode(Int64.self) }) == 1 else { throw error }
+        }
     }
 
     /// The server did not answer within the timeout.

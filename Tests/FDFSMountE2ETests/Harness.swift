@@ -99,6 +99,13 @@ func isMounted(_ path: String) -> Bool {
     }
 }
 
+/// Whether the file system mounted at `path` answers a GETATTR (its root is on another device
+/// than the directory it is mounted on).
+func answers(_ path: String) -> Bool {
+    var mounted = stat(), parent = stat()
+    return stat(path, &mounted) == 0 && stat(path + "/..", &parent) == 0 && mounted.st_dev != parent.st_dev
+}
+
 /// One fdfs-mount process on a temporary mount point. `stop()` (or deinit) unmounts and ends
 /// it whatever happened.
 final class TestMount {
@@ -130,7 +137,9 @@ final class TestMount {
         if !options.isEmpty { opts += "," + options }
         let child = try ChildProcess(daemon: binary, [mountpoint, "-c", conf, "-f", "-o", opts], log: logPath)
         process = child
-        guard waitUntil(20, { isMounted(mountpoint) || !child.isRunning }), isMounted(mountpoint) else {
+        // Mounted, and answering: the kernel mount comes before the file system opens its
+        // state, which may still fail (the process then exits and the mount goes).
+        guard waitUntil(20, { isMounted(mountpoint) || !child.isRunning }), isMounted(mountpoint), answers(mountpoint), child.isRunning else {
             let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             stop()
             throw HarnessError("fdfs-mount did not mount \(mountpoint) within 20 s:\n\(log)")

@@ -1,5 +1,6 @@
 @testable import FDFSMount
 import Foundation
+import Synchronization
 import Testing
 import enum FDFSTestSupport.Processes
 
@@ -105,6 +106,26 @@ import enum FDFSTestSupport.Processes
         try store.with { (db: any MetadataConnection) throws(FSError) in try db.run("UPDATE schema_version SET version = 99") }
         let error = try #require(throws: FSError.self) { try MappingStore(location: .postgres(location), stateDir: "") }
         #expect(error.message.contains("99") && error.message.contains("version \(MetadataSchema.currentVersion)"), "\(error.message)")
+    }
+
+    /// Mounts started at once on a new schema all open it (two app servers brought up together:
+    /// one of them used to fail with a unique violation from CREATE SCHEMA IF NOT EXISTS).
+    @Test func mountsStartingAtOnceOnANewSchemaAllOpenIt() throws {
+        for _ in 0..<3 {
+            let location = try TestMetadata.freshPostgres()
+            // Threads of their own: the stores' start-up blocks, and six must overlap.
+            let failures = Mutex<[String]>([])
+            let done = DispatchGroup()
+            for _ in 0..<6 {
+                done.enter()
+                Thread {
+                    do { _ = try MappingStore(location: .postgres(location), stateDir: "") } catch { failures.withLock { $0.append("\(error)") } }
+                    done.leave()
+                }.start()
+            }
+            done.wait()
+            #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+        }
     }
 
     @Test func postgresStoreIsSharedAndKeepsItsContent() throws {
