@@ -144,7 +144,11 @@ extension Session {
             throw StorageError.notFound("\(id) does not exist here; needs a full resync")
         }
         let size = Int64(info.st_size)
-        let write = append ? size == request.offset : size >= request.offset
+        // An append this copy has part of (offset < size < end) is written whole at its
+        // offset: the copy was sent while the source was still writing that append (a create
+        // or update sends the file as it is then), and the bytes it has of it are the same.
+        // Refusing it sent the whole file again, once per such append.
+        let write = size >= request.offset && (!append || size < end)
         guard write else {
             // Already applied (EEXIST), or this copy is behind and needs the whole file (ENOENT).
             try await drain()

@@ -85,4 +85,24 @@ import Testing
                     "\(replica.ip) received \(final) whole:\n\(binlog)")
         }
     }
+
+    /// A replica that has part of an append (its copy was sent while the source was writing
+    /// that append) takes the append whole instead of asking for the whole file; one it has
+    /// all of is "already so"; one beyond its end still needs the whole file.
+    @Test func aReplicaTakesAnAppendItHasPartOf() async throws {
+        let group = try await TwoMemberGroup.start()
+        defer { group.destroy() }
+        let (a, b) = (group.a, group.b)
+        let content = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let id = try madeUpID(source: a.ip, size: 0, crc32: 0, appender: true)
+        let peer = try await SyncPeer.connect(b, from: a.ip)
+        defer { peer.close() }
+        // The create carried the first 100 bytes and 30 of the append that followed.
+        try await peer.copy(id, Array(content[0..<130]))
+        try await peer.modify(id, offset: 100, Array(content[100..<200]), append: true)
+        #expect(FileManager.default.contents(atPath: b.localPath(id)).map { [UInt8]($0) } == Array(content[0..<200]))
+        #expect(await statusOf { try await peer.modify(id, offset: 150, Array(content[150..<200]), append: true) } == .EEXIST)
+        #expect(await statusOf { try await peer.modify(id, offset: 250, Array(content[250..<300]), append: true) } == .ENOENT)
+        #expect(FileManager.default.contents(atPath: b.localPath(id)).map { [UInt8]($0) } == Array(content[0..<200]))
+    }
 }
