@@ -6,10 +6,10 @@ import Synchronization
 /// A streamed upload (the mount's large copies) appends to an appender file and regenerates it
 /// at its close, usually before the sync threads have sent every append. The append records
 /// that follow in the binlog then name a file that is gone. Without this table they are
-/// skipped, and the rename record sends the whole file again under its new name (a 1 GiB copy
-/// replicated one and a half times or twice). With it, the missing appends are read from the
-/// new name (the bytes did not change: a normal file cannot be appended to), sent for the old
-/// name the peer still has, and the rename record then renames the peer's complete copy.
+/// skipped, and the rename record sends the whole file again under its new name. With it, the
+/// missing appends (and a create not sent yet) are read from the new name (the bytes did not
+/// change: a normal file cannot be appended to), sent for the old name the peer still has, and
+/// the rename record then renames the peer's complete copy.
 ///
 /// Memory only and bounded (the oldest entries go first): after a restart, or for a rename
 /// this long ago, the sync falls back to sending the whole file, which is correct, only slower.

@@ -11,25 +11,31 @@ import Testing
 /// never send SYNC_RENAME for a copy that missed appends (our replicas refuse such a rename,
 /// logging "does not match", which must not happen here).
 @Suite(.serialized) struct StreamedReplicationTests {
+    /// Random content streamed as the mount streams a copy: an appender file of the first
+    /// piece, the others appended, then REGENERATE at once.
+    static func stream(pieces: Int, of pieceSize: Int, with client: FDFSClient) async throws -> (appender: FileID, final: FileID, content: [UInt8]) {
+        let random = FileHandle(forReadingAtPath: "/dev/urandom")!
+        defer { try? random.close() }
+        let content = [UInt8](random.readData(ofLength: pieces * pieceSize))
+        let appender = try await client.upload(ByteBuffer(bytes: content[0..<pieceSize]), options: UploadOptions(fileExtension: "bin", appender: true))
+        for piece in 1..<pieces {
+            try await client.append(appender, ByteBuffer(bytes: content[(piece * pieceSize)..<((piece + 1) * pieceSize)]))
+        }
+        return (appender, try await client.regenerateAppenderName(appender), content)
+    }
+
     /// A 50 MB file in five pieces, as `cp` through fdfs-mount sends it, several times over.
     @Test func streamedAppenderConvergesOnTheReplica() async throws {
         let group = try await TwoMemberGroup.start()
         defer { group.destroy() }
         let (a, b, client) = (group.a, group.b, group.client)
 
-        let pieceSize = 10 << 20
-        let random = FileHandle(forReadingAtPath: "/dev/urandom")!
-        defer { try? random.close() }
         var results: [FileID] = []
         var contents: [[UInt8]] = []
         for _ in 0..<4 {
-            let content = [UInt8](random.readData(ofLength: 5 * pieceSize))
-            let appender = try await client.upload(ByteBuffer(bytes: content[0..<pieceSize]), options: UploadOptions(fileExtension: "bin", appender: true))
-            for piece in 1..<5 {
-                try await client.append(appender, ByteBuffer(bytes: content[(piece * pieceSize)..<((piece + 1) * pieceSize)]))
-            }
-            results.append(try await client.regenerateAppenderName(appender))
-            contents.append(content)
+            let stream = try await Self.stream(pieces: 5, of: 10 << 20, with: client)
+            results.append(stream.final)
+            contents.append(stream.content)
         }
         for (id, content) in zip(results, contents) {
             #expect(id.generated.size == Int64(content.count))
@@ -55,18 +61,8 @@ import Testing
         let group = try await TwoMemberGroup.start()
         defer { group.destroy() }
         let (a, b, client) = (group.a, group.b, group.client)
-        let pieceSize = 8 << 20
-        let random = FileHandle(forReadingAtPath: "/dev/urandom")!
-        defer { try? random.close() }
         var streamed: [(appender: FileID, final: FileID, content: [UInt8])] = []
-        for _ in 0..<3 {
-            let content = [UInt8](random.readData(ofLength: 6 * pieceSize))
-            let appender = try await client.upload(ByteBuffer(bytes: content[0..<pieceSize]), options: UploadOptions(fileExtension: "bin", appender: true))
-            for piece in 1..<6 {
-                try await client.append(appender, ByteBuffer(bytes: content[(piece * pieceSize)..<((piece + 1) * pieceSize)]))
-            }
-            streamed.append((appender, try await client.regenerateAppenderName(appender), content))
-        }
+        for _ in 0..<3 { streamed.append(try await Self.stream(pieces: 6, of: 8 << 20, with: client)) }
         for (appender, final, content) in streamed {
             guard let source = [a, b].first(where: { $0.ip == final.generated.source.description }),
                   let replica = [a, b].first(where: { $0.ip != final.generated.source.description }) else {
