@@ -126,11 +126,17 @@ enum MountCommand {
     }
 
     static func serve(mountpoint: String, options: MountOptions, configuration: ClientConfiguration, stateDir: String, foreground: Bool, logger: Logger) -> Int32 {
+        if !foreground {
+            mkdirAll(stateDir)
+            // The command's process returns here once the background one has reported.
+            if let code = Daemon.start(log: stateDir + "/fdfs-mount.log") { return code }
+        }
         var config = FuseMountConfig(mountpoint: mountpoint)
         config.readOnly = options.readOnly
         config.allowOther = options.allowOther
         config.autoUnmount = options.autoUnmount
-        config.foreground = foreground
+        // Already in the background (Daemon): libfuse must not fork again.
+        config.foreground = true
         config.debug = options.debug && foreground && getenv("FDFS_FUSE_DEBUG") != nil
         config.kernelReadaheadKB = options.kernelReadaheadKB
         config.extra = options.passthrough.filter { !$0.hasPrefix("fsname") && !$0.hasPrefix("subtype") }
@@ -138,15 +144,6 @@ enum MountCommand {
         let adapter = FuseAdapter(mountpoint: mountpoint, xattr: options.xattr, kernelReadaheadKB: options.kernelReadaheadKB, logger: logger)
         let holder = Box()
         let rc = FuseSession.run(adapter: adapter, config: config, logger: logger) {
-            if !foreground {
-                // fuse_daemonize sent stderr to /dev/null: log into the state directory.
-                mkdirAll(stateDir)
-                let fd = open(stateDir + "/fdfs-mount.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-                if fd >= 0 {
-                    dup2(fd, 2)
-                    close(fd)
-                }
-            }
             // Threads may start from here on.
             let client = FDFSClient(configuration: configuration, logger: logger)
             let fs: FDFSFileSystem
@@ -154,6 +151,7 @@ enum MountCommand {
                 fs = try FDFSFileSystem(options: options, cluster: FDFSClusterBackend(client: client), stateDir: stateDir, logger: logger)
             } catch {
                 logger.critical("cannot open the state directory \(stateDir): \(error)")
+                Daemon.failed("cannot open the state directory \(stateDir): \(error)")
                 return false
             }
             blocking { await fs.start() }
@@ -171,8 +169,10 @@ enum MountCommand {
             adapter.attach(fs)
             holder.fs = fs
             holder.client = client
+            Daemon.ready()
             return true
         }
+        if rc != 0 { Daemon.failed("could not mount on \(mountpoint) (details in \(stateDir)/fdfs-mount.log)") }
         if let fs = holder.fs {
             fs.stop()
             blocking { await fs.writeMetadata() }
