@@ -30,11 +30,15 @@ public final class FuseAdapter: Sendable {
     public let mountpoint: String
     let xattr: Bool
     let kernelReadaheadKB: Int
+    /// The `max_read=` mount option (0: none). libfuse 3.14 passes it to the kernel but ends the
+    /// session at INIT unless `init` sets the same value in the connection.
+    let maxRead: UInt32
 
-    public init(mountpoint: String, xattr: Bool, kernelReadaheadKB: Int = 4096, logger: Logger) {
+    public init(mountpoint: String, xattr: Bool, kernelReadaheadKB: Int = 4096, maxRead: UInt32 = 0, logger: Logger) {
         self.mountpoint = mountpoint
         self.xattr = xattr
         self.kernelReadaheadKB = kernelReadaheadKB
+        self.maxRead = maxRead
         self.logger = logger
     }
 
@@ -167,6 +171,7 @@ public final class FuseAdapter: Sendable {
             // (``replySpan``), without passing through the mount's memory.
             let want: [Int32] = [FUSE_CAP_ASYNC_READ, FUSE_CAP_ATOMIC_O_TRUNC, FUSE_CAP_PARALLEL_DIROPS, FUSE_CAP_SPLICE_WRITE]
             for bit in want where conn.pointee.capable & UInt32(bit) != 0 { conn.pointee.want |= UInt32(bit) }
+            if adapter.maxRead > 0 { conn.pointee.max_read = adapter.maxRead }
             // The page cache of immutable files is kept across opens (keep_cache); never let
             // the kernel drop it on its own mtime heuristics for them.
             // The kernel clamps the bdi read-ahead to what INIT negotiated; raise it once the

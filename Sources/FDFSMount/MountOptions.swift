@@ -59,6 +59,9 @@ public struct MountOptions: Sendable {
     public var xattr = true
     /// Extra options passed to the kernel / libfuse as they are (fsname etc.).
     public var passthrough: [String] = []
+    /// `max_read=`: the largest READ the kernel sends (0: libfuse's default); also passed to
+    /// libfuse in ``passthrough``.
+    public var maxRead: UInt32 = 0
     public var debug = false
 
     public init() {}
@@ -152,7 +155,11 @@ public struct MountOptions: Sendable {
             case .cachedWrites: directWrites = false
             case .directIO: directReads = true
             case .debug: debug = true
-            case .fsname, .subtype, .maxRead:
+            case .maxRead:
+                guard let v = UInt32(try need()), v >= 4096 else { throw FSError(.invalid, "max_read takes a number of bytes, at least 4096") }
+                maxRead = v
+                passthrough.append(String(item))
+            case .fsname, .subtype:
                 _ = try need()
                 passthrough.append(String(item))
             }

@@ -141,7 +141,7 @@ enum MountCommand {
         config.kernelReadaheadKB = options.kernelReadaheadKB
         config.extra = options.passthrough.filter { !$0.hasPrefix("fsname") && !$0.hasPrefix("subtype") }
         if let fsname = options.passthrough.first(where: { $0.hasPrefix("fsname=") }) { config.fsname = String(fsname.dropFirst(7)) }
-        let adapter = FuseAdapter(mountpoint: mountpoint, xattr: options.xattr, kernelReadaheadKB: options.kernelReadaheadKB, logger: logger)
+        let adapter = FuseAdapter(mountpoint: mountpoint, xattr: options.xattr, kernelReadaheadKB: options.kernelReadaheadKB, maxRead: options.maxRead, logger: logger)
         let holder = Box()
         let rc = FuseSession.run(adapter: adapter, config: config, logger: logger) {
             // Threads may start from here on.

@@ -77,6 +77,23 @@ extension MountE2E {
         await client.shutdown()
     }
 
+    /// `max_read=` (passed to libfuse) caps the kernel's READs; libfuse 3.14 ended the session at
+    /// INIT for any value until `init` set the same one.
+    @Test func maxReadCapsReadsAndTheMountServes() async throws {
+        let client = try TestCluster.client()
+        let mount = try TestMount(options: "max_read=131072")
+        defer { mount.stop() }
+        let large = localFile(3_500_000, in: mount.root)
+        let id = try await client.upload(filePath: large.path)
+        let path = mount.path(id.description)
+        #expect(sha256(path) == sha256(large.path))
+        expectSameRanges(path, large.path)
+        #expect(mount.process?.isRunning == true)
+        #expect(!mount.log.contains("error"), "\(mount.log)")
+        try? await client.delete(id)
+        await client.shutdown()
+    }
+
     @Test func secondReadComesFromTheCacheAndSurvivesRemount() async throws {
         let client = try TestCluster.client()
         let mount = try TestMount()
