@@ -146,8 +146,10 @@ public final class FuseAdapter: Sendable {
     }
 
     /// Replies to a READ with bytes of a cache file: libfuse splices them from the file into
-    /// /dev/fuse when SPLICE_WRITE was negotiated, else reads them into a buffer of its own
-    /// (one copy). The span (its descriptor and pin) lives until the reply is sent.
+    /// /dev/fuse when SPLICE_WRITE was negotiated and the reply fits its pipe (1 MiB here, the
+    /// reply plus three pages: READs up to 1 MiB - 12 KiB), else reads them into a buffer of its
+    /// own (one copy; the default 1 MiB READs). The span (its descriptor and pin) lives until
+    /// the reply is sent.
     static func replySpan(_ req: fuse_req_t?, _ span: CachedSpan) {
         var vector = fuse_bufvec()
         vector.count = 1
@@ -167,7 +169,7 @@ public final class FuseAdapter: Sendable {
         ops.`init` = { userdata, conn in
             guard let conn else { return }
             let adapter = Unmanaged<FuseAdapter>.fromOpaque(userdata!).takeUnretainedValue()
-            // SPLICE_WRITE: cached blocks go from the cache file to /dev/fuse by splice(2)
+            // SPLICE_WRITE: cached blocks can go from the cache file to /dev/fuse by splice(2)
             // (``replySpan``), without passing through the mount's memory.
             let want: [Int32] = [FUSE_CAP_ASYNC_READ, FUSE_CAP_ATOMIC_O_TRUNC, FUSE_CAP_PARALLEL_DIROPS, FUSE_CAP_SPLICE_WRITE]
             for bit in want where conn.pointee.capable & UInt32(bit) != 0 { conn.pointee.want |= UInt32(bit) }
@@ -181,7 +183,8 @@ public final class FuseAdapter: Sendable {
                 try? await Task.sleep(for: .milliseconds(100))
                 FuseSession.setKernelReadahead(mountpoint, kb: kb, logger: logger)
             }
-            adapter.logger.info("FUSE session initialised (protocol \(conn.pointee.proto_major).\(conn.pointee.proto_minor), max_write \(conn.pointee.max_write))")
+            let splice = conn.pointee.want & UInt32(FUSE_CAP_SPLICE_WRITE) != 0
+            adapter.logger.info("FUSE session initialised (protocol \(conn.pointee.proto_major).\(conn.pointee.proto_minor), max_write \(conn.pointee.max_write), max_read \(conn.pointee.max_read), splice write \(splice ? "on" : "off"))")
         }
         ops.lookup = { req, parent, name in
             let r = Request(raw: req!)
