@@ -49,49 +49,49 @@ extension MountE2E {
         await client.shutdown()
     }
 
-    @Test func directIOReadsMatchAndRefuseOnlySharedMappings() async throws {
+    /// A mount with `options` and a 3.5 MB file uploaded directly: read whole and by ranges
+    /// through the mount, then `more` (the mount, the file's mounted path, the local copy).
+    func readsMatch(options: String, _ more: (TestMount, String, String) throws -> Void) async throws {
         let client = try TestCluster.client()
-        let mount = try TestMount(options: "direct_io")
+        let mount = try TestMount(options: options)
         defer { mount.stop() }
         let large = localFile(3_500_000, in: mount.root)
         let id = try await client.upload(filePath: large.path)
         let path = mount.path(id.description)
         #expect(sha256(path) == sha256(large.path))
         expectSameRanges(path, large.path)
-        // The kernel maps direct_io files privately only (SEMANTICS.md): MAP_PRIVATE reads the
-        // right bytes, MAP_SHARED is ENODEV.
-        let mapped = Shell.run("""
-            python3 -c "
-            import mmap, os, sys, hashlib
-            fd = os.open(sys.argv[1], os.O_RDONLY)
-            m = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
-            print(hashlib.sha256(m[:]).hexdigest())
-            try:
-                mmap.mmap(fd, 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ); print('shared')
-            except OSError as e:
-                print(e.errno == 19 and 'ENODEV' or e)
-            " '\(path)'
-            """)
-        #expect(mapped.stdout == "\(sha256(large.path))\nENODEV\n", "\(mapped.stdout) \(mapped.stderr)")
+        try more(mount, path, large.path)
         try? await client.delete(id)
         await client.shutdown()
+    }
+
+    @Test func directIOReadsMatchAndRefuseOnlySharedMappings() async throws {
+        try await readsMatch(options: "direct_io") { _, path, local in
+            // The kernel maps direct_io files privately only (SEMANTICS.md): MAP_PRIVATE reads the
+            // right bytes, MAP_SHARED is ENODEV.
+            let mapped = Shell.run("""
+                python3 -c "
+                import mmap, os, sys, hashlib
+                fd = os.open(sys.argv[1], os.O_RDONLY)
+                m = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+                print(hashlib.sha256(m[:]).hexdigest())
+                try:
+                    mmap.mmap(fd, 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ); print('shared')
+                except OSError as e:
+                    print(e.errno == 19 and 'ENODEV' or e)
+                " '\(path)'
+                """)
+            #expect(mapped.stdout == "\(sha256(local))\nENODEV\n", "\(mapped.stdout) \(mapped.stderr)")
+        }
     }
 
     /// `max_read=` (passed to libfuse) caps the kernel's READs; libfuse 3.14 ended the session at
     /// INIT for any value until `init` set the same one.
     @Test func maxReadCapsReadsAndTheMountServes() async throws {
-        let client = try TestCluster.client()
-        let mount = try TestMount(options: "max_read=131072")
-        defer { mount.stop() }
-        let large = localFile(3_500_000, in: mount.root)
-        let id = try await client.upload(filePath: large.path)
-        let path = mount.path(id.description)
-        #expect(sha256(path) == sha256(large.path))
-        expectSameRanges(path, large.path)
-        #expect(mount.process?.isRunning == true)
-        #expect(!mount.log.contains("error"), "\(mount.log)")
-        try? await client.delete(id)
-        await client.shutdown()
+        try await readsMatch(options: "max_read=131072") { mount, _, _ in
+            #expect(mount.process?.isRunning == true)
+            #expect(!mount.log.contains("error"), "\(mount.log)")
+        }
     }
 
     @Test func secondReadComesFromTheCacheAndSurvivesRemount() async throws {
