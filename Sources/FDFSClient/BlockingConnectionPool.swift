@@ -1,21 +1,16 @@
 import FDFSProtocol
 import NIOCore
-import Synchronization
 
 /// Idle ``BlockingConnection``s per storage, reused across downloads; the blocking
 /// counterpart of ``ConnectionPool`` (same settings: idle age, ACTIVE_TEST, idle count).
 /// A connection goes back only when its request finished cleanly; any error closes it.
 final class BlockingConnectionPool: Sendable {
-    private struct Idle {
-        var connection: BlockingConnection
-        var since: NIODeadline
-    }
-
-    private let idle = Mutex<[String: [Idle]]>([:])
+    private let idle: IdleConnections<BlockingConnection>
     let configuration: ClientConfiguration
 
     init(configuration: ClientConfiguration) {
         self.configuration = configuration
+        self.idle = IdleConnections(limitPerServer: configuration.maxIdlePerEndpoint)
     }
 
     /// Runs `body` (blocking) with a connection to `endpoint`: an idle one that is still quiet
@@ -37,10 +32,8 @@ final class BlockingConnectionPool: Sendable {
     }
 
     private func checkout(_ endpoint: StorageEndpoint) throws(FDFSClientError) -> BlockingConnection {
-        let key = endpoint.description
-        let now = NIODeadline.now()
-        while let candidate = idle.withLock({ $0[key]?.popLast() }) {
-            let age = now - candidate.since
+        while let candidate = idle.take(endpoint.description) {
+            let age = candidate.idleFor
             guard age < configuration.maxIdleTime, candidate.connection.isQuiet else {
                 candidate.connection.close()
                 continue
@@ -66,24 +59,12 @@ final class BlockingConnectionPool: Sendable {
     }
 
     private func checkin(_ connection: BlockingConnection, key: String) {
-        let keep = idle.withLock { pool -> Bool in
-            var list = pool[key, default: []]
-            guard list.count < configuration.maxIdlePerEndpoint else { return false }
-            list.append(Idle(connection: connection, since: .now()))
-            pool[key] = list
-            return true
-        }
-        if !keep { connection.close() }
+        if !idle.put(connection, key) { connection.close() }
     }
 
     /// Sends QUIT on every idle connection and closes them.
     func shutdown() {
-        let all = idle.withLock { pool -> [BlockingConnection] in
-            let list = pool.values.flatMap { $0.map(\.connection) }
-            pool.removeAll()
-            return list
-        }
-        for connection in all {
+        for connection in idle.removeAll() {
             try? connection.send(FDFSHeader(bodyLength: 0, command: .quit).encoded(), operation: "QUIT")
             connection.close()
         }

@@ -1,25 +1,20 @@
 import FDFSProtocol
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// Idle connections per server, reused across requests.
 ///
 /// A connection is lent to one request at a time by ``withConnection(to:_:)``. It goes back to
 /// the pool only when the request finished cleanly; any error closes it.
 public final class ConnectionPool: Sendable {
-    private struct Idle {
-        var connection: FDFSConnection
-        var since: NIODeadline
-    }
-
-    private let idle = Mutex<[String: [Idle]]>([:])
+    private let idle: IdleConnections<FDFSConnection>
     let configuration: ClientConfiguration
     let group: any EventLoopGroup
 
     public init(configuration: ClientConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.configuration = configuration
         self.group = group
+        self.idle = IdleConnections(limitPerServer: configuration.maxIdlePerEndpoint)
     }
 
     /// Runs `body` with a connection to `endpoint`: an idle one (checked with ACTIVE_TEST if
@@ -43,10 +38,8 @@ public final class ConnectionPool: Sendable {
     }
 
     private func checkout(_ endpoint: StorageEndpoint) async throws(FDFSClientError) -> FDFSConnection {
-        let key = endpoint.description
-        let now = NIODeadline.now()
-        while let candidate = idle.withLock({ $0[key]?.popLast() }) {
-            let age = now - candidate.since
+        while let candidate = idle.take(endpoint.description) {
+            let age = candidate.idleFor
             guard candidate.connection.isActive, age < configuration.maxIdleTime else {
                 await candidate.connection.quit()
                 continue
@@ -64,23 +57,11 @@ public final class ConnectionPool: Sendable {
 
     private func checkin(_ connection: FDFSConnection, key: String) {
         guard connection.isActive else { return }
-        let keep = idle.withLock { pool -> Bool in
-            var list = pool[key, default: []]
-            guard list.count < configuration.maxIdlePerEndpoint else { return false }
-            list.append(Idle(connection: connection, since: .now()))
-            pool[key] = list
-            return true
-        }
-        if !keep { connection.close() }
+        if !idle.put(connection, key) { connection.close() }
     }
 
     /// Sends QUIT on every idle connection and forgets them.
     public func shutdown() async {
-        let all = idle.withLock { pool -> [FDFSConnection] in
-            let list = pool.values.flatMap { $0.map(\.connection) }
-            pool.removeAll()
-            return list
-        }
-        for connection in all { await connection.quit() }
+        for connection in idle.removeAll() { await connection.quit() }
     }
 }

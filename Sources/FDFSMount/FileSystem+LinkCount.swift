@@ -33,13 +33,9 @@ extension EntryKind {
 /// one count over a partial index of the mapping store, so GETATTR stays cheap.
 extension FDFSFileSystem {
     func linkCount(_ entry: Entry) -> UInt32 {
-        switch entry.kind {
-        case .generated: return 1
-        case _ where entry.kind.isDirectory:
-            return linkCount(entry, links: (try? store.subdirectoryCount(entry.ino, cached: true)) ?? 0)
-        default:
-            return linkCount(entry, links: (try? store.linkCount(entry.ino, cached: true)) ?? 0)
-        }
+        if entry.kind == .generated { return 1 }
+        let counted = entry.kind.isDirectory ? try? store.subdirectoryCount(entry.ino, cached: true) : try? store.linkCount(entry.ino, cached: true)
+        return linkCount(entry, links: counted ?? 0)
     }
 
     /// `st_nlink` of `entry` given its hard links (a directory: its user subdirectories).

@@ -209,19 +209,24 @@ public final class MappingStore: Sendable {
     public func child(_ parent: UInt64, _ name: String, cached: Bool = false) throws(FSError) -> Entry? {
         if cached, let hit = cache?.child(parent, name) { return hit }
         let generation = cache?.generation ?? 0
-        let withLinks = readsLinkCounts
-        let found = try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, inode: Entry?, links: Int?)? in
-            var found: (name: Entry, inode: Entry?, links: Int?)?
+        let found = try joinedName(parent, name, withLinks: readsLinkCounts)
+        let inode = found?.inode
+        let links = found.flatMap { found in found.inode.flatMap { inode in found.links.map { (inode.ino, $0) } } }
+        cache?.fill(generation, inodes: found?.row.map { [$0] } ?? [], names: [(parent, name, inode)], links: links.map { [$0] } ?? [])
+        return inode
+    }
+
+    /// The name `name` in `parent` (``joined``): its row, the inode's row as stored (`row`),
+    /// the inode seen through the name (`inode`), and with `withLinks` the inode's link count.
+    private func joinedName(_ parent: UInt64, _ name: String, withLinks: Bool) throws(FSError) -> (name: Entry, row: Entry?, inode: Entry?, links: Int?)? {
+        try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, row: Entry?, inode: Entry?, links: Int?)? in
+            var found: (name: Entry, row: Entry?, inode: Entry?, links: Int?)?
             try db.query("\(withLinks ? Self.joinedWithLinks : Self.joined) WHERE e.parent = ? AND e.name = ?", [.int(Int64(parent)), .text(name)]) { (row: SQLRow) throws(FSError) in
                 let (name, inode) = Self.joinedEntry(row)
-                found = (name, inode, withLinks ? Int(row.int(32)) : nil)
+                found = (name, inode, inode.map { Self.named($0, by: name) }, withLinks ? Int(row.int(32)) : nil)
             }
             return found
         }
-        let inode = found.flatMap { found in found.inode.map { Self.named($0, by: found.name) } }
-        let links = found.flatMap { found in found.inode.flatMap { inode in found.links.map { (inode.ino, $0) } } }
-        cache?.fill(generation, inodes: found?.inode.map { [$0] } ?? [], names: [(parent, name, inode)], links: links.map { [$0] } ?? [])
-        return inode
     }
 
     /// `inode` as seen through the name row `name` (itself, or a hard link to it).
@@ -243,14 +248,7 @@ public final class MappingStore: Sendable {
     /// count (``linkCount(_:cached:)``, or for a directory ``subdirectoryCount(_:cached:)``):
     /// one query, from the database.
     public func nameAndInode(_ parent: UInt64, _ name: String) throws(FSError) -> (name: Entry, inode: Entry?, links: Int)? {
-        try read { (db: any MetadataConnection) throws(FSError) -> (name: Entry, inode: Entry?, links: Int)? in
-            var found: (name: Entry, inode: Entry?, links: Int)?
-            try db.query("\(Self.joinedWithLinks) WHERE e.parent = ? AND e.name = ?", [.int(Int64(parent)), .text(name)]) { (row: SQLRow) throws(FSError) in
-                let (name, inode) = Self.joinedEntry(row)
-                found = (name, inode.map { Self.named($0, by: name) }, Int(row.int(32)))
-            }
-            return found
-        }
+        try joinedName(parent, name, withLinks: true).map { ($0.name, $0.inode, $0.links ?? 0) }
     }
 
     static func nameRow(_ db: any MetadataConnection, _ parent: UInt64, _ name: String) throws(FSError) -> Entry? {

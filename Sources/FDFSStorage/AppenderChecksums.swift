@@ -36,37 +36,32 @@ final class AppenderChecksums: Sendable {
     struct Entry: Equatable, Sendable {
         var crc: UInt32
         var stamp: Stamp
-        /// Order of insertion, for eviction.
-        var sequence: UInt64
     }
 
-    let capacity: Int
-    private let entries = Mutex<(table: [String: Entry], next: UInt64)>(([:], 0))
+    private let entries: Mutex<BoundedTable<Entry>>
 
     init(capacity: Int = 4096) {
-        self.capacity = max(capacity, 1)
+        entries = Mutex(BoundedTable(capacity: capacity))
     }
 
-    var count: Int { entries.withLock { $0.table.count } }
+    var count: Int { entries.withLock { $0.count } }
 
     /// An appender file was uploaded here whole: `crc` is its checksum, `info` its state now.
     func uploaded(_ path: String, crc: UInt32, info: stat) {
-        entries.withLock { e in
-            if e.table[path] == nil, e.table.count >= capacity, let oldest = e.table.min(by: { $0.value.sequence < $1.value.sequence })?.key {
-                e.table[oldest] = nil
-            }
-            e.next += 1
-            e.table[path] = Entry(crc: crc, stamp: Stamp(info), sequence: e.next)
+        entries.withLock { table in
+            // A new upload: the newest entry, wherever an old one for the path stood.
+            table.remove(path)
+            table.set(path, Entry(crc: crc, stamp: Stamp(info)))
         }
     }
 
     /// An APPEND at `offset` (the file's size) is about to be received: the entry to continue
     /// from, when the checksum is known up to exactly there.
     func beforeAppend(_ path: String, at offset: Int64) -> Entry? {
-        entries.withLock { e in
-            guard let entry = e.table[path] else { return nil }
+        entries.withLock { table in
+            guard let entry = table[path] else { return nil }
             guard entry.stamp.size == offset else {
-                e.table[path] = nil
+                table.remove(path)
                 return nil
             }
             return entry
@@ -76,25 +71,25 @@ final class AppenderChecksums: Sendable {
     /// The APPEND that started from `before` ended: `crc` covers the file up to its new end,
     /// whose state is `info`. Kept only if nothing else changed the entry meanwhile.
     func appended(_ path: String, from before: Entry, crc: UInt32, info: stat) {
-        entries.withLock { e in
-            guard e.table[path] == before else {
-                e.table[path] = nil
+        entries.withLock { table in
+            guard table[path] == before else {
+                table.remove(path)
                 return
             }
-            e.table[path] = Entry(crc: crc, stamp: Stamp(info), sequence: before.sequence)
+            table.set(path, Entry(crc: crc, stamp: Stamp(info)))
         }
     }
 
     /// Something other than an in-order append changed (or removed) the file.
     func forget(_ path: String) {
-        _ = entries.withLock { $0.table.removeValue(forKey: path) }
+        _ = entries.withLock { $0.remove(path) }
     }
 
     /// The file is being renamed: its checksum, if it is known for its state `info`; the entry
     /// goes either way.
     func take(_ path: String, matching info: stat) -> UInt32? {
-        entries.withLock { e in
-            guard let entry = e.table.removeValue(forKey: path), entry.stamp == Stamp(info) else { return nil }
+        entries.withLock { table in
+            guard let entry = table.remove(path), entry.stamp == Stamp(info) else { return nil }
             return entry.crc
         }
     }

@@ -17,22 +17,14 @@ final class RegeneratedAppenders: Sendable {
     /// Renames remembered at most.
     static let capacity = 4096
 
-    private struct Table {
-        var newNames: [String: String] = [:]
-        /// Old names, oldest first.
-        var order: [String] = []
-    }
-
-    private let table = Mutex(Table())
+    /// New names by old name.
+    private let table = Mutex(BoundedTable<String>(capacity: capacity))
 
     /// `old` (an appender file's remote filename) is now `new`.
     func renamed(_ old: String, to new: String) {
-        table.withLock { t in
-            if t.newNames.updateValue(new, forKey: old) == nil { t.order.append(old) }
-            while t.order.count > Self.capacity { t.newNames[t.order.removeFirst()] = nil }
-        }
+        table.withLock { $0.set(old, new) }
     }
 
     /// The remote filename `old` was regenerated to, if this storage remembers it.
-    func newName(of old: String) -> String? { table.withLock { $0.newNames[old] } }
+    func newName(of old: String) -> String? { table.withLock { $0[old] } }
 }

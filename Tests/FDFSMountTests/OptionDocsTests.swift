@@ -44,6 +44,19 @@ import enum FDFSTestSupport.Vectors
         #expect(throws: Never.self) { try options.parse("noatime,_netdev,x-systemd.automount") }
     }
 
+    /// `max_read=` reaches libfuse as it is written and sets the kernel's READ size: anything
+    /// but a number of bytes (at least a page) is refused by name at parse time.
+    @Test func maxReadTakesBytes() throws {
+        for bad in ["max_read=1M", "max_read=abc", "max_read=0", "max_read=-4096", "max_read=4095"] {
+            var options = MountOptions()
+            let error = try #require(throws: FSError.self, "\(bad)") { try options.parse(bad) }
+            #expect(error.message.contains("max_read"), "\(error.message)")
+        }
+        var options = MountOptions()
+        try options.parse("max_read=524288")
+        #expect(options.maxRead == 524288 && options.passthrough == ["max_read=524288"])
+    }
+
     @Test func readmeListsEveryOption() throws {
         let list = try Self.span(Self.document("README.md"), from: "Options: `", to: "`.")
         #expect(Self.optionNames(in: list) == Self.accepted)
