@@ -39,10 +39,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .systemLibrary(
+            name: "CPipe",
+            path: "Sources/CPipe"
+        ),
         .target(
             name: "FDFSClient",
             dependencies: [
                 "FDFSProtocol",
+                "CPipe",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -91,7 +96,7 @@ let package = Package(
         ),
         .target(
             name: "FDFSTestSupport",
-            dependencies: ["FDFSProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["FDFSProtocol", "FDFSClient", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/FDFSTestSupport"
         ),
         .target(
@@ -220,6 +225,7 @@ let package = Package(
             name: "FDFSFuse",
             dependencies: [
                 "FDFSMount",
+                "FDFSClient",
                 "CFuse3",
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -78,48 +78,95 @@ extension FDFSClient {
     ) async throws(FDFSClientError) -> Int {
         guard buffer.count > 0, chunkSize > 0 else { return 0 }
         let request = DownloadRequest(offset: offset, length: Int64(buffer.count), file: FileRequest(id)).encoded()
+        return try await onDownloadThread(endpoint, cancel: cancel) { connection throws(FDFSClientError) -> Int in
+            let total = try Self.requestBody(request, on: connection, atMost: buffer.count)
+            var position = 0
+            while position < total {
+                let size = min(chunkSize - position % chunkSize, total - position)
+                try connection.receive(into: buffer.base + position, count: size, operation: Self.downloadOperation)
+                chunk(position, UnsafeRawBufferPointer(start: buffer.base + position, count: size))
+                position += size
+            }
+            return total
+        }
+    }
+
+    /// One DOWNLOAD_FILE exchange whose body does not enter user space where the kernel can
+    /// avoid it: on a download thread, the kernel moves the body from the socket into a pipe
+    /// with splice(2), then `deliver(.pipe(fd, count))` passes the bytes on from the pipe's read
+    /// end (the mount replies to a FUSE READ with them). When the pipe fills up first (it holds
+    /// one packet piece per slot; see ``SplicePipe``), its bytes and the rest are received into
+    /// memory and delivered as `.memory`. `length` is at most ``SplicePipe/capacity``; the
+    /// storage may send fewer (the file ends first), and `deliver` runs once in any case, with
+    /// what arrived. Nothing is checksummed. Returns the byte count. Errors as
+    /// ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``; once `deliver` has run
+    /// the download has succeeded, whatever `deliver` did with the bytes.
+    public func downloadSpliced(
+        _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel? = nil,
+        deliver: @escaping @Sendable (SplicedBody) -> Void
+    ) async throws(FDFSClientError) -> Int {
+        guard length >= 0, length <= SplicePipe.capacity else {
+            throw FDFSClientError(.invalidArgument, operation: Self.downloadOperation, endpoint: endpoint.description,
+                                  message: "a spliced download takes at most \(SplicePipe.capacity) bytes, not \(length)")
+        }
+        let request = DownloadRequest(offset: offset, length: Int64(length), file: FileRequest(id)).encoded()
+        return try await onDownloadThread(endpoint, cancel: cancel) { connection throws(FDFSClientError) -> Int in
+            let total = try Self.requestBody(request, on: connection, atMost: length)
+            let pipe = try SplicePipes.take()
+            defer { SplicePipes.give(pipe) }
+            let inPipe = try pipe.fill(from: connection, count: total, operation: Self.downloadOperation)
+            if inPipe == total {
+                deliver(.pipe(fd: pipe.readEnd, count: total))
+                return total
+            }
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 4096)
+            defer { memory.deallocate() }
+            try pipe.drain(into: memory, count: inPipe)
+            try connection.receive(into: memory + inPipe, count: total - inPipe, operation: Self.downloadOperation)
+            deliver(.memory(UnsafeRawBufferPointer(start: memory, count: total)))
+            return total
+        }
+    }
+
+    private static let downloadOperation = "DOWNLOAD_FILE"
+
+    /// Runs `body` on a download thread with a connection to `endpoint` from the blocking
+    /// pool, which `cancel` can shut down from elsewhere.
+    private func onDownloadThread<T: Sendable>(
+        _ endpoint: StorageEndpoint, cancel: DownloadCancel?, _ body: @escaping @Sendable (BlockingConnection) throws(FDFSClientError) -> T
+    ) async throws(FDFSClientError) -> T {
         let pool = blockingPool
-        let result: Result<Int, FDFSClientError>
+        let result: Result<T, FDFSClientError>
         do {
             result = try await DownloadThreads.pool.runIfActive {
-                Result { () throws(FDFSClientError) -> Int in
-                    try pool.withConnection(to: endpoint) { (connection: BlockingConnection) throws(FDFSClientError) -> Int in
+                Result { () throws(FDFSClientError) -> T in
+                    try pool.withConnection(to: endpoint) { (connection: BlockingConnection) throws(FDFSClientError) -> T in
                         guard cancel?.attach(connection) ?? true else {
-                            throw FDFSClientError(.connectionClosed, operation: "DOWNLOAD_FILE", endpoint: connection.endpoint, message: "cancelled")
+                            throw FDFSClientError(.connectionClosed, operation: Self.downloadOperation, endpoint: connection.endpoint, message: "cancelled")
                         }
                         defer { cancel?.detach() }
-                        return try Self.receive(request, on: connection, into: buffer, chunkSize: chunkSize, chunk: chunk)
+                        return try body(connection)
                     }
                 }
             }
         } catch {
-            throw FDFSClientError(.localIO, operation: "DOWNLOAD_FILE", endpoint: endpoint.description, message: "download thread: \(error)")
+            throw FDFSClientError(.localIO, operation: Self.downloadOperation, endpoint: endpoint.description, message: "download thread: \(error)")
         }
         return try result.get()
     }
 
-    /// The blocking part of ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``.
-    private static func receive(
-        _ request: ByteBuffer, on connection: BlockingConnection, into buffer: ReceiveBuffer, chunkSize: Int,
-        chunk: (Int, UnsafeRawBufferPointer) -> Void
-    ) throws(FDFSClientError) -> Int {
-        let operation = "DOWNLOAD_FILE"
+    /// Sends a DOWNLOAD_FILE request and reads the answer's header: the body's length, which
+    /// may not exceed the `atMost` bytes asked for.
+    private static func requestBody(_ request: ByteBuffer, on connection: BlockingConnection, atMost asked: Int) throws(FDFSClientError) -> Int {
         var head = FDFSHeader(bodyLength: Int64(request.readableBytes), command: .downloadFile).encoded()
         var body = request
         head.writeBuffer(&body)
-        try connection.send(head, operation: operation)
-        let answer = try connection.readHead(operation: operation)
-        guard answer.bodyLength <= Int64(buffer.count) else {
-            throw FDFSClientError(.protocolViolation, operation: operation, endpoint: connection.endpoint, message: "server announced \(answer.bodyLength) bytes, \(buffer.count) asked")
+        try connection.send(head, operation: downloadOperation)
+        let answer = try connection.readHead(operation: downloadOperation)
+        guard answer.bodyLength <= Int64(asked) else {
+            throw FDFSClientError(.protocolViolation, operation: downloadOperation, endpoint: connection.endpoint,
+                                  message: "server announced \(answer.bodyLength) bytes, \(asked) asked")
         }
-        let total = Int(answer.bodyLength)
-        var position = 0
-        while position < total {
-            let size = min(chunkSize - position % chunkSize, total - position)
-            try connection.receive(into: buffer.base + position, count: size, operation: operation)
-            chunk(position, UnsafeRawBufferPointer(start: buffer.base + position, count: size))
-            position += size
-        }
-        return total
+        return Int(answer.bodyLength)
     }
 }

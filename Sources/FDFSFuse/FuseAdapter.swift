@@ -1,4 +1,5 @@
 import CFuse3
+import FDFSClient
 import FDFSMount
 import Logging
 import Synchronization
@@ -151,15 +152,29 @@ public final class FuseAdapter: Sendable {
     /// own (one copy; the default 1 MiB READs). The span (its descriptor and pin) lives until
     /// the reply is sent.
     static func replySpan(_ req: fuse_req_t?, _ span: CachedSpan) {
+        withExtendedLifetime(span) { replyData(req, from: span.fd, at: Int64(span.offset), count: span.count) }
+    }
+
+    /// Replies to a streamed READ: from a pipe, which libfuse splices on as in ``replySpan``
+    /// when the reply fits its pipe (else it copies the bytes once), or from memory.
+    static func replyStreamed(_ req: fuse_req_t?, _ body: SplicedBody) {
+        switch body {
+        case let .pipe(fd, count): replyData(req, from: fd, at: nil, count: count)
+        case let .memory(bytes): fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+        }
+    }
+
+    /// `fuse_reply_data` from a descriptor: at `position` of a file, or from a pipe (nil).
+    private static func replyData(_ req: fuse_req_t?, from fd: Int32, at position: Int64?, count: Int) {
         var vector = fuse_bufvec()
         vector.count = 1
         vector.idx = 0
         vector.off = 0
-        vector.buf.size = span.count
-        vector.buf.flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | FUSE_BUF_FD_SEEK.rawValue)
-        vector.buf.fd = span.fd
-        vector.buf.pos = off_t(span.offset)
-        withExtendedLifetime(span) { _ = fuse_reply_data(req, &vector, fuse_buf_copy_flags(0)) }
+        vector.buf.size = count
+        vector.buf.flags = fuse_buf_flags(rawValue: FUSE_BUF_IS_FD.rawValue | (position == nil ? 0 : FUSE_BUF_FD_SEEK.rawValue))
+        vector.buf.fd = fd
+        vector.buf.pos = off_t(position ?? 0)
+        _ = fuse_reply_data(req, &vector, fuse_buf_copy_flags(0))
     }
 
     // MARK: Operations table
@@ -331,6 +346,11 @@ public final class FuseAdapter: Sendable {
                     _ = result.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
                 case let .spliced(span):
                     FuseAdapter.replySpan(req, span)
+                case let .streamed(stream):
+                    adapter.async(r, "read") { () throws(FSError) in
+                        let fellBack = try await adapter.fs.deliverRead(stream) { FuseAdapter.replyStreamed(r.raw, $0) }
+                        _ = fellBack?.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                    }
                 case let .pending(pending):
                     adapter.async(r, "read") { () throws(FSError) in
                         let result = try await adapter.fs.completeRead(pending)

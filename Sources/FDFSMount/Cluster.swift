@@ -42,6 +42,13 @@ public protocol ClusterBackend: Sendable {
     /// ``read(_:from:offset:length:sink:)`` and copies.
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
               chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int
+    /// One ranged download from one storage whose bytes go into a pipe rather than memory
+    /// (``FDFSClient/downloadSpliced(_:from:offset:length:cancel:deliver:)``): `deliver` runs
+    /// once, on the download's thread, with the bytes (at most `length`, which is at most
+    /// ``SplicePipe/capacity``). Returns their count. The default receives into memory and
+    /// writes the bytes into a pipe.
+    func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel,
+                     deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
     /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
     func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID
@@ -63,6 +70,21 @@ extension ClusterBackend {
         let filling = Filling(buffer: buffer, chunkSize: chunkSize, chunk: chunk)
         try await read(id, from: endpoint, offset: offset, length: Int64(buffer.count)) { bytes in filling.add(bytes) }
         return filling.finish()
+    }
+}
+
+extension ClusterBackend {
+    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel,
+                            deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
+        let storage = ByteStorage(capacity: length)
+        let count = try await read(id, from: endpoint, offset: offset, into: ReceiveBuffer(base: storage.pointer, count: length),
+                                   chunkSize: max(length, 1), cancel: cancel) { _, _ in }
+        do {
+            try withExtendedLifetime(storage) { () throws(FDFSClientError) in
+                try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: count), deliver)
+            }
+        } catch { throw FSError(error, "pipe for \(id)") }
+        return count
     }
 }
 
@@ -147,6 +169,14 @@ public struct FDFSClusterBackend: ClusterBackend {
         do {
             return try await client.downloadOnce(id, from: endpoint, offset: offset, into: buffer, chunkSize: chunkSize, cancel: cancel, chunk: chunk)
         } catch { throw FSError(error, "download \(id) [\(offset)+\(buffer.count)] from \(endpoint)") }
+    }
+
+    /// Spliced from the socket into a pipe on a download thread: the bytes never enter user space.
+    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel,
+                            deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
+        do {
+            return try await client.downloadSpliced(id, from: endpoint, offset: offset, length: length, cancel: cancel, deliver: deliver)
+        } catch { throw FSError(error, "download \(id) [\(offset)+\(length)] from \(endpoint) into a pipe") }
     }
 
     public func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {

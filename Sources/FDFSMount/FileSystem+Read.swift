@@ -142,8 +142,14 @@ extension FDFSFileSystem {
         switch try startRead(fh, offset: offset, size: size) {
         case let .done(storage): return storage
         case let .pending(pending): return try await completeRead(pending)
-        case .spliced: throw FSError(.io, "unexpected splice")
+        case .spliced, .streamed: throw FSError(.io, "unexpected splice")
         }
+    }
+
+    /// Finishes a streamed READ (``FileReader/deliver(_:reply:)``): nil once `reply` ran with
+    /// the bytes in a pipe; a result when the READ fell back to the blocks.
+    public func deliverRead(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> ReadResult? {
+        try await stream.reader.deliver(stream, reply: reply)
     }
 
     /// Reads from the spool of a file being written (or whose upload is pending).

@@ -71,7 +71,8 @@ public final class FDFSFileSystem: Sendable {
         self.spool = try Spool(dir: options.spoolDir ?? stateDir + "/spool", capacity: options.spoolSize)
         self.budget = MemoryBudget(limit: options.memoryBudget)
         self.fetcher = BlockFetcher(cluster: cluster, metrics: metrics, logger: logger, stallTimeout: options.stallTimeout)
-        self.blocks = BlockStore(cache: cache, fetcher: fetcher, budget: budget, metrics: metrics, logger: logger, blockSize: options.blockSize, mode: options.cacheMode)
+        self.blocks = BlockStore(cache: cache, fetcher: fetcher, budget: budget, metrics: metrics, logger: logger, blockSize: options.blockSize, mode: options.cacheMode,
+                                 splicesStreams: options.spliceStreams)
         self.negative = NegativeCache(timeout: .milliseconds(Int64(options.negativeTimeout * 1000)))
         self.groupCache = GroupCache(cluster: cluster, store: store, logger: logger)
     }

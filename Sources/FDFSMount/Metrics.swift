@@ -31,6 +31,10 @@ public final class MountMetrics: Sendable {
     public let cacheEvictions: Counter
     public let cacheCorruptions: Counter
     public let bytesFromCluster: Counter
+    /// READs streamed from a storage's socket through a pipe (not through the blocks).
+    public let streamedReads: Counter
+    /// Streamed READs whose bytes went through memory because the pipe filled up first.
+    public let streamedReadsCopied: Counter
     public let bytesFromCache: Counter
     public let bytesFromSpool: Counter
     public let failovers: Counter
@@ -65,6 +69,8 @@ public final class MountMetrics: Sendable {
         cacheEvictions = counter("fdfs_mount_cache_evictions_total")
         cacheCorruptions = counter("fdfs_mount_cache_corruptions_total")
         bytesFromCluster = counter("fdfs_mount_bytes_from_cluster_total")
+        streamedReads = counter("fdfs_mount_streamed_reads_total")
+        streamedReadsCopied = counter("fdfs_mount_streamed_reads_copied_total")
         bytesFromCache = counter("fdfs_mount_bytes_from_cache_total")
         bytesFromSpool = counter("fdfs_mount_bytes_from_spool_total")
         failovers = counter("fdfs_mount_failovers_total")

@@ -11,6 +11,8 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
     case noxattr
     case directIO = "direct_io"
     case directCache = "direct_cache"
+    /// Streamed READs go through the blocks instead of from the storage's socket through a pipe.
+    case nosplice
     case cachedWrites = "cached_writes"
     case debug
     case stateDir = "state_dir"
@@ -41,7 +43,7 @@ public enum MountOptionKey: String, CaseIterable, Sendable {
     /// Whether the option is written `key=value`.
     public var takesValue: Bool {
         switch self {
-        case .ro, .rw, .allowOther, .autoUnmount, .appendable, .keepReplaced, .noxattr, .directIO, .directCache, .cachedWrites, .debug:
+        case .ro, .rw, .allowOther, .autoUnmount, .appendable, .keepReplaced, .noxattr, .directIO, .directCache, .nosplice, .cachedWrites, .debug:
             false
         default:
             true

@@ -49,6 +49,9 @@ public struct MountOptions: Sendable {
     public var kernelReadaheadKB: Int = 4096
     /// Write block files with O_DIRECT instead of through the page cache.
     public var directCache = false
+    /// In-order READs of blocks the cache would not keep go from the storage's socket through a
+    /// pipe to the kernel (`nosplice` turns it off: they go through the blocks, CRC-checked).
+    public var spliceStreams = true
     /// Read-only opens of cluster files bypass the kernel page cache (`direct_io`): cold and
     /// remounted reads get faster, shared mmap gets ENODEV, repeated reads come from the block
     /// cache instead of the page cache.
@@ -59,9 +62,16 @@ public struct MountOptions: Sendable {
     public var xattr = true
     /// Extra options passed to the kernel / libfuse as they are (fsname etc.).
     public var passthrough: [String] = []
-    /// `max_read=`: the largest READ the kernel sends (0: libfuse's default); also passed to
-    /// libfuse in ``passthrough``.
-    public var maxRead: UInt32 = 0
+    /// `max_read=` as given: the largest READ the kernel sends (nil: not given).
+    public var maxRead: UInt32?
+    /// The largest READ whose streamed reply is spliced on to the kernel: libfuse splices a
+    /// reply only when it fits its 1 MiB pipe with three pages to spare, and each slot of a
+    /// pipe holds one piece of a received packet (on loopback a pipe of 256 slots holds about
+    /// 241 pages), so 224 pages, 896 KiB.
+    public static let splicedReadSize: UInt32 = 917_504
+    /// The `max_read` the kernel and libfuse are given: `max_read=` if given, else
+    /// ``splicedReadSize`` while streamed READs are spliced, else libfuse's default (0: none).
+    public var kernelMaxRead: UInt32 { maxRead ?? (spliceStreams ? Self.splicedReadSize : 0) }
     public var debug = false
 
     public init() {}
@@ -80,7 +90,7 @@ public struct MountOptions: Sendable {
                fdfs-mount export STATE_DIR|MOUNTPOINT [--json]
                fdfs-mount meta init URL                       (creates or migrates the namespace's schema)
         options (-o, comma-separated):
-          ro rw allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache cached_writes debug
+          ro rw allow_other uid=N gid=N umask=OOO auto_unmount appendable keep_replaced noxattr direct_io direct_cache nosplice cached_writes debug
           state_dir=DIR cache_dir=DIR cache_size=SIZE cache=always|reread|never block_size=SIZE readahead=SIZE memory=SIZE
           spool_dir=DIR spool_size=SIZE stream_threshold=SIZE attr_timeout=SEC stall_timeout=SEC upload_target_ttl=SEC kernel_readahead_kb=N
           session_timeout=SEC
@@ -152,13 +162,13 @@ public struct MountOptions: Sendable {
             case .spoolSize: spoolSize = try Self.size(need(), key)
             case .noxattr: xattr = false
             case .directCache: directCache = true
+            case .nosplice: spliceStreams = false
             case .cachedWrites: directWrites = false
             case .directIO: directReads = true
             case .debug: debug = true
             case .maxRead:
                 guard let v = UInt32(try need()), v >= 4096 else { throw FSError(.invalid, "max_read takes a number of bytes, at least 4096") }
                 maxRead = v
-                passthrough.append(String(item))
             case .fsname, .subtype:
                 _ = try need()
                 passthrough.append(String(item))

@@ -94,6 +94,31 @@ extension MountE2E {
         }
     }
 
+    /// A large file read once (above the 16 MiB that `cache=reread` always caches) is streamed:
+    /// every READ spliced from a storage's socket to the kernel, none through memory (the
+    /// default `max_read` fits a pipe), nothing cached; `nosplice` reads it through the blocks.
+    @Test func largeFilesReadOnceAreSplicedFromTheStorage() async throws {
+        let client = try TestCluster.client()
+        let file = localFile(20 << 20, in: NSTemporaryDirectory())
+        defer { try? FileManager.default.removeItem(atPath: file.path) }
+        let id = try await client.upload(filePath: file.path)
+        for options in ["", "nosplice"] {
+            let mount = try TestMount(options: options)
+            defer { mount.stop() }
+            let path = mount.path(id.description)
+            #expect(sha256(path) == sha256(file.path), "\(options)")
+            let streamed = mount.metric("fdfs_mount_streamed_reads_total")
+            if options.isEmpty {
+                #expect(streamed >= 20 && mount.metric("fdfs_mount_streamed_reads_copied_total") == 0, "\(streamed)")
+                #expect(mount.metric("fdfs_mount_cache_bytes") == 0)
+            } else {
+                #expect(streamed == 0)
+            }
+        }
+        try? await client.delete(id)
+        await client.shutdown()
+    }
+
     @Test func secondReadComesFromTheCacheAndSurvivesRemount() async throws {
         let client = try TestCluster.client()
         let mount = try TestMount()
@@ -430,8 +455,26 @@ extension MountE2E {
     /// (it has not reported a sync timestamp past the file's, so QUERY_FETCH_ALL named only the
     /// source when the read began). The mount must find the member itself.
     @Test func aFreshFileIsReadFromTheOtherMemberWhenItsSourceIsKilledMidRead() async throws {
+        try await readWhileTheSourceIsKilled(options: "block_size=256K,readahead=512K,stall_timeout=1,cache=always") { mount in
+            (FileManager.default.enumerator(atPath: mount.stateDir + "/cache")?.allObjects.count ?? 0) > 1
+        }
+    }
+
+    /// The same with the default options, where the READs of a large file read once are
+    /// streamed from the storages' sockets through pipes: a failed stream is read through the
+    /// blocks, which fail over.
+    @Test func aStreamedReadGoesOnFromTheOtherMemberWhenItsSourceIsKilled() async throws {
+        try await readWhileTheSourceIsKilled(options: "stall_timeout=1") { mount in
+            mount.metric("fdfs_mount_streamed_reads_total") > 2
+        }
+    }
+
+    /// Reads a fresh 24 MiB file of group1 through a mount with `options`, slowly, and kills its
+    /// source storage once `started` says the read is under way; the read must end with the
+    /// file's bytes and no error.
+    func readWhileTheSourceIsKilled(options: String, started: @escaping (TestMount) -> Bool) async throws {
         let client = try TestCluster.client()
-        let mount = try TestMount(options: "block_size=256K,readahead=512K,stall_timeout=1,cache=always")
+        let mount = try TestMount(options: options)
         defer { mount.stop() }
         let file = localFile(24 << 20, in: mount.root)
         let id = try await client.upload(filePath: file.path, options: UploadOptions(group: "group1"))
@@ -447,10 +490,11 @@ extension MountE2E {
             return last.count == 1
         }
         guard copied else { throw HarnessError("\(other) did not receive \(id) within 60 s") }
-        // A slow reader (1 MiB every 50 ms), so the kill lands in the middle of the read.
+        // A slow reader (1 MiB every 50 ms, one open file), so the kill lands in the middle of the read.
         let path = mount.path(id.description)
-        let reader = try ChildProcess("/bin/bash", ["-c", "for i in $(seq 0 23); do dd if='\(path)' bs=1M skip=$i count=1 status=none || exit 1; sleep 0.05; done | sha256sum > '\(mount.root)/sum'"], stderr: .file(mount.root + "/reader.err"))
-        #expect(waitUntil(30) { (FileManager.default.enumerator(atPath: mount.stateDir + "/cache")?.allObjects.count ?? 0) > 1 }, "the read never started")
+        let slowRead = "import hashlib, sys, time\nh = hashlib.sha256()\nwith open(sys.argv[1], 'rb') as f:\n    while b := f.read(1 << 20):\n        h.update(b); time.sleep(0.05)\nprint(h.hexdigest())"
+        let reader = try ChildProcess("python3", ["-c", slowRead, path], stdout: .file(mount.root + "/sum"), stderr: .file(mount.root + "/reader.err"))
+        #expect(waitUntil(30) { started(mount) }, "the read never started")
         try TestCluster.control("kill-storage \(killed)")
         defer { try? TestCluster.control("start-storage \(killed)") }
         #expect(waitUntil(120) { !reader.isRunning })

@@ -54,7 +54,18 @@ import enum FDFSTestSupport.Vectors
         }
         var options = MountOptions()
         try options.parse("max_read=524288")
-        #expect(options.maxRead == 524288 && options.passthrough == ["max_read=524288"])
+        #expect(options.maxRead == 524288 && options.kernelMaxRead == 524288)
+    }
+
+    /// Without `max_read=`, READs are capped at what a spliced reply fits (896 KiB) while
+    /// streamed READs are spliced, and left to libfuse with `nosplice`.
+    @Test func maxReadDefaultsToWhatASplicedReplyFits() throws {
+        var options = MountOptions()
+        #expect(options.maxRead == nil && options.kernelMaxRead == 917_504)
+        try options.parse("nosplice")
+        #expect(options.kernelMaxRead == 0)
+        try options.parse("max_read=131072")
+        #expect(options.kernelMaxRead == 131_072)
     }
 
     @Test func readmeListsEveryOption() throws {

@@ -23,17 +23,20 @@ import Glibc
         }
     }
 
-    func parts(_ dir: TempDir, _ cluster: MemoryCluster, stallTimeout: Double = 5, mode: CacheMode = .reread, capacity: Int64 = 8 << 20, smallFile: Int64 = 16 << 20) throws -> Parts {
+    func parts(_ dir: TempDir, _ cluster: MemoryCluster, stallTimeout: Double = 5, mode: CacheMode = .reread, capacity: Int64 = 8 << 20, smallFile: Int64 = 16 << 20,
+               splicesStreams: Bool = true) throws -> Parts {
         let metrics = MountMetrics()
         let cache = try BlockCache(dir: dir.path + "/cache", capacity: capacity, blockSize: Self.blockSize, metrics: metrics, logger: quiet)
         dir.beforeRemoval { cache.flush() }
         let fetcher = BlockFetcher(cluster: cluster, metrics: metrics, logger: quiet, stallTimeout: stallTimeout)
-        let store = BlockStore(cache: cache, fetcher: fetcher, budget: MemoryBudget(limit: 4 << 20), metrics: metrics, logger: quiet, blockSize: Self.blockSize, mode: mode, smallFile: smallFile)
+        let store = BlockStore(cache: cache, fetcher: fetcher, budget: MemoryBudget(limit: 4 << 20), metrics: metrics, logger: quiet, blockSize: Self.blockSize, mode: mode, smallFile: smallFile,
+                               splicesStreams: splicesStreams)
         return Parts(cache: cache, store: store, metrics: metrics)
     }
 
     /// One READ, finishing it when some blocks had to be fetched.
-    /// `splice`: a span is read back from its descriptor, as the kernel would splice it.
+    /// `splice`: a span is read back from its descriptor, and a streamed READ from its pipe, as
+    /// the kernel would splice them.
     func read(_ reader: FileReader, offset: Int64, size: Int, splice: Bool = false) async throws -> (bytes: [UInt8], synchronous: Bool) {
         switch try reader.read(offset: offset, size: size, splice: splice) {
         case let .done(result): return (Array(result.bytes), true)
@@ -42,13 +45,17 @@ import Glibc
             var bytes = [UInt8](repeating: 0, count: span.count)
             let n = bytes.withUnsafeMutableBytes { pread(span.fd, $0.baseAddress, span.count, off_t(span.offset)) }
             return (Array(bytes.prefix(max(0, n))), true)
+        case let .streamed(stream):
+            let delivered = Delivered()
+            if let fellBack = try await reader.deliver(stream, reply: { delivered.take($0) }) { return (Array(fellBack.bytes), false) }
+            return (delivered.bytes, false)
         }
     }
 
-    func readAll(_ reader: FileReader, chunk: Int = 100_000) async throws -> [UInt8] {
+    func readAll(_ reader: FileReader, chunk: Int = 100_000, splice: Bool = false) async throws -> [UInt8] {
         var out: [UInt8] = []
         while true {
-            let bytes = try await read(reader, offset: Int64(out.count), size: chunk).bytes
+            let bytes = try await read(reader, offset: Int64(out.count), size: chunk, splice: splice).bytes
             if bytes.isEmpty { return out }
             out += bytes
         }

@@ -122,4 +122,48 @@ import Testing
             #expect(error.isTransport, "\(error)")
         }
     }
+
+    /// ``FDFSClient/downloadSpliced(_:from:offset:length:cancel:deliver:)``: the body goes from
+    /// the socket into a pipe; when the pipe's slots fill up before the range is in (a 1 MiB
+    /// range on loopback does not fit a 1 MiB pipe: each slot holds one piece of a packet),
+    /// the rest arrives in memory. Either way the bytes are the file's.
+    @Test func splicedDownloadsDeliverTheRangeFromAPipeOrMemory() async throws {
+        let node = StorageNode()
+        defer { node.destroy() }
+        try await node.start()
+        let storage = try await StorageClient.connect(node)
+        defer { storage.close() }
+        let big = content(3 << 20)
+        let id = try await storage.upload(big, ext: "bin")
+        let client = client()
+        defer { Task { await client.shutdown() } }
+
+        func spliced(_ offset: Int, _ length: Int) async throws -> (bytes: [UInt8], fromPipe: Bool) {
+            let taken = Mutex<(bytes: [UInt8], fromPipe: Bool)>(([], false))
+            let count = try await client.downloadSpliced(id, from: node.endpoint, offset: Int64(offset), length: length) { body in
+                let delivered = body.take()
+                taken.withLock { $0 = delivered }
+            }
+            let result = taken.withLock { $0 }
+            #expect(count == result.bytes.count)
+            return result
+        }
+        let small = try await spliced(4096, 512 << 10)
+        #expect(small.bytes == Array(big[4096..<(4096 + 512 << 10)]))
+        #expect(small.fromPipe, "512 KiB fit the pipe")
+        let whole = try await spliced(1 << 20, 1 << 20)
+        #expect(whole.bytes == Array(big[(1 << 20)..<(2 << 20)]))
+        #expect(!whole.fromPipe, "1 MiB from loopback does not fit a 1 MiB pipe")
+        let odd = try await spliced(big.count - 1000, 1000)
+        #expect(odd.bytes == Array(big.suffix(1000)))
+
+        do {
+            _ = try await client.downloadSpliced(id, from: node.endpoint, offset: 0, length: SplicePipe.capacity + 1) { _ in }
+            Issue.record("a range larger than a pipe was taken")
+        } catch let error as FDFSClientError {
+            #expect(error.code == .invalidArgument)
+        }
+        // The connection was reused after each: one more plain download still answers right.
+        #expect(try await download(client, id, from: node, offset: 0, length: 100).bytes == Array(big.prefix(100)))
+    }
 }

@@ -111,6 +111,24 @@ public final class BlockFetcher: Sendable {
         return try await race.value()
     }
 
+    /// Streams `length` bytes of `ref` at `offset` into a pipe for `deliver`
+    /// (``ClusterBackend/readSpliced(_:from:offset:length:cancel:deliver:)``), from the storage
+    /// that block `index` is fetched from first. A storage that has not delivered within the
+    /// stall timeout is cut off. No failover: the caller reads a failed stream through the
+    /// blocks, which have it.
+    func stream(_ ref: FileRef, index: Int, offset: Int64, length: Int,
+                deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
+        let list = ref.id.servers(among: try await replicas(ref.id))
+        guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
+        let cancel = DownloadCancel()
+        let watchdog = Task { [stallTimeout] in
+            try await Task.sleep(for: stallTimeout)
+            cancel.cancel()
+        }
+        defer { watchdog.cancel() }
+        return try await cluster.readSpliced(ref.id, from: list[index % list.count], offset: offset, length: length, cancel: cancel, deliver: deliver)
+    }
+
     /// Replaces the cached replica list of `id` (after a failover found storages that work).
     private func remember(_ id: FileID, _ list: [StorageEndpoint]) {
         knownReplicas.withLock { $0[id.description] = (list, .now) }

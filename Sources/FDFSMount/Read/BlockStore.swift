@@ -30,8 +30,14 @@ public final class BlockStore: Sendable {
     /// Files up to this size are always cached in `reread`.
     let smallFile: Int64
 
-    public init(cache: BlockCache, fetcher: BlockFetcher, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, mode: CacheMode, smallFile: Int64 = CacheMode.smallFile) {
+    /// Whether READs of blocks the cache would not keep may go from a storage's socket to the
+    /// reader through a pipe (``streams(_:)``; `-o nosplice` turns it off).
+    let splicesStreams: Bool
+
+    public init(cache: BlockCache, fetcher: BlockFetcher, budget: MemoryBudget, metrics: MountMetrics, logger: Logger, blockSize: Int, mode: CacheMode,
+                smallFile: Int64 = CacheMode.smallFile, splicesStreams: Bool = true) {
         self.mode = mode
+        self.splicesStreams = splicesStreams
         self.smallFile = smallFile
         self.staged = Mutex(StagedBlocks(limit: budget.limit))
         self.cache = cache
@@ -60,6 +66,31 @@ public final class BlockStore: Sendable {
             if reason.fileSize <= smallFile || !reason.sequential { return true }
             return seen.withLock { $0.fetchedAgain(key) }
         }
+    }
+
+    /// Whether in-order READs of `ref` may bypass the blocks and go from a storage through a
+    /// pipe (``FileReader``): only where the cache would not keep what a stream fetches
+    /// (`never`, or `reread` for a file above the small-file size).
+    func streams(_ ref: FileRef) -> Bool {
+        guard splicesStreams else { return false }
+        switch mode {
+        case .always: return false
+        case .never: return true
+        case .reread: return ref.size > smallFile
+        }
+    }
+
+    /// Whether block `key` is cached, in memory, or being fetched: a READ touching it goes
+    /// through the blocks.
+    func holds(_ key: BlockKey) -> Bool {
+        inflight.withLock { $0[key] != nil } || staged.withLock { $0.block(key) != nil } || cache.contains(key)
+    }
+
+    /// `reread`: records that a stream read block `key` without fetching it; false when the
+    /// block was fetched or streamed before, so reading it now is a re-read that the cache
+    /// keeps (the READ goes through the blocks, whose fetch admits it).
+    func firstPass(_ key: BlockKey) -> Bool {
+        mode != .reread || seen.withLock { $0.firstSight(key) }
     }
 
     /// Copies bytes of a cached block (in memory until written, or on disk) without waiting:

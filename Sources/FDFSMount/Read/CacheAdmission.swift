@@ -38,6 +38,15 @@ struct SeenBlocks: Sendable {
 
     init(limit: Int = 1 << 16) { self.limit = limit }
 
+    /// Records that a stream read `key` without fetching it; false when it had been fetched
+    /// or streamed before (then the next fetch of it is admitted).
+    mutating func firstSight(_ key: BlockKey) -> Bool {
+        if keys.contains(key) { return false }
+        if keys.count >= limit { keys.removeAll(keepingCapacity: true) }
+        keys.insert(key)
+        return true
+    }
+
     /// Records a fetch of `key`; true when it had been fetched before.
     mutating func fetchedAgain(_ key: BlockKey) -> Bool {
         if keys.remove(key) != nil { return true }

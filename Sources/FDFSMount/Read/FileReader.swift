@@ -1,3 +1,4 @@
+import FDFSClient
 import Logging
 import Synchronization
 
@@ -10,6 +11,13 @@ public final class FileReader: Sendable {
     struct Progress: Sendable {
         var readAhead: ReadAhead
         var check: WholeFileCheck
+        /// Blocks this handle's streamed READs touched lately (READs straddle blocks and may
+        /// arrive a little out of order): touching one again is no re-read.
+        var streamed = RecentBlocks()
+        /// This handle's READs are streamed (``streamChoice(offset:length:blocks:)``).
+        var streaming = false
+        /// A streamed READ failed: this handle reads through the blocks from now on.
+        var streamFailed = false
     }
 
     public let ref: FileRef
@@ -32,7 +40,9 @@ public final class FileReader: Sendable {
     var isSequential: Bool { progress.withLock { $0.readAhead.isSequential } }
     public var check: WholeFileCheck { progress.withLock { $0.check } }
 
-    /// The synchronous part of a READ, cheap enough for the libfuse thread: starts read-ahead,
+    /// The synchronous part of a READ, cheap enough for the libfuse thread. With `splice` (the
+    /// caller can reply from a file descriptor), an in-order READ of blocks the cache would not
+    /// keep is `.streamed`: finish it with ``deliver(_:reply:)``. Otherwise starts read-ahead,
     /// then answers from the cache: with `splice`, a request within one verified on-disk block
     /// as a ``CachedSpan`` (no copy here); a request within one block still in memory from
     /// that block; otherwise copies every touched block the cache has into the reply. `.done`
@@ -41,11 +51,18 @@ public final class FileReader: Sendable {
         let started = ContinuousClock.now
         let length = Int(max(0, min(Int64(size), ref.size - offset)))
         guard length > 0 else { return .done(ReadResult(ByteStorage(capacity: 0))) }
-        // Read-ahead first, so the fetches overlap with this request.
-        let ahead = progress.withLock { $0.readAhead.record(offset: offset, length: Int64(length), fileSize: ref.size) }
-        for index in ahead { store.prefetch(ref, index) }
         let blockSize = Int64(store.blockSize)
         let first = Int(offset / blockSize), last = Int((offset + Int64(length) - 1) / blockSize)
+        switch splice ? streamChoice(offset: offset, length: length, blocks: first...last) : .blocks {
+        case .stream:
+            return .streamed(StreamedRead(reader: self, offset: offset, length: length, firstBlock: first, started: started))
+        case .blocksOfAStream:
+            break
+        case .blocks:
+            // Read-ahead first, so the fetches overlap with this request.
+            let ahead = progress.withLock { $0.readAhead.record(offset: offset, length: Int64(length), fileSize: ref.size) }
+            for index in ahead { store.prefetch(ref, index) }
+        }
         if first == last {
             let start = Int(offset - Int64(first) * blockSize), key = ref.key(first)
             if splice, let span = store.cache.span(key, offset: start, length: length) {
@@ -76,6 +93,77 @@ public final class FileReader: Sendable {
         guard missing.isEmpty else { return .pending(pending) }
         try finish(crcs: crcs, started: started)
         return .done(ReadResult(storage))
+    }
+
+    /// How a READ is answered when the caller can reply from a pipe.
+    enum StreamChoice {
+        /// From a storage's socket through a pipe.
+        case stream
+        /// Through the blocks, with read-ahead.
+        case blocks
+        /// Through the blocks without read-ahead: a handle that streams touched a block the
+        /// cache holds (from an earlier pass); the READs after it stream again.
+        case blocksOfAStream
+    }
+
+    /// A READ within this distance of where a streaming handle's reads ended still belongs to
+    /// the stream: the kernel's read-ahead has several READs in flight at once, and libfuse's
+    /// threads take them up in any order.
+    static let streamSlack: Int64 = 16 << 20
+
+    /// Whether a READ goes from a storage's socket through a pipe to the caller, bypassing the
+    /// blocks (and their read-ahead, copies and CRCs): READs of a file whose blocks the cache
+    /// would not keep (``BlockStore/streams(_:)``), from the start or continuing the reads
+    /// before, when no block the READ touches is cached or being fetched and none was read
+    /// before by another pass (a re-read, which the cache keeps, goes through the blocks).
+    func streamChoice(offset: Int64, length: Int, blocks: ClosedRange<Int>) -> StreamChoice {
+        guard length <= SplicePipe.capacity, store.streams(ref) else { return .blocks }
+        return progress.withLock { p in
+            guard !p.streamFailed else { return .blocks }
+            let follows = p.streaming ? p.readAhead.isNear(offset, within: Self.streamSlack) : p.readAhead.continues(at: offset)
+            guard follows else { return .blocks }
+            let choice: StreamChoice
+            if blocks.contains(where: { store.holds(ref.key($0)) }) {
+                choice = p.streaming ? .blocksOfAStream : .blocks
+            } else if !blocks.allSatisfy({ p.streamed.contains($0) || store.firstPass(ref.key($0)) }) {
+                choice = .blocks
+            } else {
+                for index in blocks where !p.streamed.contains(index) { p.streamed.insert(index) }
+                p.streaming = true
+                choice = .stream
+            }
+            if choice != .blocks { p.readAhead.follow(offset: offset, length: Int64(length)) }
+            return choice
+        }
+    }
+
+    /// Finishes a streamed READ: the bytes go from one storage into a pipe (or into memory when
+    /// the pipe cannot hold them, ``SplicedBody``), and `reply` runs with them on the download's
+    /// thread (the FUSE adapter replies from the pipe). Returns nil once `reply` has run. When the storage fails or stalls
+    /// before the bytes are in the pipe, the READ is read through the blocks (with their
+    /// failover) and returned instead, and this handle streams no more. Streamed bytes are not
+    /// checksummed, so a file read this way gets no whole-file CRC check.
+    public func deliver(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> ReadResult? {
+        do {
+            let copied = Copied()
+            let count = try await store.fetcher.stream(ref, index: stream.firstBlock, offset: stream.offset, length: stream.length) { body in
+                if case .memory = body { copied.flag.store(true, ordering: .relaxed) }
+                reply(body)
+            }
+            metrics.add(metrics.streamedReads)
+            if copied.flag.load(ordering: .relaxed) { metrics.add(metrics.streamedReadsCopied) }
+            metrics.add(metrics.bytesFromCluster, Int64(count))
+            metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - stream.started))
+            return nil
+        } catch {
+            progress.withLock { $0.streamFailed = true }
+            logger.warning("streamed read of \(ref.id) at \(stream.offset) failed (\(error)); reading it through the blocks")
+            switch try read(offset: stream.offset, size: stream.length) {
+            case let .done(result): return result
+            case let .pending(pending): return try await complete(pending)
+            case .spliced, .streamed: throw FSError(.io, "unexpected splice")
+            }
+        }
     }
 
     /// Fetches the blocks the cache did not have, then finishes the READ.
@@ -178,6 +266,37 @@ public enum ReadProgress: Sendable {
     /// Every byte lies in one cached block the kernel can splice from its cache file (only
     /// when the caller asked for it).
     case spliced(CachedSpan)
+    /// The bytes go from a storage through a pipe: finish with ``FileReader/deliver(_:reply:)``
+    /// (only when the caller asked for splicing).
+    case streamed(StreamedRead)
+}
+
+/// A READ streamed from a storage through a pipe (``ReadProgress/streamed(_:)``).
+public struct StreamedRead: Sendable {
+    let reader: FileReader
+    public let offset: Int64
+    public let length: Int
+    /// The first block the READ touches (it picks the storage, as a fetch of it would).
+    let firstBlock: Int
+    let started: ContinuousClock.Instant
+}
+
+/// Whether a streamed READ's bytes were delivered from memory rather than a pipe.
+private final class Copied: Sendable {
+    let flag = Atomic(false)
+}
+
+/// The blocks a handle's streamed READs touched lately: the last ``limit`` of them.
+struct RecentBlocks: Sendable {
+    static let limit = 64
+    private var blocks: [Int] = []
+
+    func contains(_ index: Int) -> Bool { blocks.contains(index) }
+
+    mutating func insert(_ index: Int) {
+        if blocks.count == Self.limit { blocks.removeFirst() }
+        blocks.append(index)
+    }
 }
 
 /// A READ whose cached part is done and whose missing blocks still need fetching.

@@ -47,6 +47,29 @@ public struct ReadAhead: Sendable {
         }
     }
 
+    /// Whether `offset` lies within `slack` bytes of where the reads so far ended.
+    func isNear(_ offset: Int64, within slack: Int64) -> Bool {
+        switch pattern {
+        case .unread: return offset <= slack
+        case let .sequential(end, _, _), let .random(end): return abs(offset - end) <= slack
+        }
+    }
+
+    /// Records a read that needed no read-ahead (a streamed READ, ``FileReader``): the reads
+    /// count as sequential, and no window grows or counts as issued. The caller checked
+    /// ``continues(at:)``.
+    public mutating func follow(offset: Int64, length: Int64) {
+        let end = offset + length
+        switch pattern {
+        case .unread:
+            pattern = .sequential(end: end, window: 0, issuedUpTo: 0)
+        case let .sequential(previousEnd, window, issued):
+            pattern = .sequential(end: max(end, previousEnd), window: window, issuedUpTo: issued)
+        case let .random(previousEnd):
+            pattern = .sequential(end: max(end, previousEnd), window: 0, issuedUpTo: 0)
+        }
+    }
+
     /// Records a read and returns the blocks to prefetch beyond it.
     public mutating func record(offset: Int64, length: Int64, fileSize: Int64) -> Range<Int> {
         let end = offset + length

@@ -1,0 +1,85 @@
+import FDFSClient
+import FDFSMount
+import FDFSProtocol
+import FDFSTestSupport
+import Synchronization
+import Testing
+
+/// What a streamed READ delivered, taken out of its pipe (or memory) as the kernel would.
+final class Delivered: Sendable {
+    private let taken = Mutex<[UInt8]>([])
+
+    func take(_ body: SplicedBody) {
+        let bytes = body.take().bytes
+        taken.withLock { $0 = bytes }
+    }
+
+    var bytes: [UInt8] { taken.withLock { $0 } }
+}
+
+/// Streamed READs (``FileReader/streamChoice(offset:length:blocks:)``): in-order READs of
+/// blocks the cache would not keep go from a storage through a pipe, bypassing the blocks.
+extension ReaderTests {
+    @Test func aStreamTheCacheWouldNotKeepGoesThroughAPipeAndARereadIsCached() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(Self.largeSize)
+        let id = cluster.put(content)
+        let parts = try parts(dir, cluster, smallFile: Self.smallFile)
+        let ref = FileRef(id: id, size: Int64(content.count))
+        // READs straddling blocks, as the kernel's 896 KiB READs straddle 1 MiB blocks.
+        let chunk = Self.blockSize * 7 / 8
+        #expect(try await readAll(parts.reader(ref), chunk: chunk, splice: true) == content)
+        let reads = (content.count + chunk - 1) / chunk
+        #expect(parts.metrics.streamedReads.load() == Int64(reads), "every READ streamed")
+        #expect(cluster.count("read") == reads, "one download per READ, no read-ahead")
+        parts.cache.flush()
+        #expect(parts.cache.blockCount == 0, "nothing cached on the way")
+        #expect(parts.metrics.prefetches.load() == 0)
+
+        // Read again: a re-read, which goes through the blocks and is cached.
+        #expect(try await readAll(parts.reader(ref), chunk: chunk, splice: true) == content)
+        #expect(parts.metrics.streamedReads.load() == Int64(reads), "the second pass is not streamed")
+        parts.cache.flush()
+        #expect(parts.cache.blockCount > 0, "read again: admitted")
+    }
+
+    @Test func onlyInOrderReadsOfLargeFilesInRereadOrNeverAreStreamed() async throws {
+        let cluster = MemoryCluster()
+        let large = randomBytes(Self.largeSize), small = randomBytes(3 * Self.blockSize)
+        let largeRef = FileRef(id: cluster.put(large), size: Int64(large.count))
+        let smallRef = FileRef(id: cluster.put(small), size: Int64(small.count))
+        func streams(_ parts: Parts, _ ref: FileRef, at offset: Int64) throws -> Bool {
+            if case .streamed = try parts.reader(ref).read(offset: offset, size: Self.blockSize, splice: true) { return true }
+            return false
+        }
+        let rereadDir = TempDir(), neverDir = TempDir(), alwaysDir = TempDir(), offDir = TempDir()
+        let reread = try parts(rereadDir, cluster, smallFile: Self.smallFile)
+        #expect(try streams(reread, largeRef, at: 0))
+        #expect(try !streams(reread, smallRef, at: 0), "small files are cached")
+        #expect(try !streams(reread, largeRef, at: Int64(20 * Self.blockSize)), "a first READ away from the start is random")
+        #expect(try !reread.reader(largeRef).read(offset: 0, size: Self.blockSize).isStreamed, "only when the caller can reply from a pipe")
+        #expect(try streams(parts(neverDir, cluster, mode: .never, smallFile: Self.smallFile), smallRef, at: 0), "never: any size")
+        #expect(try !streams(parts(alwaysDir, cluster, mode: .always, smallFile: Self.smallFile), largeRef, at: 0))
+        #expect(try !streams(parts(offDir, cluster, smallFile: Self.smallFile, splicesStreams: false), largeRef, at: 0), "nosplice")
+    }
+
+    @Test func aFailedStreamIsReadThroughTheBlocksAndItsHandleStreamsNoMore() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(Self.largeSize)
+        let ref = FileRef(id: cluster.put(content), size: Int64(content.count))
+        let parts = try parts(dir, cluster, smallFile: Self.smallFile)
+        cluster.state.withLock { $0.failFirstReplica = true }
+        let reader = parts.reader(ref)
+        #expect(try await readAll(reader, chunk: Self.blockSize, splice: true) == content)
+        #expect(parts.metrics.streamedReads.load() == 0)
+        #expect(parts.metrics.failovers.load() > 0, "the blocks failed over to the other storage")
+        #expect(try !reader.read(offset: 0, size: Self.blockSize, splice: true).isStreamed)
+    }
+}
+
+extension ReadProgress {
+    var isStreamed: Bool {
+        if case .streamed = self { return true }
+        return false
+    }
+}
