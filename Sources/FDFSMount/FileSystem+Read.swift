@@ -167,8 +167,11 @@ extension FDFSFileSystem {
     }
 
     /// A reader for one open handle of a cluster file.
+    /// Its READs stream only through the page cache: with `direct_io` the kernel reads no
+    /// further ahead than the reader asks, so the mount's read-ahead is what keeps the network
+    /// busy.
     func reader(_ ref: FileRef) -> FileReader {
-        FileReader(ref: ref, store: blocks, maxWindow: options.readahead, metrics: metrics, logger: logger)
+        FileReader(ref: ref, store: blocks, maxWindow: options.readahead, metrics: metrics, logger: logger, mayStream: !options.directReads)
     }
 
     /// Reads a whole cluster file into a local file descriptor (copy-on-write).

@@ -70,8 +70,9 @@ public struct MountOptions: Sendable {
     /// 241 pages), so 224 pages, 896 KiB.
     public static let splicedReadSize: UInt32 = 917_504
     /// The `max_read` the kernel and libfuse are given: `max_read=` if given, else
-    /// ``splicedReadSize`` while streamed READs are spliced, else libfuse's default (0: none).
-    public var kernelMaxRead: UInt32 { maxRead ?? (spliceStreams ? Self.splicedReadSize : 0) }
+    /// ``splicedReadSize`` where READs are streamed (not with `nosplice` or `direct_io`), else
+    /// libfuse's default (0: none).
+    public var kernelMaxRead: UInt32 { maxRead ?? (spliceStreams && !directReads ? Self.splicedReadSize : 0) }
     public var debug = false
 
     public init() {}

@@ -58,10 +58,13 @@ import enum FDFSTestSupport.Vectors
     }
 
     /// Without `max_read=`, READs are capped at what a spliced reply fits (896 KiB) while
-    /// streamed READs are spliced, and left to libfuse with `nosplice`.
+    /// streamed READs are spliced, and left to libfuse with `nosplice` or `direct_io`.
     @Test func maxReadDefaultsToWhatASplicedReplyFits() throws {
         var options = MountOptions()
         #expect(options.maxRead == nil && options.kernelMaxRead == 917_504)
+        var direct = MountOptions()
+        try direct.parse("direct_io")
+        #expect(direct.kernelMaxRead == 0, "direct_io handles do not stream")
         try options.parse("nosplice")
         #expect(options.kernelMaxRead == 0)
         try options.parse("max_read=131072")

@@ -18,8 +18,8 @@ import Glibc
         let store: BlockStore
         let metrics: MountMetrics
 
-        func reader(_ ref: FileRef, maxWindow: Int64 = 256 << 10) -> FileReader {
-            FileReader(ref: ref, store: store, maxWindow: maxWindow, metrics: metrics, logger: quiet)
+        func reader(_ ref: FileRef, maxWindow: Int64 = 256 << 10, mayStream: Bool = true) -> FileReader {
+            FileReader(ref: ref, store: store, maxWindow: maxWindow, metrics: metrics, logger: quiet, mayStream: mayStream)
         }
     }
 

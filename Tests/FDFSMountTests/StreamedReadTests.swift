@@ -58,6 +58,7 @@ extension ReaderTests {
         #expect(try !streams(reread, smallRef, at: 0), "small files are cached")
         #expect(try !streams(reread, largeRef, at: Int64(20 * Self.blockSize)), "a first READ away from the start is random")
         #expect(try !reread.reader(largeRef).read(offset: 0, size: Self.blockSize).isStreamed, "only when the caller can reply from a pipe")
+        #expect(try !reread.reader(largeRef, mayStream: false).read(offset: 0, size: Self.blockSize, splice: true).isStreamed, "direct_io")
         #expect(try streams(parts(neverDir, cluster, mode: .never, smallFile: Self.smallFile), smallRef, at: 0), "never: any size")
         #expect(try !streams(parts(alwaysDir, cluster, mode: .always, smallFile: Self.smallFile), largeRef, at: 0))
         #expect(try !streams(parts(offDir, cluster, smallFile: Self.smallFile, splicesStreams: false), largeRef, at: 0), "nosplice")

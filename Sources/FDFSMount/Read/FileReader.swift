@@ -26,8 +26,13 @@ public final class FileReader: Sendable {
     let logger: Logger
     private let progress: Mutex<Progress>
 
+    /// Whether its READs may be streamed (``streamChoice(offset:length:blocks:)``): not for
+    /// `direct_io` handles, whose READs the kernel sends one at a time.
+    let mayStream: Bool
+
     /// `maxWindow`: the largest read-ahead, in bytes (`-o readahead`).
-    public init(ref: FileRef, store: BlockStore, maxWindow: Int64, metrics: MountMetrics, logger: Logger) {
+    public init(ref: FileRef, store: BlockStore, maxWindow: Int64, metrics: MountMetrics, logger: Logger, mayStream: Bool = true) {
+        self.mayStream = mayStream
         self.ref = ref
         self.store = store
         self.metrics = metrics
@@ -117,7 +122,7 @@ public final class FileReader: Sendable {
     /// before, when no block the READ touches is cached or being fetched and none was read
     /// before by another pass (a re-read, which the cache keeps, goes through the blocks).
     func streamChoice(offset: Int64, length: Int, blocks: ClosedRange<Int>) -> StreamChoice {
-        guard length <= SplicePipe.capacity, store.streams(ref) else { return .blocks }
+        guard mayStream, length <= SplicePipe.capacity, store.streams(ref) else { return .blocks }
         return progress.withLock { p in
             guard !p.streamFailed else { return .blocks }
             let follows = p.streaming ? p.readAhead.isNear(offset, within: Self.streamSlack) : p.readAhead.continues(at: offset)
