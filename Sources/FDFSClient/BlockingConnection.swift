@@ -58,6 +58,9 @@ final class BlockingConnection: Sendable {
         throw lastError
     }
 
+    /// Sets how long a receive may wait (`SO_RCVTIMEO`).
+    func setReceiveTimeout(_ amount: TimeAmount) { Self.setTimeout(fd, SO_RCVTIMEO, amount) }
+
     private static func setTimeout(_ fd: Int32, _ option: Int32, _ amount: TimeAmount) {
         let nanoseconds = max(amount.nanoseconds, 1_000_000)
         var value = timeval(tv_sec: Int(nanoseconds / 1_000_000_000), tv_usec: Int(nanoseconds % 1_000_000_000 / 1000))

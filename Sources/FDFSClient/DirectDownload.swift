@@ -100,9 +100,11 @@ extension FDFSClient {
     /// storage may send fewer (the file ends first), and `deliver` runs once in any case, with
     /// what arrived. Nothing is checksummed. Returns the byte count. Errors as
     /// ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``; once `deliver` has run
-    /// the download has succeeded, whatever `deliver` did with the bytes.
+    /// the download has succeeded, whatever `deliver` did with the bytes. `stallTimeout`, when
+    /// shorter than the network timeout, bounds each wait for the storage instead (a stalled
+    /// storage fails the download with ``FDFSClientError/Code/timeout`` that soon).
     public func downloadSpliced(
-        _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel? = nil,
+        _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: TimeAmount? = nil,
         deliver: @escaping @Sendable (SplicedBody) -> Void
     ) async throws(FDFSClientError) -> Int {
         guard length >= 0, length <= SplicePipe.capacity else {
@@ -110,7 +112,11 @@ extension FDFSClient {
                                   message: "a spliced download takes at most \(SplicePipe.capacity) bytes, not \(length)")
         }
         let request = DownloadRequest(offset: offset, length: Int64(length), file: FileRequest(id)).encoded()
-        return try await onDownloadThread(endpoint, cancel: cancel) { connection throws(FDFSClientError) -> Int in
+        let networkTimeout = configuration.networkTimeout
+        let wait = stallTimeout.map { min($0, networkTimeout) }
+        return try await onDownloadThread(endpoint, cancel: nil) { connection throws(FDFSClientError) -> Int in
+            if let wait { connection.setReceiveTimeout(wait) }
+            defer { if wait != nil { connection.setReceiveTimeout(networkTimeout) } }
             let total = try Self.requestBody(request, on: connection, atMost: length)
             let pipe = try SplicePipes.take()
             defer { SplicePipes.give(pipe) }

@@ -5,7 +5,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// A pipe that a spliced download fills with a storage's bytes (``FDFSClient/downloadSpliced(_:from:offset:length:cancel:deliver:)``),
+/// A pipe that a spliced download fills with a storage's bytes (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:)``),
 /// for a consumer that moves them on from its read end without reading them (the mount's
 /// `fuse_reply_data`). Holds up to ``SplicePipe/capacity`` bytes: the kernel's `pipe-max-size`
 /// default, the most an unprivileged process may ask for.

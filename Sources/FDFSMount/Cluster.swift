@@ -43,11 +43,11 @@ public protocol ClusterBackend: Sendable {
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
               chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int
     /// One ranged download from one storage whose bytes go into a pipe rather than memory
-    /// (``FDFSClient/downloadSpliced(_:from:offset:length:cancel:deliver:)``): `deliver` runs
+    /// (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:)``): `deliver` runs
     /// once, on the download's thread, with the bytes (at most `length`, which is at most
-    /// ``SplicePipe/capacity``). Returns their count. The default receives into memory and
-    /// writes the bytes into a pipe.
-    func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel,
+    /// ``SplicePipe/capacity``). Returns their count. A storage that sends nothing for
+    /// `stallTimeout` fails it. The default receives into memory and writes the bytes into a pipe.
+    func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                      deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
     /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
@@ -74,11 +74,11 @@ extension ClusterBackend {
 }
 
 extension ClusterBackend {
-    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel,
+    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                             deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
         let storage = ByteStorage(capacity: length)
         let count = try await read(id, from: endpoint, offset: offset, into: ReceiveBuffer(base: storage.pointer, count: length),
-                                   chunkSize: max(length, 1), cancel: cancel) { _, _ in }
+                                   chunkSize: max(length, 1), cancel: DownloadCancel()) { _, _ in }
         do {
             try withExtendedLifetime(storage) { () throws(FDFSClientError) in
                 try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: count), deliver)
@@ -172,10 +172,12 @@ public struct FDFSClusterBackend: ClusterBackend {
     }
 
     /// Spliced from the socket into a pipe on a download thread: the bytes never enter user space.
-    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, cancel: DownloadCancel,
+    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                             deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
         do {
-            return try await client.downloadSpliced(id, from: endpoint, offset: offset, length: length, cancel: cancel, deliver: deliver)
+            let (seconds, attoseconds) = stallTimeout.components
+            let stall = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            return try await client.downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: stall, deliver: deliver)
         } catch { throw FSError(error, "download \(id) [\(offset)+\(length)] from \(endpoint) into a pipe") }
     }
 

@@ -4,6 +4,10 @@ import NIOCore
 import Synchronization
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// ``FDFSClient/downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``, the download the
 /// mount's block fetches use: received with blocking calls straight into the caller's memory.
 @Suite(.serialized) struct DirectDownloadTests {
@@ -123,7 +127,7 @@ import Testing
         }
     }
 
-    /// ``FDFSClient/downloadSpliced(_:from:offset:length:cancel:deliver:)``: the body goes from
+    /// ``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:)``: the body goes from
     /// the socket into a pipe; when the pipe's slots fill up before the range is in (a 1 MiB
     /// range on loopback does not fit a 1 MiB pipe: each slot holds one piece of a packet),
     /// the rest arrives in memory. Either way the bytes are the file's.
@@ -157,13 +161,51 @@ import Testing
         let odd = try await spliced(big.count - 1000, 1000)
         #expect(odd.bytes == Array(big.suffix(1000)))
 
-        do {
+        do throws(FDFSClientError) {
             _ = try await client.downloadSpliced(id, from: node.endpoint, offset: 0, length: SplicePipe.capacity + 1) { _ in }
             Issue.record("a range larger than a pipe was taken")
-        } catch let error as FDFSClientError {
+        } catch {
             #expect(error.code == .invalidArgument)
         }
         // The connection was reused after each: one more plain download still answers right.
         #expect(try await download(client, id, from: node, offset: 0, length: 100).bytes == Array(big.prefix(100)))
+    }
+
+    /// A storage that takes the request and sends nothing fails a spliced download within its
+    /// stall timeout, not the 5 s network timeout.
+    @Test func aSilentStorageFailsASplicedDownloadWithinItsStallTimeout() async throws {
+        let (listener, port) = try #require(Self.silentListener())
+        defer { close(listener) }
+        let endpoint = StorageEndpoint(ip: "127.0.0.1", port: port)
+        let id = try FileID("group1/M00/00/00/wKgz6lnduTeAMdrcAAEoRmXZPp870.jpeg")
+        let client = client()
+        defer { Task { await client.shutdown() } }
+        let started = ContinuousClock.now
+        do throws(FDFSClientError) {
+            _ = try await client.downloadSpliced(id, from: endpoint, offset: 0, length: 4096, stallTimeout: .milliseconds(300)) { _ in }
+            Issue.record("a silent storage answered")
+        } catch {
+            #expect(error.code == .timeout, "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
+    /// A listening socket on 127.0.0.1 that nobody accepts on: the kernel completes
+    /// connections to it, and nothing ever answers.
+    static func silentListener() -> (fd: Int32, port: Int)? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutableBytes(of: &address) { raw -> Bool in
+            let pointer = raw.baseAddress!.assumingMemoryBound(to: sockaddr.self)
+            return bind(fd, pointer, length) == 0 && listen(fd, 4) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+        guard ok else {
+            close(fd)
+            return nil
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 }

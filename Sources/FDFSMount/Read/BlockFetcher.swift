@@ -112,21 +112,15 @@ public final class BlockFetcher: Sendable {
     }
 
     /// Streams `length` bytes of `ref` at `offset` into a pipe for `deliver`
-    /// (``ClusterBackend/readSpliced(_:from:offset:length:cancel:deliver:)``), from the storage
-    /// that block `index` is fetched from first. A storage that has not delivered within the
-    /// stall timeout is cut off. No failover: the caller reads a failed stream through the
+    /// (``ClusterBackend/readSpliced(_:from:offset:length:stallTimeout:deliver:)``), from the
+    /// storage that block `index` is fetched from first. A storage that sends nothing for the
+    /// stall timeout fails it. No failover: the caller reads a failed stream through the
     /// blocks, which have it.
     func stream(_ ref: FileRef, index: Int, offset: Int64, length: Int,
                 deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
         let list = ref.id.servers(among: try await replicas(ref.id))
         guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
-        let cancel = DownloadCancel()
-        let watchdog = Task { [stallTimeout] in
-            try await Task.sleep(for: stallTimeout)
-            cancel.cancel()
-        }
-        defer { watchdog.cancel() }
-        return try await cluster.readSpliced(ref.id, from: list[index % list.count], offset: offset, length: length, cancel: cancel, deliver: deliver)
+        return try await cluster.readSpliced(ref.id, from: list[index % list.count], offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver)
     }
 
     /// Replaces the cached replica list of `id` (after a failover found storages that work).
