@@ -120,3 +120,9 @@ struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A storage given on the command line as HOST[:PORT] (port 23000 when left out).
+func parseStorage(_ address: String) throws -> StorageEndpoint {
+    let parsed = try ServerAddress(parsing: address, defaultPort: 23000)
+    return StorageEndpoint(ip: parsed.host, port: parsed.port)
+}

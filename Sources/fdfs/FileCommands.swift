@@ -31,10 +31,7 @@ struct Info: AsyncParsableCommand {
 
     func run() async throws {
         let id = try parseFileID(fileID)
-        let endpoint = try storage.map { address in
-            let parsed = try ServerAddress(parsing: address, defaultPort: 23000)
-            return StorageEndpoint(ip: parsed.host, port: parsed.port)
-        }
+        let endpoint = try storage.map(parseStorage)
         let info = local ? FDFSClient.localFileInfo(id) : try await cluster.run { client in
             if let endpoint { return try await client.fileInfo(id, on: endpoint, computeCRC32: !noCRC) }
             return try await client.fileInfo(id, computeCRC32: !noCRC)

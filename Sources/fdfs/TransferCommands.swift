@@ -40,23 +40,34 @@ struct Download: AsyncParsableCommand {
     @Argument(help: "Output file (default: the name part of the ID; '-' for stdout).") var output: String?
     @Option(help: "First byte to download.") var offset: Int64 = 0
     @Option(help: "Number of bytes (0 = to the end).") var length: Int64 = 0
+    @Option(help: "Download from this storage (HOST:PORT) instead of the one the tracker names, with no failover.")
+    var storage: String?
 
     func run() async throws {
         let id = try parseFileID(fileID)
         let target = output ?? id.name
+        let endpoint = try storage.map(parseStorage)
         let bytes = try await cluster.run { client -> Int64 in
+            /// One download, from `endpoint` alone when given, else with the client's failover.
+            func download(_ sink: (ByteBuffer) throws(FDFSClientError) -> Void) async throws(FDFSClientError) -> Int64 {
+                guard let endpoint else { return try await client.download(id, offset: offset, length: length, into: sink) }
+                var count: Int64 = 0
+                try await client.downloadOnce(id, from: endpoint, offset: offset, length: length) { chunk throws(FDFSClientError) in
+                    count += Int64(chunk.readableBytes)
+                    try sink(chunk)
+                }
+                return count
+            }
             if target == "-" {
                 let out = FileHandle.standardOutput
-                return try await client.download(id, offset: offset, length: length) { chunk throws(FDFSClientError) in
-                    out.write(Data(chunk.readableBytesView))
-                }
+                return try await download { chunk in out.write(Data(chunk.readableBytesView)) }
             }
             let total = length > 0 ? length : max(id.generated.size - offset, 0)
             let bar = ProgressBar(total: id.kind == .normal ? total : 0, label: "download")
             let file = try FileHandleSink(path: target)
             defer { file.close() }
             var done: Int64 = 0
-            let count = try await client.download(id, offset: offset, length: length) { chunk throws(FDFSClientError) in
+            let count = try await download { chunk throws(FDFSClientError) in
                 try file.write(chunk)
                 done += Int64(chunk.readableBytes)
                 bar.update(done)

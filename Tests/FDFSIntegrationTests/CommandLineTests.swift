@@ -60,6 +60,11 @@ import Testing
         #expect(asked?["crc32"] as? Int == json?["crc32"] as? Int, "a normal file's CRC32 comes from its name")
         let nowhere = try cli("info", id, "--storage", "127.0.0.1:1")
         #expect(nowhere.status != 0 && nowhere.stderr.contains("127.0.0.1:1"), "\(nowhere.stderr)")
+        // Downloaded from that storage alone: the same bytes; from one that is not there, an error naming it.
+        let fromHolder = try cli("download", id, "-", "--storage", holder, "--offset", "1000", "--length", "300")
+        #expect(fromHolder.stdoutBytes == original[1000..<1300], "\(fromHolder.stderr)")
+        let fromNowhere = try cli("download", id, "-", "--storage", "127.0.0.1:1")
+        #expect(fromNowhere.status != 0 && fromNowhere.stderr.contains("127.0.0.1:1"), "\(fromNowhere.stderr)")
 
         #expect(try cli("delete", id).status == 0)
         let again = try cli("delete", id)

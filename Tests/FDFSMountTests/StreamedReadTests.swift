@@ -69,7 +69,11 @@ extension ReaderTests {
         let content = randomBytes(Self.largeSize)
         let ref = FileRef(id: cluster.put(content), size: Int64(content.count))
         let parts = try parts(dir, cluster, smallFile: Self.smallFile)
-        cluster.state.withLock { $0.failFirstReplica = true }
+        // The stream's one storage fails; the blocks find the other one.
+        cluster.state.withLock {
+            $0.failFirstReplica = true
+            $0.onlySourceNamed = true
+        }
         let reader = parts.reader(ref)
         #expect(try await readAll(reader, chunk: Self.blockSize, splice: true) == content)
         #expect(parts.metrics.streamedReads.load() == 0)

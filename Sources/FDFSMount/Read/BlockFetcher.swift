@@ -112,15 +112,18 @@ public final class BlockFetcher: Sendable {
     }
 
     /// Streams `length` bytes of `ref` at `offset` into a pipe for `deliver`
-    /// (``ClusterBackend/readSpliced(_:from:offset:length:stallTimeout:deliver:)``), from the
-    /// storage that block `index` is fetched from first. A storage that sends nothing for the
-    /// stall timeout fails it. No failover: the caller reads a failed stream through the
-    /// blocks, which have it.
-    func stream(_ ref: FileRef, index: Int, offset: Int64, length: Int,
+    /// (``ClusterBackend/readSpliced(_:from:offset:length:stallTimeout:deliver:)``). All of a
+    /// file's streamed READs go to one of its storages, picked from the name (unlike block
+    /// fetches, which alternate): that storage then reads the file in order, so its own
+    /// read-ahead works, and the files of many readers still spread over the replicas. A
+    /// storage that sends nothing for the stall timeout fails it. No failover: the caller
+    /// reads a failed stream through the blocks, which have it.
+    func stream(_ ref: FileRef, offset: Int64, length: Int,
                 deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
         let list = ref.id.servers(among: try await replicas(ref.id))
         guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
-        return try await cluster.readSpliced(ref.id, from: list[index % list.count], offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver)
+        let pick = Int((ref.id.generated.crc32 ^ ref.id.generated.timestamp) % UInt32(list.count))
+        return try await cluster.readSpliced(ref.id, from: list[pick], offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver)
     }
 
     /// Replaces the cached replica list of `id` (after a failover found storages that work).

@@ -60,7 +60,7 @@ public final class FileReader: Sendable {
         let first = Int(offset / blockSize), last = Int((offset + Int64(length) - 1) / blockSize)
         switch splice ? streamChoice(offset: offset, length: length, blocks: first...last) : .blocks {
         case .stream:
-            return .streamed(StreamedRead(reader: self, offset: offset, length: length, firstBlock: first, started: started))
+            return .streamed(StreamedRead(reader: self, offset: offset, length: length, started: started))
         case .blocksOfAStream:
             break
         case .blocks:
@@ -151,7 +151,7 @@ public final class FileReader: Sendable {
     public func deliver(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> ReadResult? {
         do {
             let copied = Copied()
-            let count = try await store.fetcher.stream(ref, index: stream.firstBlock, offset: stream.offset, length: stream.length) { body in
+            let count = try await store.fetcher.stream(ref, offset: stream.offset, length: stream.length) { body in
                 if case .memory = body { copied.flag.store(true, ordering: .relaxed) }
                 reply(body)
             }
@@ -281,8 +281,6 @@ public struct StreamedRead: Sendable {
     let reader: FileReader
     public let offset: Int64
     public let length: Int
-    /// The first block the READ touches (it picks the storage, as a fetch of it would).
-    let firstBlock: Int
     let started: ContinuousClock.Instant
 }
 
