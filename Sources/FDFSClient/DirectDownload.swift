@@ -98,40 +98,71 @@ extension FDFSClient {
     /// one packet piece per slot; see ``SplicePipe``), its bytes and the rest are received into
     /// memory and delivered as `.memory`. `length` is at most ``SplicePipe/capacity``; the
     /// storage may send fewer (the file ends first), and `deliver` runs once in any case, with
-    /// what arrived. Nothing is checksummed. Returns the byte count. Errors as
-    /// ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``; once `deliver` has run
-    /// the download has succeeded, whatever `deliver` did with the bytes. `stallTimeout`, when
-    /// shorter than the network timeout, bounds each wait for the storage instead (a stalled
-    /// storage fails the download with ``FDFSClientError/Code/timeout`` that soon).
+    /// what arrived. Nothing is checksummed. `completion` then runs on that thread with the byte
+    /// count, or with the error (as ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``);
+    /// once `deliver` has run the download has succeeded, whatever `deliver` did with the bytes.
+    /// `stallTimeout`, when shorter than the network timeout, bounds each wait for the storage
+    /// instead (a stalled storage fails the download with ``FDFSClientError/Code/timeout`` that
+    /// soon). No task is involved: a caller on a thread of its own (the mount's libfuse thread)
+    /// hands the exchange to a download thread and is done.
     public func downloadSpliced(
         _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: TimeAmount? = nil,
-        deliver: @escaping @Sendable (SplicedBody) -> Void
-    ) async throws(FDFSClientError) -> Int {
+        deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FDFSClientError>) -> Void
+    ) {
         guard length >= 0, length <= SplicePipe.capacity else {
-            throw FDFSClientError(.invalidArgument, operation: Self.downloadOperation, endpoint: endpoint.description,
-                                  message: "a spliced download takes at most \(SplicePipe.capacity) bytes, not \(length)")
+            completion(.failure(FDFSClientError(.invalidArgument, operation: Self.downloadOperation, endpoint: endpoint.description,
+                                                message: "a spliced download takes at most \(SplicePipe.capacity) bytes, not \(length)")))
+            return
         }
         let request = DownloadRequest(offset: offset, length: Int64(length), file: FileRequest(id)).encoded()
         let networkTimeout = configuration.networkTimeout
         let wait = stallTimeout.map { min($0, networkTimeout) }
-        return try await onDownloadThread(endpoint, cancel: nil) { connection throws(FDFSClientError) -> Int in
-            if let wait { connection.setReceiveTimeout(wait) }
-            defer { if wait != nil { connection.setReceiveTimeout(networkTimeout) } }
-            let total = try Self.requestBody(request, on: connection, atMost: length)
-            let pipe = try SplicePipes.take()
-            defer { SplicePipes.give(pipe) }
-            let inPipe = try pipe.fill(from: connection, count: total, operation: Self.downloadOperation)
-            if inPipe == total {
-                deliver(.pipe(fd: pipe.readEnd, count: total))
-                return total
+        let pool = blockingPool
+        DownloadThreads.pool.submit { state in
+            guard case .active = state else {
+                completion(.failure(FDFSClientError(.localIO, operation: Self.downloadOperation, endpoint: endpoint.description, message: "download threads stopped")))
+                return
             }
-            let memory = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 4096)
-            defer { memory.deallocate() }
-            try pipe.drain(into: memory, count: inPipe)
-            try connection.receive(into: memory + inPipe, count: total - inPipe, operation: Self.downloadOperation)
-            deliver(.memory(UnsafeRawBufferPointer(start: memory, count: total)))
+            completion(Result { () throws(FDFSClientError) -> Int in
+                try pool.withConnection(to: endpoint) { connection throws(FDFSClientError) -> Int in
+                    if let wait { connection.setReceiveTimeout(wait) }
+                    defer { if wait != nil { connection.setReceiveTimeout(networkTimeout) } }
+                    return try Self.splice(request, on: connection, atMost: length, deliver: deliver)
+                }
+            })
+        }
+    }
+
+    /// ``downloadSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``, awaited.
+    public func downloadSpliced(
+        _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: TimeAmount? = nil,
+        deliver: @escaping @Sendable (SplicedBody) -> Void
+    ) async throws(FDFSClientError) -> Int {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Int, FDFSClientError>, Never>) in
+            downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver) {
+                continuation.resume(returning: $0)
+            }
+        }.get()
+    }
+
+    /// The blocking part of a spliced download, on one connection.
+    private static func splice(
+        _ request: ByteBuffer, on connection: BlockingConnection, atMost length: Int, deliver: (SplicedBody) -> Void
+    ) throws(FDFSClientError) -> Int {
+        let total = try requestBody(request, on: connection, atMost: length)
+        let pipe = try SplicePipes.take()
+        defer { SplicePipes.give(pipe) }
+        let inPipe = try pipe.fill(from: connection, count: total, operation: downloadOperation)
+        if inPipe == total {
+            deliver(.pipe(fd: pipe.readEnd, count: total))
             return total
         }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 4096)
+        defer { memory.deallocate() }
+        try pipe.drain(into: memory, count: inPipe)
+        try connection.receive(into: memory + inPipe, count: total - inPipe, operation: downloadOperation)
+        deliver(.memory(UnsafeRawBufferPointer(start: memory, count: total)))
+        return total
     }
 
     private static let downloadOperation = "DOWNLOAD_FILE"

@@ -347,9 +347,14 @@ public final class FuseAdapter: Sendable {
                 case let .spliced(span):
                     FuseAdapter.replySpan(req, span)
                 case let .streamed(stream):
-                    adapter.async(r, "read") { () throws(FSError) in
-                        let fellBack = try await adapter.fs.deliverRead(stream) { FuseAdapter.replyStreamed(r.raw, $0) }
-                        _ = fellBack?.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                    // Replied to on a download thread; no task unless the stream fails.
+                    adapter.fs.deliverRead(stream, reply: { FuseAdapter.replyStreamed(r.raw, $0) }) { result in
+                        switch result {
+                        case .success(nil): break
+                        case let .success(fellBack?):
+                            _ = fellBack.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                        case let .failure(error): adapter.fail(r, error, "read")
+                        }
                     }
                 case let .pending(pending):
                     adapter.async(r, "read") { () throws(FSError) in

@@ -43,12 +43,13 @@ public protocol ClusterBackend: Sendable {
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
               chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int
     /// One ranged download from one storage whose bytes go into a pipe rather than memory
-    /// (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:)``): `deliver` runs
-    /// once, on the download's thread, with the bytes (at most `length`, which is at most
-    /// ``SplicePipe/capacity``). Returns their count. A storage that sends nothing for
-    /// `stallTimeout` fails it. The default receives into memory and writes the bytes into a pipe.
+    /// (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``):
+    /// `deliver` runs once, on the download's thread, with the bytes (at most `length`, which is
+    /// at most ``SplicePipe/capacity``), then `completion` with their count or the error. A
+    /// storage that sends nothing for `stallTimeout` fails it. The default receives into memory
+    /// in a task and writes the bytes into a pipe.
     func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
-                     deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int
+                     deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void)
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
     /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
     func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID
@@ -75,16 +76,22 @@ extension ClusterBackend {
 
 extension ClusterBackend {
     public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
-                            deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
-        let storage = ByteStorage(capacity: length)
-        let count = try await read(id, from: endpoint, offset: offset, into: ReceiveBuffer(base: storage.pointer, count: length),
-                                   chunkSize: max(length, 1), cancel: DownloadCancel()) { _, _ in }
-        do {
-            try withExtendedLifetime(storage) { () throws(FDFSClientError) in
-                try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: count), deliver)
+                            deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
+        Task {
+            let storage = ByteStorage(capacity: length)
+            do throws(FSError) {
+                let count = try await read(id, from: endpoint, offset: offset, into: ReceiveBuffer(base: storage.pointer, count: length),
+                                           chunkSize: max(length, 1), cancel: DownloadCancel()) { _, _ in }
+                do throws(FDFSClientError) {
+                    try withExtendedLifetime(storage) { () throws(FDFSClientError) in
+                        try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: count), deliver)
+                    }
+                } catch { throw FSError(error, "pipe for \(id)") }
+                completion(.success(count))
+            } catch {
+                completion(.failure(error))
             }
-        } catch { throw FSError(error, "pipe for \(id)") }
-        return count
+        }
     }
 }
 
@@ -173,12 +180,12 @@ public struct FDFSClusterBackend: ClusterBackend {
 
     /// Spliced from the socket into a pipe on a download thread: the bytes never enter user space.
     public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
-                            deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
-        do {
-            let (seconds, attoseconds) = stallTimeout.components
-            let stall = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-            return try await client.downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: stall, deliver: deliver)
-        } catch { throw FSError(error, "download \(id) [\(offset)+\(length)] from \(endpoint) into a pipe") }
+                            deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
+        let (seconds, attoseconds) = stallTimeout.components
+        let stall = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        client.downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: stall, deliver: deliver) { result in
+            completion(result.mapError { FSError($0, "download \(id) [\(offset)+\(length)] from \(endpoint) into a pipe") })
+        }
     }
 
     public func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {

@@ -146,10 +146,12 @@ extension FDFSFileSystem {
         }
     }
 
-    /// Finishes a streamed READ (``FileReader/deliver(_:reply:)``): nil once `reply` ran with
-    /// the bytes in a pipe; a result when the READ fell back to the blocks.
-    public func deliverRead(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> ReadResult? {
-        try await stream.reader.deliver(stream, reply: reply)
+    /// Finishes a streamed READ (``FileReader/deliver(_:reply:completion:)``): `completion`
+    /// gets nil once `reply` ran with the bytes, or a result when the READ fell back to the
+    /// blocks.
+    public func deliverRead(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void,
+                            completion: @escaping @Sendable (Result<ReadResult?, FSError>) -> Void) {
+        stream.reader.deliver(stream, reply: reply, completion: completion)
     }
 
     /// Reads from the spool of a file being written (or whose upload is pending).

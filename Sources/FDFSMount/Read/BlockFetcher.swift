@@ -25,15 +25,19 @@ public final class BlockFetcher: Sendable {
     /// Storages holding the file (cached for a few seconds).
     func replicas(_ id: FileID, refresh: Bool = false) async throws(FSError) -> [StorageEndpoint] {
         let key = id.description
-        if !refresh, let cached = knownReplicas.withLock({ $0[key] }), ContinuousClock.now - cached.at < .seconds(10) {
-            return cached.list
-        }
+        if !refresh, let cached = knownReplicas(of: id) { return cached }
         let list = try await cluster.replicas(id)
         knownReplicas.withLock { known in
             if known.count > 10_000 { known.removeAll() }
             known[key] = (list, .now)
         }
         return list
+    }
+
+    /// The storages holding the file when they were asked for less than 10 s ago.
+    func knownReplicas(of id: FileID) -> [StorageEndpoint]? {
+        guard let cached = knownReplicas.withLock({ $0[id.description] }), ContinuousClock.now - cached.at < .seconds(10) else { return nil }
+        return cached.list
     }
 
     /// Downloads one block, starting with replica `index % n`; on failure moves on to the
@@ -112,18 +116,25 @@ public final class BlockFetcher: Sendable {
     }
 
     /// Streams `length` bytes of `ref` at `offset` into a pipe for `deliver`
-    /// (``ClusterBackend/readSpliced(_:from:offset:length:stallTimeout:deliver:)``). All of a
-    /// file's streamed READs go to one of its storages, picked from the name (unlike block
-    /// fetches, which alternate): that storage then reads the file in order, so its own
-    /// read-ahead works, and the files of many readers still spread over the replicas. A
-    /// storage that sends nothing for the stall timeout fails it. No failover: the caller
-    /// reads a failed stream through the blocks, which have it.
-    func stream(_ ref: FileRef, offset: Int64, length: Int,
-                deliver: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> Int {
-        let list = ref.id.servers(among: try await replicas(ref.id))
-        guard !list.isEmpty else { throw FSError(.io, "no storage holds \(ref.id)") }
-        let pick = Int((ref.id.generated.crc32 ^ ref.id.generated.timestamp) % UInt32(list.count))
-        return try await cluster.readSpliced(ref.id, from: list[pick], offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver)
+    /// (``ClusterBackend/readSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``),
+    /// then runs `completion`. All of a file's streamed READs go to one of its storages, picked
+    /// from the name (unlike block fetches, which alternate): that storage then reads the file
+    /// in order, so its own read-ahead works, and the files of many readers still spread over
+    /// the replicas. A storage that sends nothing for the stall timeout fails it. No failover:
+    /// the caller reads a failed stream through the blocks, which have it. With the replicas
+    /// known, no task is involved.
+    func stream(_ ref: FileRef, offset: Int64, length: Int, deliver: @escaping @Sendable (SplicedBody) -> Void,
+                completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
+        let start: @Sendable ([StorageEndpoint]) -> Void = { [cluster, stallTimeout] replicas in
+            let list = ref.id.servers(among: replicas)
+            guard !list.isEmpty else { return completion(.failure(FSError(.io, "no storage holds \(ref.id)"))) }
+            let pick = Int((ref.id.generated.crc32 ^ ref.id.generated.timestamp) % UInt32(list.count))
+            cluster.readSpliced(ref.id, from: list[pick], offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver, completion: completion)
+        }
+        if let known = knownReplicas(of: ref.id) { return start(known) }
+        Task {
+            do throws(FSError) { start(try await replicas(ref.id)) } catch { completion(.failure(error)) }
+        }
     }
 
     /// Replaces the cached replica list of `id` (after a failover found storages that work).

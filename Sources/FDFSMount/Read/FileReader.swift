@@ -143,31 +143,51 @@ public final class FileReader: Sendable {
     }
 
     /// Finishes a streamed READ: the bytes go from one storage into a pipe (or into memory when
-    /// the pipe cannot hold them, ``SplicedBody``), and `reply` runs with them on the download's
-    /// thread (the FUSE adapter replies from the pipe). Returns nil once `reply` has run. When the storage fails or stalls
-    /// before the bytes are in the pipe, the READ is read through the blocks (with their
-    /// failover) and returned instead, and this handle streams no more. Streamed bytes are not
-    /// checksummed, so a file read this way gets no whole-file CRC check.
+    /// the pipe cannot hold them, ``SplicedBody``), and `reply` runs with them on the
+    /// download's thread (the FUSE adapter replies from the pipe); then `completion` runs with
+    /// nil. When the storage fails or stalls before the bytes are in the pipe, the READ is read
+    /// through the blocks (with their failover), `completion` gets that result, and this
+    /// handle streams no more. Streamed bytes are not checksummed, so a file read this way gets
+    /// no whole-file CRC check. A READ that streams involves no task (``BlockFetcher/stream``).
+    public func deliver(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void,
+                        completion: @escaping @Sendable (Result<ReadResult?, FSError>) -> Void) {
+        let copied = Copied()
+        store.fetcher.stream(ref, offset: stream.offset, length: stream.length, deliver: { body in
+            if case .memory = body { copied.flag.store(true, ordering: .relaxed) }
+            reply(body)
+        }) { [self] result in
+            switch result {
+            case let .success(count):
+                metrics.add(metrics.streamedReads)
+                if copied.flag.load(ordering: .relaxed) { metrics.add(metrics.streamedReadsCopied) }
+                metrics.add(metrics.bytesFromCluster, Int64(count))
+                metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - stream.started))
+                completion(.success(nil))
+            case let .failure(error):
+                progress.withLock { $0.streamFailed = true }
+                logger.warning("streamed read of \(ref.id) at \(stream.offset) failed (\(error)); reading it through the blocks")
+                Task {
+                    do throws(FSError) { completion(.success(try await throughBlocks(offset: stream.offset, size: stream.length))) } catch {
+                        completion(.failure(error))
+                    }
+                }
+            }
+        }
+    }
+
+    /// ``deliver(_:reply:completion:)``, awaited.
     public func deliver(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void) async throws(FSError) -> ReadResult? {
-        do {
-            let copied = Copied()
-            let count = try await store.fetcher.stream(ref, offset: stream.offset, length: stream.length) { body in
-                if case .memory = body { copied.flag.store(true, ordering: .relaxed) }
-                reply(body)
-            }
-            metrics.add(metrics.streamedReads)
-            if copied.flag.load(ordering: .relaxed) { metrics.add(metrics.streamedReadsCopied) }
-            metrics.add(metrics.bytesFromCluster, Int64(count))
-            metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - stream.started))
-            return nil
-        } catch {
-            progress.withLock { $0.streamFailed = true }
-            logger.warning("streamed read of \(ref.id) at \(stream.offset) failed (\(error)); reading it through the blocks")
-            switch try read(offset: stream.offset, size: stream.length) {
-            case let .done(result): return result
-            case let .pending(pending): return try await complete(pending)
-            case .spliced, .streamed: throw FSError(.io, "unexpected splice")
-            }
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<ReadResult?, FSError>, Never>) in
+            deliver(stream, reply: reply) { continuation.resume(returning: $0) }
+        }.get()
+    }
+
+    /// A whole READ through the blocks (cache, fetches, read-ahead).
+    private func throughBlocks(offset: Int64, size: Int) async throws(FSError) -> ReadResult {
+        switch try read(offset: offset, size: size) {
+        case let .done(result): return result
+        case let .pending(pending): return try await complete(pending)
+        case .spliced, .streamed: throw FSError(.io, "unexpected splice")
         }
     }
 
