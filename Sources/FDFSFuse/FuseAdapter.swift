@@ -23,8 +23,9 @@ final class CoreHolder: @unchecked Sendable {
 }
 
 /// The libfuse3 low-level adapter: requests in, replies out. Every request that may touch
-/// the network is answered from a Task; libfuse threads only do local work (WRITE to the
-/// spool, READ hits in the block cache, READDIR from a snapshot).
+/// the network is answered from a Task, or (a streamed READ) from a download thread;
+/// libfuse threads only do local work (WRITE to the spool, READ hits in the block cache,
+/// READDIR from a snapshot).
 public final class FuseAdapter: Sendable {
     let holder = CoreHolder()
     let logger: Logger
