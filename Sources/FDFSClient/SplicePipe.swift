@@ -63,9 +63,11 @@ public final class SplicePipe: Sendable {
             let code = errno
             if code == EINTR { continue }
             if code == EAGAIN {
-                // Either the pipe is full while bytes wait, or the receive timeout passed.
-                if !connection.isQuiet { return filled }
-                throw FDFSClientError(.timeout, operation: operation, endpoint: connection.endpoint, message: "no data within the network timeout")
+                // The pipe is full (at once), or the receive timeout passed. With bytes in the
+                // pipe it is taken as full: the rest is then received into memory, where a
+                // timeout shows as one; an empty pipe is never full.
+                if filled > 0 { return filled }
+                throw FDFSClientError(.timeout, operation: operation, endpoint: connection.endpoint, message: "no data within the receive timeout")
             }
             throw FDFSClientError(.connectionClosed, operation: operation, endpoint: connection.endpoint,
                                   message: "splice from the socket failed: \(String(cString: strerror(code)))")
