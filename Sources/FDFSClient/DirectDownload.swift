@@ -149,9 +149,11 @@ extension FDFSClient {
     private static func splice(
         _ request: ByteBuffer, on connection: BlockingConnection, atMost length: Int, deliver: (SplicedBody) -> Void
     ) throws(FDFSClientError) -> Int {
-        let total = try requestBody(request, on: connection, atMost: length)
+        // The pipe first: a pipe the kernel refuses (too many pipe pages for this user) then
+        // costs no transfer.
         let pipe = try SplicePipes.take()
         defer { SplicePipes.give(pipe) }
+        let total = try requestBody(request, on: connection, atMost: length)
         let inPipe = try pipe.fill(from: connection, count: total, operation: downloadOperation)
         if inPipe == total {
             deliver(.pipe(fd: pipe.readEnd, count: total))
