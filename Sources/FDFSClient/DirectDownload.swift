@@ -117,20 +117,11 @@ extension FDFSClient {
         let request = DownloadRequest(offset: offset, length: Int64(length), file: FileRequest(id)).encoded()
         let networkTimeout = configuration.networkTimeout
         let wait = stallTimeout.map { min($0, networkTimeout) }
-        let pool = blockingPool
-        DownloadThreads.pool.submit { state in
-            guard case .active = state else {
-                completion(.failure(FDFSClientError(.localIO, operation: Self.downloadOperation, endpoint: endpoint.description, message: "download threads stopped")))
-                return
-            }
-            completion(Result { () throws(FDFSClientError) -> Int in
-                try pool.withConnection(to: endpoint) { connection throws(FDFSClientError) -> Int in
-                    if let wait { connection.setReceiveTimeout(wait) }
-                    defer { if wait != nil { connection.setReceiveTimeout(networkTimeout) } }
-                    return try Self.splice(request, on: connection, atMost: length, deliver: deliver)
-                }
-            })
-        }
+        onDownloadThread(endpoint, cancel: nil, { connection throws(FDFSClientError) -> Int in
+            if let wait { connection.setReceiveTimeout(wait) }
+            defer { if wait != nil { connection.setReceiveTimeout(networkTimeout) } }
+            return try Self.splice(request, on: connection, atMost: length, deliver: deliver)
+        }, completion: completion)
     }
 
     /// ``downloadSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``, awaited.
@@ -170,28 +161,37 @@ extension FDFSClient {
     private static let downloadOperation = "DOWNLOAD_FILE"
 
     /// Runs `body` on a download thread with a connection to `endpoint` from the blocking
-    /// pool, which `cancel` can shut down from elsewhere.
+    /// pool, which `cancel` can shut down from elsewhere; then `completion` on that thread
+    /// with what `body` returned or threw.
+    private func onDownloadThread<T>(
+        _ endpoint: StorageEndpoint, cancel: DownloadCancel?, _ body: @escaping @Sendable (BlockingConnection) throws(FDFSClientError) -> T,
+        completion: @escaping @Sendable (Result<T, FDFSClientError>) -> Void
+    ) {
+        let pool = blockingPool
+        DownloadThreads.pool.submit { state in
+            guard case .active = state else {
+                completion(.failure(FDFSClientError(.localIO, operation: Self.downloadOperation, endpoint: endpoint.description, message: "download threads stopped")))
+                return
+            }
+            completion(Result { () throws(FDFSClientError) -> T in
+                try pool.withConnection(to: endpoint) { (connection: BlockingConnection) throws(FDFSClientError) -> T in
+                    guard cancel?.attach(connection) ?? true else {
+                        throw FDFSClientError(.connectionClosed, operation: Self.downloadOperation, endpoint: connection.endpoint, message: "cancelled")
+                    }
+                    defer { cancel?.detach() }
+                    return try body(connection)
+                }
+            })
+        }
+    }
+
+    /// ``onDownloadThread(_:cancel:_:completion:)``, awaited.
     private func onDownloadThread<T: Sendable>(
         _ endpoint: StorageEndpoint, cancel: DownloadCancel?, _ body: @escaping @Sendable (BlockingConnection) throws(FDFSClientError) -> T
     ) async throws(FDFSClientError) -> T {
-        let pool = blockingPool
-        let result: Result<T, FDFSClientError>
-        do {
-            result = try await DownloadThreads.pool.runIfActive {
-                Result { () throws(FDFSClientError) -> T in
-                    try pool.withConnection(to: endpoint) { (connection: BlockingConnection) throws(FDFSClientError) -> T in
-                        guard cancel?.attach(connection) ?? true else {
-                            throw FDFSClientError(.connectionClosed, operation: Self.downloadOperation, endpoint: connection.endpoint, message: "cancelled")
-                        }
-                        defer { cancel?.detach() }
-                        return try body(connection)
-                    }
-                }
-            }
-        } catch {
-            throw FDFSClientError(.localIO, operation: Self.downloadOperation, endpoint: endpoint.description, message: "download thread: \(error)")
-        }
-        return try result.get()
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, FDFSClientError>, Never>) in
+            onDownloadThread(endpoint, cancel: cancel, body) { continuation.resume(returning: $0) }
+        }.get()
     }
 
     /// Sends a DOWNLOAD_FILE request and reads the answer's header: the body's length, which

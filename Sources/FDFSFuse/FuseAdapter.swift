@@ -32,8 +32,9 @@ public final class FuseAdapter: Sendable {
     public let mountpoint: String
     let xattr: Bool
     let kernelReadaheadKB: Int
-    /// The `max_read=` mount option (0: none). libfuse 3.14 passes it to the kernel but ends the
-    /// session at INIT unless `init` sets the same value in the connection.
+    /// The `max_read` the kernel is given (``MountOptions/kernelMaxRead``; 0: libfuse's default).
+    /// libfuse 3.14 passes it to the kernel but ends the session at INIT unless `init` sets the
+    /// same value in the connection.
     let maxRead: UInt32
 
     public init(mountpoint: String, xattr: Bool, kernelReadaheadKB: Int = 4096, maxRead: UInt32 = 0, logger: Logger) {
@@ -150,8 +151,7 @@ public final class FuseAdapter: Sendable {
     /// Replies to a READ with bytes of a cache file: libfuse splices them from the file into
     /// /dev/fuse when SPLICE_WRITE was negotiated and the reply fits its pipe (1 MiB here, the
     /// reply plus three pages: READs up to 1 MiB - 12 KiB), else reads them into a buffer of its
-    /// own (one copy; the default 1 MiB READs). The span (its descriptor and pin) lives until
-    /// the reply is sent.
+    /// own (one copy). The span (its descriptor and pin) lives until the reply is sent.
     static func replySpan(_ req: fuse_req_t?, _ span: CachedSpan) {
         withExtendedLifetime(span) { replyData(req, from: span.fd, at: Int64(span.offset), count: span.count) }
     }

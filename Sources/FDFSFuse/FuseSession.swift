@@ -13,11 +13,13 @@ public struct FuseMountConfig: Sendable {
     public var allowOther = false
     public var autoUnmount = false
     public var fsname = "fdfs"
+    public var subtype = "fdfs"
     public var debug = false
     public var foreground = true
     public var kernelReadaheadKB = 4096
     public var maxThreads: UInt32 = 16
-    public var extra: [String] = []
+    /// The largest READ the kernel sends (0: libfuse's default).
+    public var maxRead: UInt32 = 0
 
     public init(mountpoint: String) {
         self.mountpoint = mountpoint
@@ -33,11 +35,11 @@ public enum FuseSession {
     /// Runs the session. `ready` is called after the mount exists (and after daemonizing),
     /// before the first request is served: create the core there and attach it.
     public static func run(adapter: FuseAdapter, config: FuseMountConfig, logger: Logger, ready: () -> Bool) -> Int32 {
-        var options = ["fsname=\(config.fsname)", "subtype=fdfs", "default_permissions"]
+        var options = ["fsname=\(config.fsname)", "subtype=\(config.subtype)", "default_permissions"]
         if config.readOnly { options.append("ro") }
         if config.allowOther { options.append("allow_other") }
         if config.autoUnmount { options.append("auto_unmount") }
-        options += config.extra
+        if config.maxRead > 0 { options.append("max_read=\(config.maxRead)") }
         var argv = ["fdfs-mount", "-o", options.joined(separator: ",")]
         if config.debug { argv.append("-d") }
         var args = fuse_args(argc: 0, argv: nil, allocated: 0)

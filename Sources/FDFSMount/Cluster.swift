@@ -181,9 +181,7 @@ public struct FDFSClusterBackend: ClusterBackend {
     /// Spliced from the socket into a pipe on a download thread: the bytes never enter user space.
     public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                             deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
-        let (seconds, attoseconds) = stallTimeout.components
-        let stall = TimeAmount.nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-        client.downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: stall, deliver: deliver) { result in
+        client.downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: TimeAmount(stallTimeout), deliver: deliver) { result in
             completion(result.mapError { FSError($0, "download \(id) [\(offset)+\(length)] from \(endpoint) into a pipe") })
         }
     }

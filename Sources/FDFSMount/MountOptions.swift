@@ -60,8 +60,9 @@ public struct MountOptions: Sendable {
     public var directWrites = true
     /// Serve xattrs (getxattr & co). Off saves one GETXATTR round trip per write(2).
     public var xattr = true
-    /// Extra options passed to the kernel / libfuse as they are (fsname etc.).
-    public var passthrough: [String] = []
+    /// `fsname=` and `subtype=`: how the mount is named in the mount table (nil: `fdfs`).
+    public var fsname: String?
+    public var subtype: String?
     /// `max_read=` as given: the largest READ the kernel sends (nil: not given).
     public var maxRead: UInt32?
     /// The largest READ whose streamed reply is spliced on to the kernel: libfuse splices a
@@ -170,9 +171,8 @@ public struct MountOptions: Sendable {
             case .maxRead:
                 guard let v = UInt32(try need()), v >= 4096 else { throw FSError(.invalid, "max_read takes a number of bytes, at least 4096") }
                 maxRead = v
-            case .fsname, .subtype:
-                _ = try need()
-                passthrough.append(String(item))
+            case .fsname: fsname = try need()
+            case .subtype: subtype = try need()
             }
         }
     }

@@ -139,9 +139,9 @@ enum MountCommand {
         config.foreground = true
         config.debug = options.debug && foreground && getenv("FDFS_FUSE_DEBUG") != nil
         config.kernelReadaheadKB = options.kernelReadaheadKB
-        config.extra = options.passthrough.filter { !$0.hasPrefix("fsname") && !$0.hasPrefix("subtype") }
-        if options.kernelMaxRead > 0 { config.extra.append("max_read=\(options.kernelMaxRead)") }
-        if let fsname = options.passthrough.first(where: { $0.hasPrefix("fsname=") }) { config.fsname = String(fsname.dropFirst(7)) }
+        config.maxRead = options.kernelMaxRead
+        if let fsname = options.fsname { config.fsname = fsname }
+        if let subtype = options.subtype { config.subtype = subtype }
         let adapter = FuseAdapter(mountpoint: mountpoint, xattr: options.xattr, kernelReadaheadKB: options.kernelReadaheadKB, maxRead: options.kernelMaxRead, logger: logger)
         let holder = Box()
         let rc = FuseSession.run(adapter: adapter, config: config, logger: logger) {

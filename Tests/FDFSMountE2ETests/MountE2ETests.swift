@@ -86,11 +86,14 @@ extension MountE2E {
     }
 
     /// `max_read=` (passed to libfuse) caps the kernel's READs; libfuse 3.14 ended the session at
-    /// INIT for any value until `init` set the same one.
+    /// INIT for any value until `init` set the same one. `fsname=` and `subtype=` name the mount
+    /// in the mount table (`subtype=` was accepted and ignored until then).
     @Test func maxReadCapsReadsAndTheMountServes() async throws {
-        try await readsMatch(options: "max_read=131072") { mount, _, _ in
+        try await readsMatch(options: "max_read=131072,fsname=ourcluster,subtype=fdfsx") { mount, _, _ in
             #expect(mount.process?.isRunning == true)
             #expect(!mount.log.contains("error"), "\(mount.log)")
+            let entry = Shell.ok("grep ' \(mount.mountpoint) ' /proc/self/mountinfo")
+            #expect(entry.contains(" - fuse.fdfsx ourcluster "), "\(entry)")
         }
     }
 

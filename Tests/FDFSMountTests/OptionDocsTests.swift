@@ -53,8 +53,9 @@ import enum FDFSTestSupport.Vectors
             #expect(error.message.contains("max_read"), "\(error.message)")
         }
         var options = MountOptions()
-        try options.parse("max_read=524288")
+        try options.parse("max_read=524288,fsname=ours,subtype=fdfsx")
         #expect(options.maxRead == 524288 && options.kernelMaxRead == 524288)
+        #expect(options.fsname == "ours" && options.subtype == "fdfsx")
     }
 
     /// Without `max_read=`, READs are capped at what a spliced reply fits (896 KiB) while

@@ -42,16 +42,19 @@ struct SeenBlocks: Sendable {
     /// or streamed before (then the next fetch of it is admitted).
     mutating func firstSight(_ key: BlockKey) -> Bool {
         if keys.contains(key) { return false }
-        if keys.count >= limit { keys.removeAll(keepingCapacity: true) }
-        keys.insert(key)
+        remember(key)
         return true
     }
 
     /// Records a fetch of `key`; true when it had been fetched before.
     mutating func fetchedAgain(_ key: BlockKey) -> Bool {
         if keys.remove(key) != nil { return true }
+        remember(key)
+        return false
+    }
+
+    private mutating func remember(_ key: BlockKey) {
         if keys.count >= limit { keys.removeAll(keepingCapacity: true) }
         keys.insert(key)
-        return false
     }
 }

@@ -47,7 +47,7 @@ public final class FileReader: Sendable {
 
     /// The synchronous part of a READ, cheap enough for the libfuse thread. With `splice` (the
     /// caller can reply from a file descriptor), an in-order READ of blocks the cache would not
-    /// keep is `.streamed`: finish it with ``deliver(_:reply:)``. Otherwise starts read-ahead,
+    /// keep is `.streamed`: finish it with ``deliver(_:reply:completion:)``. Otherwise starts read-ahead,
     /// then answers from the cache: with `splice`, a request within one verified on-disk block
     /// as a ``CachedSpan`` (no copy here); a request within one block still in memory from
     /// that block; otherwise copies every touched block the cache has into the reply. `.done`
@@ -133,7 +133,7 @@ public final class FileReader: Sendable {
             } else if !blocks.allSatisfy({ p.streamed.contains($0) || store.firstPass(ref.key($0)) }) {
                 choice = .blocks
             } else {
-                for index in blocks where !p.streamed.contains(index) { p.streamed.insert(index) }
+                for index in blocks { p.streamed.insert(index) }
                 p.streaming = true
                 choice = .stream
             }
@@ -151,15 +151,14 @@ public final class FileReader: Sendable {
     /// no whole-file CRC check. A READ that streams involves no task (``BlockFetcher/stream``).
     public func deliver(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void,
                         completion: @escaping @Sendable (Result<ReadResult?, FSError>) -> Void) {
-        let copied = Copied()
-        store.fetcher.stream(ref, offset: stream.offset, length: stream.length, deliver: { body in
-            if case .memory = body { copied.flag.store(true, ordering: .relaxed) }
+        store.fetcher.stream(ref, offset: stream.offset, length: stream.length, deliver: { [metrics] body in
+            // Delivered means downloaded: only the reply is left.
+            if case .memory = body { metrics.add(metrics.streamedReadsCopied) }
             reply(body)
         }) { [self] result in
             switch result {
             case let .success(count):
                 metrics.add(metrics.streamedReads)
-                if copied.flag.load(ordering: .relaxed) { metrics.add(metrics.streamedReadsCopied) }
                 metrics.add(metrics.bytesFromCluster, Int64(count))
                 metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - stream.started))
                 completion(.success(nil))
@@ -304,11 +303,6 @@ public struct StreamedRead: Sendable {
     let started: ContinuousClock.Instant
 }
 
-/// Whether a streamed READ's bytes were delivered from memory rather than a pipe.
-private final class Copied: Sendable {
-    let flag = Atomic(false)
-}
-
 /// The blocks a handle's streamed READs touched lately: the last ``limit`` of them.
 struct RecentBlocks: Sendable {
     static let limit = 64
@@ -316,7 +310,9 @@ struct RecentBlocks: Sendable {
 
     func contains(_ index: Int) -> Bool { blocks.contains(index) }
 
+    /// Adds `index` unless it is there already.
     mutating func insert(_ index: Int) {
+        guard !contains(index) else { return }
         if blocks.count == Self.limit { blocks.removeFirst() }
         blocks.append(index)
     }

@@ -56,8 +56,8 @@ public struct ReadAhead: Sendable {
     }
 
     /// Records a read that needed no read-ahead (a streamed READ, ``FileReader``): the reads
-    /// count as sequential, and no window grows or counts as issued. The caller checked
-    /// ``continues(at:)``.
+    /// count as sequential, and no window grows or counts as issued. The caller decided the
+    /// read belongs to the stream (``continues(at:)``, ``isNear(_:within:)``).
     public mutating func follow(offset: Int64, length: Int64) {
         let end = offset + length
         switch pattern {
