@@ -142,6 +142,20 @@ final class BlockingConnection: Sendable {
         try receive(into: scratch, count: Int(count), operation: operation)
     }
 
+    /// Receives and drops `count` bytes (part of a body nobody asked to keep).
+    func discard(_ count: Int64, operation: String) throws(FDFSClientError) {
+        let piece = Int(min(count, 1 << 20))
+        guard piece > 0 else { return }
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: piece, alignment: 16)
+        defer { scratch.deallocate() }
+        var left = count
+        while left > 0 {
+            let n = Int(min(left, Int64(piece)))
+            try receive(into: scratch, count: n, operation: operation)
+            left -= Int64(n)
+        }
+    }
+
     /// True when nothing arrived while the connection was idle: the peer neither closed it nor
     /// sent anything unasked.
     var isQuiet: Bool {

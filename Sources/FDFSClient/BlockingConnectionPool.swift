@@ -31,7 +31,8 @@ final class BlockingConnectionPool: Sendable {
         }
     }
 
-    private func checkout(_ endpoint: StorageEndpoint) throws(FDFSClientError) -> BlockingConnection {
+    /// An idle connection to `endpoint` that is still quiet, or a new one.
+    func checkout(_ endpoint: StorageEndpoint) throws(FDFSClientError) -> BlockingConnection {
         while let candidate = idle.take(endpoint.description) {
             let age = candidate.idleFor
             guard age < configuration.maxIdleTime, candidate.connection.isQuiet else {
@@ -58,7 +59,8 @@ final class BlockingConnectionPool: Sendable {
         }
     }
 
-    private func checkin(_ connection: BlockingConnection, key: String) {
+    /// Keeps `connection` (its last exchange finished cleanly) for the next request.
+    func checkin(_ connection: BlockingConnection, key: String) {
         if !idle.put(connection, key) { connection.close() }
     }
 

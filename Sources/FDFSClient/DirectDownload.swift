@@ -145,20 +145,27 @@ extension FDFSClient {
         let pipe = try SplicePipes.take()
         defer { SplicePipes.give(pipe) }
         let total = try requestBody(request, on: connection, atMost: length)
-        let inPipe = try pipe.fill(from: connection, count: total, operation: downloadOperation)
-        if inPipe == total {
-            deliver(.pipe(fd: pipe.readEnd, count: total))
-            return total
-        }
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 4096)
-        defer { memory.deallocate() }
-        try pipe.drain(into: memory, count: inPipe)
-        try connection.receive(into: memory + inPipe, count: total - inPipe, operation: downloadOperation)
-        deliver(.memory(UnsafeRawBufferPointer(start: memory, count: total)))
+        try spliceBody(total, from: connection, through: pipe, deliver: deliver)
         return total
     }
 
-    private static let downloadOperation = "DOWNLOAD_FILE"
+    /// Moves the next `count` bytes of a body (at most ``SplicePipe/capacity``) from the
+    /// socket into `pipe` and delivers them from there; when the pipe fills up first, its
+    /// bytes and the rest are received into memory and delivered as `.memory`.
+    static func spliceBody(_ count: Int, from connection: BlockingConnection, through pipe: SplicePipe, deliver: (SplicedBody) -> Void) throws(FDFSClientError) {
+        let inPipe = try pipe.fill(from: connection, count: count, operation: downloadOperation)
+        if inPipe == count {
+            deliver(.pipe(fd: pipe.readEnd, count: count))
+            return
+        }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 4096)
+        defer { memory.deallocate() }
+        try pipe.drain(into: memory, count: inPipe)
+        try connection.receive(into: memory + inPipe, count: count - inPipe, operation: downloadOperation)
+        deliver(.memory(UnsafeRawBufferPointer(start: memory, count: count)))
+    }
+
+    static let downloadOperation = "DOWNLOAD_FILE"
 
     /// Runs `body` on a download thread with a connection to `endpoint` from the blocking
     /// pool, which `cancel` can shut down from elsewhere; then `completion` on that thread
@@ -196,7 +203,7 @@ extension FDFSClient {
 
     /// Sends a DOWNLOAD_FILE request and reads the answer's header: the body's length, which
     /// may not exceed the `atMost` bytes asked for.
-    private static func requestBody(_ request: ByteBuffer, on connection: BlockingConnection, atMost asked: Int) throws(FDFSClientError) -> Int {
+    static func requestBody(_ request: ByteBuffer, on connection: BlockingConnection, atMost asked: Int) throws(FDFSClientError) -> Int {
         var head = FDFSHeader(bodyLength: Int64(request.readableBytes), command: .downloadFile).encoded()
         var body = request
         head.writeBuffer(&body)

@@ -50,6 +50,11 @@ public protocol ClusterBackend: Sendable {
     /// in a task and writes the bytes into a pipe.
     func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                      deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void)
+    /// A ranged download that a sequential reader takes in order, piece by piece, each piece
+    /// through a pipe (``ClusterStream``): one request for a whole run of READs. Nothing is
+    /// sent before the first take. The default fetches each piece with
+    /// ``read(_:from:offset:into:chunkSize:cancel:chunk:)``.
+    func openStream(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, stallTimeout: Duration) -> any ClusterStream
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
     /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
     func upload(descriptor: Int32, offset: Int64, length: Int64, options: UploadOptions) async throws(FSError) -> FileID
@@ -176,6 +181,12 @@ public struct FDFSClusterBackend: ClusterBackend {
         do {
             return try await client.downloadOnce(id, from: endpoint, offset: offset, into: buffer, chunkSize: chunkSize, cancel: cancel, chunk: chunk)
         } catch { throw FSError(error, "download \(id) [\(offset)+\(buffer.count)] from \(endpoint)") }
+    }
+
+    /// One DOWNLOAD_FILE on a pooled blocking connection, spliced piece by piece (``SplicedStream``).
+    public func openStream(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, stallTimeout: Duration) -> any ClusterStream {
+        SplicedClusterStream(stream: client.splicedStream(id, from: endpoint, offset: offset, length: length, stallTimeout: TimeAmount(stallTimeout)),
+                             what: "download \(id) [\(offset)+\(length)] from \(endpoint)")
     }
 
     /// Spliced from the socket into a pipe on a download thread: the bytes never enter user space.

@@ -112,7 +112,7 @@ final class HandleTable: Sendable {
 
     /// RELEASE: takes `fh` out (its write state counts one descriptor less).
     func close(_ fh: UInt64) -> Closed? {
-        state.withLock { s in
+        let closed = state.withLock { s -> Closed? in
             guard let handle = s.handles.removeValue(forKey: fh) else { return nil }
             let (lastOfFileID, deletion) = s.closed(handle)
             handle.spool?.on { $0.closed() }
@@ -123,6 +123,8 @@ final class HandleTable: Sendable {
             }
             return Closed(handle: handle, deletions: deletion.map { [$0] } ?? [], lastOfDetached: last, lastOfFileID: lastOfFileID)
         }
+        closed?.handle.reader?.stop()
+        return closed
     }
 
     /// What a RELEASE answered on the calling thread did.
@@ -139,17 +141,20 @@ final class HandleTable: Sendable {
     /// RELEASE when it needs no upload, no cluster deletion and no removal. With
     /// `recordingOpens`, the last close of a cluster file needs work too (the store records it).
     func closeQuickly(_ fh: UInt64, recordingOpens: Bool = false) -> QuickClose {
-        state.withLock { s in
-            guard let handle = s.handles[fh] else { return .notOpen }
+        let (result, reader) = state.withLock { s -> (QuickClose, FileReader?) in
+            guard let handle = s.handles[fh] else { return (.notOpen, nil) }
             if let ref = handle.ref, (s.openIDs[ref.id.description] ?? 0) <= 1,
-               recordingOpens || s.deferredDeletes.contains(ref.id.description) { return .needsWork }
-            if let write = handle.spool, !write.on({ $0.closeIsQuick }) { return .needsWork }
-            if s.detached.contains(handle.ino), !s.isOpen(handle.ino, except: fh) { return .needsWork }
+               recordingOpens || s.deferredDeletes.contains(ref.id.description) { return (.needsWork, nil) }
+            if let write = handle.spool, !write.on({ $0.closeIsQuick }) { return (.needsWork, nil) }
+            if s.detached.contains(handle.ino), !s.isOpen(handle.ino, except: fh) { return (.needsWork, nil) }
             s.handles[fh] = nil
             _ = s.closed(handle)
             handle.spool?.on { $0.closed() }
-            return .closed(handle.spool)
+            return (.closed(handle.spool), handle.reader)
         }
+        // Its download, if its READs streamed one, stops.
+        reader?.stop()
+        return result
     }
 
     /// A cluster file is to be deleted: false when a handle is open on it (the deletion then

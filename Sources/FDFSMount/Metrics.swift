@@ -35,6 +35,9 @@ public final class MountMetrics: Sendable {
     public let streamedReads: Counter
     /// Streamed READs whose bytes went through memory because the pipe filled up first.
     public let streamedReadsCopied: Counter
+    /// DOWNLOAD_FILE requests streamed READs took their bytes from: one per open file whose
+    /// READs share one download, one per READ downloaded on its own.
+    public let streamedDownloads: Counter
     public let bytesFromCache: Counter
     public let bytesFromSpool: Counter
     public let failovers: Counter
@@ -71,6 +74,7 @@ public final class MountMetrics: Sendable {
         bytesFromCluster = counter("fdfs_mount_bytes_from_cluster_total")
         streamedReads = counter("fdfs_mount_streamed_reads_total")
         streamedReadsCopied = counter("fdfs_mount_streamed_reads_copied_total")
+        streamedDownloads = counter("fdfs_mount_streamed_downloads_total")
         bytesFromCache = counter("fdfs_mount_bytes_from_cache_total")
         bytesFromSpool = counter("fdfs_mount_bytes_from_spool_total")
         failovers = counter("fdfs_mount_failovers_total")

@@ -99,7 +99,9 @@ extension MountE2E {
 
     /// A large file read once (above the 16 MiB that `cache=reread` always caches) is streamed:
     /// every READ spliced from a storage's socket to the kernel, none through memory (the
-    /// default `max_read` fits a pipe), nothing cached; `nosplice` reads it through the blocks.
+    /// default `max_read` fits a pipe), nothing cached, and the READs share one download (the
+    /// first READ, which finds the file's storages, has one of its own; a READ the kernel sends
+    /// after a later one was taken may too); `nosplice` reads it through the blocks.
     @Test func largeFilesReadOnceAreSplicedFromTheStorage() async throws {
         let client = try TestCluster.client()
         let file = localFile(20 << 20, in: NSTemporaryDirectory())
@@ -113,6 +115,8 @@ extension MountE2E {
             let streamed = mount.metric("fdfs_mount_streamed_reads_total")
             if options.isEmpty {
                 #expect(streamed >= 20 && mount.metric("fdfs_mount_streamed_reads_copied_total") == 0, "\(streamed)")
+                let downloads = mount.metric("fdfs_mount_streamed_downloads_total")
+                #expect(downloads >= 2 && downloads <= 4, "\(downloads) downloads for \(streamed) READs")
                 #expect(mount.metric("fdfs_mount_cache_bytes") == 0)
             } else {
                 #expect(streamed == 0)

@@ -107,6 +107,11 @@ final class MemoryCluster: ClusterBackend {
         return [StorageEndpoint(ip: "127.0.0.1", port: 1), StorageEndpoint(ip: "127.0.0.2", port: 1)].filter { !tried.contains($0) }
     }
 
+    func openStream(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, stallTimeout: Duration) -> any ClusterStream {
+        note("openStream")
+        return PiecewiseClusterStream(backend: self, id: id, endpoint: endpoint, offset: offset, length: length)
+    }
+
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, sink: @Sendable (ByteBuffer) -> Void) async throws(FSError) {
         note("read")
         if endpoint.ip == "127.0.0.1" {

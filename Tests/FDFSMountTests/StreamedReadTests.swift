@@ -43,6 +43,50 @@ extension ReaderTests {
         #expect(parts.cache.blockCount > 0, "read again: admitted")
     }
 
+    /// A handle's streamed READs take their bytes from one download in order, whatever order
+    /// they arrive in (libfuse's threads take the kernel's READs up in any order); a READ the
+    /// stream has passed is downloaded on its own; pages the kernel skipped are dropped from the
+    /// stream.
+    @Test func aHandlesStreamedReadsShareOneDownloadInOrder() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(Self.largeSize)
+        let ref = FileRef(id: cluster.put(content), size: Int64(content.count))
+        let parts = try parts(dir, cluster, smallFile: Self.smallFile)
+        let reader = parts.reader(ref)
+        let chunk = Self.blockSize * 7 / 8
+        func streamed(_ index: Int) throws -> StreamedRead {
+            guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
+                throw FSError(.io, "READ \(index) not streamed")
+            }
+            return read
+        }
+        func deliver(_ read: StreamedRead) async throws -> [UInt8] {
+            let delivered = Delivered()
+            #expect(try await reader.deliver(read) { delivered.take($0) } == nil)
+            return delivered.bytes
+        }
+        func expected(_ index: Int) -> [UInt8] { Array(content[(index * chunk)..<min(content.count, (index + 1) * chunk)]) }
+
+        // The first READ finds the file's storages; the stream starts with the second.
+        #expect(try await deliver(streamed(0)) == expected(0))
+        // Six READs, delivered at once in reverse order.
+        let reads = try (1...6).map { try streamed($0) }
+        let bytes = try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            for (index, read) in reads.enumerated().reversed() { group.addTask { (index + 1, try await deliver(read)) } }
+            return try await group.reduce(into: [Int: [UInt8]]()) { $0[$1.0] = $1.1 }
+        }
+        for index in 1...6 { #expect(bytes[index] == expected(index), "READ \(index)") }
+        // READ 8 without READ 7 (the kernel had those pages): 7's bytes are dropped.
+        #expect(try await deliver(streamed(8)) == expected(8))
+        // Behind the stream now: a download of its own.
+        #expect(try await deliver(streamed(7)) == expected(7))
+        #expect(cluster.count("openStream") == 1, "one download for the handle's streamed READs")
+        #expect(parts.metrics.streamedReads.load() == 9)
+        reader.stop()
+        parts.cache.flush()
+        #expect(parts.cache.blockCount == 0)
+    }
+
     @Test func onlyInOrderReadsOfLargeFilesInRereadOrNeverAreStreamed() async throws {
         let cluster = MemoryCluster()
         let large = randomBytes(Self.largeSize), small = randomBytes(3 * Self.blockSize)

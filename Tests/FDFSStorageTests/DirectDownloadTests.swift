@@ -171,6 +171,85 @@ import Glibc
         #expect(try await download(client, id, from: node, offset: 0, length: 100).bytes == Array(big.prefix(100)))
     }
 
+    /// ``SplicedStream``: one DOWNLOAD_FILE taken piece by piece, in order, each piece through
+    /// a pipe; skipped bytes are dropped; the connection goes back to the pool once the whole
+    /// body is taken (the next stream's request goes out on it), and a stream closed before its
+    /// end fails its next take.
+    @Test func aSplicedStreamHandsOutItsBodyInOrderPieceByPiece() async throws {
+        let node = StorageNode()
+        defer { node.destroy() }
+        try await node.start()
+        let storage = try await StorageClient.connect(node)
+        defer { storage.close() }
+        let big = content(3 << 20 + 777)
+        let id = try await storage.upload(big, ext: "bin")
+        let client = client()
+        defer { Task { await client.shutdown() } }
+
+        /// Runs `body` on a download thread, as the mount does.
+        func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                FDFSClient.onDownloadThread { running in
+                    #expect(running)
+                    continuation.resume(with: Result { try body() })
+                }
+            }
+        }
+        func take(_ stream: SplicedStream, skipping: Int64 = 0, _ count: Int) async throws -> [UInt8] {
+            try await onThread {
+                let taken = Mutex<[UInt8]>([])
+                let n = try stream.take(skipping: skipping, count: count) { body in
+                    let delivered = body.take().bytes
+                    taken.withLock { $0 = delivered }
+                }
+                let bytes = taken.withLock { $0 }
+                #expect(n == bytes.count)
+                return bytes
+            }
+        }
+
+        let stream = client.splicedStream(id, from: node.endpoint, offset: 1000, length: Int64(big.count - 1000), stallTimeout: .seconds(2))
+        var position = 1000
+        for piece in [896 << 10, 4096, 1, 896 << 10] {
+            #expect(try await take(stream, piece) == Array(big[position..<(position + piece)]))
+            position += piece
+        }
+        let skipped = 123_457
+        #expect(try await take(stream, skipping: Int64(skipped), 896 << 10) == Array(big[(position + skipped)..<(position + skipped + 896 << 10)]))
+        position += skipped + 896 << 10
+        // The end: what is left, then nothing.
+        #expect(try await take(stream, 1 << 20) == Array(big[position...]))
+        #expect(stream.remaining == 0)
+        #expect(try await take(stream, 4096).isEmpty)
+
+        // Taken whole, its connection was pooled: one more stream, closed half way.
+        let second = client.splicedStream(id, from: node.endpoint, offset: 0, length: Int64(big.count), stallTimeout: .seconds(2))
+        #expect(try await take(second, 100) == Array(big.prefix(100)))
+        second.close()
+        await #expect(throws: FDFSClientError.self) { _ = try await take(second, 100) }
+        // Its connection was closed, not pooled with half a body in it: the next download is right.
+        #expect(try await download(client, id, from: node, offset: 0, length: 100).bytes == Array(big.prefix(100)))
+    }
+
+    /// A silent storage fails a stream's take within the stream's stall timeout.
+    @Test func aSilentStorageFailsAStreamWithinItsStallTimeout() async throws {
+        let (listener, port) = try #require(Self.silentListener())
+        defer { close(listener) }
+        let id = try FileID("group1/M00/00/00/wKgz6lnduTeAMdrcAAEoRmXZPp870.jpeg")
+        let client = client()
+        defer { Task { await client.shutdown() } }
+        let stream = client.splicedStream(id, from: StorageEndpoint(ip: "127.0.0.1", port: port), offset: 0, length: 1 << 20, stallTimeout: .milliseconds(300))
+        let started = ContinuousClock.now
+        let result: Result<Int, FDFSClientError> = await withCheckedContinuation { continuation in
+            FDFSClient.onDownloadThread { _ in
+                continuation.resume(returning: Result { () throws(FDFSClientError) -> Int in try stream.take(count: 4096) { _ in } })
+            }
+        }
+        #expect(throws: FDFSClientError.self) { try result.get() }
+        if case let .failure(error) = result { #expect(error.code == .timeout, "\(error)") }
+        #expect(ContinuousClock.now - started < .seconds(3))
+    }
+
     /// A storage that takes the request and sends nothing fails a spliced download within its
     /// stall timeout, not the 5 s network timeout.
     @Test func aSilentStorageFailsASplicedDownloadWithinItsStallTimeout() async throws {

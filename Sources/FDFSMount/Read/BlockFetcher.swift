@@ -126,15 +126,30 @@ public final class BlockFetcher: Sendable {
     func stream(_ ref: FileRef, offset: Int64, length: Int, deliver: @escaping @Sendable (SplicedBody) -> Void,
                 completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
         let start: @Sendable ([StorageEndpoint]) -> Void = { [cluster, stallTimeout] replicas in
-            let list = ref.id.servers(among: replicas)
-            guard !list.isEmpty else { return completion(.failure(FSError(.io, "no storage holds \(ref.id)"))) }
-            let pick = Int((ref.id.generated.crc32 ^ ref.id.generated.timestamp) % UInt32(list.count))
-            cluster.readSpliced(ref.id, from: list[pick], offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver, completion: completion)
+            guard let source = Self.streamSource(ref, among: replicas) else { return completion(.failure(FSError(.io, "no storage holds \(ref.id)"))) }
+            cluster.readSpliced(ref.id, from: source, offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver, completion: completion)
         }
         if let known = knownReplicas(of: ref.id) { return start(known) }
         Task {
             do throws(FSError) { start(try await replicas(ref.id)) } catch { completion(.failure(error)) }
         }
+    }
+
+    /// A download of `ref` from `offset` to its end that a handle's sequential READs take in
+    /// order (``SequentialStream``), from the storage ``stream(_:offset:length:deliver:completion:)``
+    /// would use; nil while the file's storages are not known (that READ streams on its own,
+    /// and asks for them).
+    func openStream(_ ref: FileRef, offset: Int64) -> SequentialStream? {
+        guard let known = knownReplicas(of: ref.id), let source = Self.streamSource(ref, among: known) else { return nil }
+        let download = cluster.openStream(ref.id, from: source, offset: offset, length: ref.size - offset, stallTimeout: stallTimeout)
+        return SequentialStream(source: download, offset: offset, end: ref.size)
+    }
+
+    /// The storage a file's streamed READs go to, picked from its name among `replicas`.
+    private static func streamSource(_ ref: FileRef, among replicas: [StorageEndpoint]) -> StorageEndpoint? {
+        let list = ref.id.servers(among: replicas)
+        guard !list.isEmpty else { return nil }
+        return list[Int((ref.id.generated.crc32 ^ ref.id.generated.timestamp) % UInt32(list.count))]
     }
 
     /// Replaces the cached replica list of `id` (after a failover found storages that work).

@@ -18,6 +18,8 @@ public final class FileReader: Sendable {
         var streaming = false
         /// A streamed READ failed: this handle reads through the blocks from now on.
         var streamFailed = false
+        /// The download this handle's streamed READs take their bytes from, in order.
+        var sequence: SequentialStream?
     }
 
     public let ref: FileRef
@@ -151,11 +153,12 @@ public final class FileReader: Sendable {
     /// no whole-file CRC check. A READ that streams involves no task (``BlockFetcher/stream``).
     public func deliver(_ stream: StreamedRead, reply: @escaping @Sendable (SplicedBody) -> Void,
                         completion: @escaping @Sendable (Result<ReadResult?, FSError>) -> Void) {
-        store.fetcher.stream(ref, offset: stream.offset, length: stream.length, deliver: { [metrics] body in
+        let delivered: @Sendable (SplicedBody) -> Void = { [metrics] body in
             // Delivered means downloaded: only the reply is left.
             if case .memory = body { metrics.add(metrics.streamedReadsCopied) }
             reply(body)
-        }) { [self] result in
+        }
+        let finished: @Sendable (Result<Int, FSError>) -> Void = { [self] result in
             switch result {
             case let .success(count):
                 metrics.add(metrics.streamedReads)
@@ -163,7 +166,12 @@ public final class FileReader: Sendable {
                 metrics.observeRead(seconds: Self.seconds(ContinuousClock.now - stream.started))
                 completion(.success(nil))
             case let .failure(error):
-                progress.withLock { $0.streamFailed = true }
+                let sequence = progress.withLock { p in
+                    p.streamFailed = true
+                    defer { p.sequence = nil }
+                    return p.sequence
+                }
+                sequence?.close()
                 logger.warning("streamed read of \(ref.id) at \(stream.offset) failed (\(error)); reading it through the blocks")
                 Task {
                     do throws(FSError) { completion(.success(try await throughBlocks(offset: stream.offset, size: stream.length))) } catch {
@@ -172,6 +180,32 @@ public final class FileReader: Sendable {
                 }
             }
         }
+        if let sequence = sequence(at: stream.offset),
+           sequence.enqueue(offset: stream.offset, length: stream.length, deliver: delivered, completion: finished) {
+            return
+        }
+        metrics.add(metrics.streamedDownloads)
+        store.fetcher.stream(ref, offset: stream.offset, length: stream.length, deliver: delivered, completion: finished)
+    }
+
+    /// This handle's download for its streamed READs, opened with the first one (at `offset`)
+    /// once the file's storages are known.
+    private func sequence(at offset: Int64) -> SequentialStream? {
+        progress.withLock { p in
+            if p.sequence == nil, !p.streamFailed, let opened = store.fetcher.openStream(ref, offset: offset) {
+                metrics.add(metrics.streamedDownloads)
+                p.sequence = opened
+            }
+            return p.sequence
+        }
+    }
+
+    /// The handle closed: its download, if any, stops.
+    public func stop() {
+        progress.withLock { p in
+            defer { p.sequence = nil }
+            return p.sequence
+        }?.close()
     }
 
     /// ``deliver(_:reply:completion:)``, awaited.
