@@ -87,6 +87,41 @@ extension ReaderTests {
         #expect(parts.cache.blockCount == 0)
     }
 
+    /// At most ``BlockFetcher/streamLimit`` handles hold a download for their streamed READs
+    /// (each holds a storage connection while it is open); the READs of the others download on
+    /// their own, and a closed handle gives its place back.
+    @Test func openDownloadsForStreamsAreBounded() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        // Files just above what the cache keeps, one per handle (a second pass over a file
+        // is a re-read, which is not streamed).
+        let content = randomBytes(3 * Self.blockSize)
+        let parts = try parts(dir, cluster, smallFile: Int64(2 * Self.blockSize))
+        let chunk = Self.blockSize * 7 / 8
+        func reader() -> FileReader { parts.reader(FileRef(id: cluster.put(content), size: Int64(content.count))) }
+        func readTwo(_ reader: FileReader) async throws {
+            for index in 0..<2 {
+                guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
+                    throw FSError(.io, "READ \(index) not streamed")
+                }
+                let delivered = Delivered()
+                _ = try await reader.deliver(read) { delivered.take($0) }
+                #expect(delivered.bytes == Array(content[(index * chunk)..<((index + 1) * chunk)]))
+            }
+        }
+        let limit = BlockFetcher.streamLimit
+        let readers = (0...limit).map { _ in reader() }
+        for reader in readers { try await readTwo(reader) }
+        #expect(cluster.count("openStream") == limit)
+        #expect(parts.store.fetcher.streamsOpen == limit)
+        readers[0].stop()
+        #expect(parts.store.fetcher.streamsOpen == limit - 1)
+        let another = reader()
+        try await readTwo(another)
+        #expect(cluster.count("openStream") == limit + 1, "a closed handle gave its place back")
+        for reader in readers + [another] { reader.stop() }
+        #expect(parts.store.fetcher.streamsOpen == 0)
+    }
+
     @Test func onlyInOrderReadsOfLargeFilesInRereadOrNeverAreStreamed() async throws {
         let cluster = MemoryCluster()
         let large = randomBytes(Self.largeSize), small = randomBytes(3 * Self.blockSize)

@@ -14,6 +14,13 @@ public final class BlockFetcher: Sendable {
 
     /// Storages per file ID, asked for at most every 10 s.
     private let knownReplicas = Mutex<[String: (list: [StorageEndpoint], at: ContinuousClock.Instant)]>([:])
+    /// Downloads open for handles' streamed READs (``openStream(_:offset:)``): each holds a
+    /// connection to a storage for as long as its handle is open.
+    private let openStreams = Mutex(0)
+    /// At most this many at once; beyond, READs download on their own as before (a server
+    /// with hundreds of files open and read slowly must not hold hundreds of storage
+    /// connections: FastDFS storages take 256 by default).
+    public static let streamLimit = 32
 
     public init(cluster: any ClusterBackend, metrics: MountMetrics, logger: Logger, stallTimeout: Double) {
         self.cluster = cluster
@@ -141,9 +148,18 @@ public final class BlockFetcher: Sendable {
     /// and asks for them).
     func openStream(_ ref: FileRef, offset: Int64) -> SequentialStream? {
         guard let known = knownReplicas(of: ref.id), let source = Self.streamSource(ref, among: known) else { return nil }
+        let admitted = openStreams.withLock { open in
+            guard open < Self.streamLimit else { return false }
+            open += 1
+            return true
+        }
+        guard admitted else { return nil }
         let download = cluster.openStream(ref.id, from: source, offset: offset, length: ref.size - offset, stallTimeout: stallTimeout)
-        return SequentialStream(source: download, offset: offset, end: ref.size)
+        return SequentialStream(source: download, offset: offset, end: ref.size) { [self] in openStreams.withLock { $0 -= 1 } }
     }
+
+    /// Downloads open for streamed READs now (tests).
+    public var streamsOpen: Int { openStreams.withLock { $0 } }
 
     /// The storage a file's streamed READs go to, picked from its name among `replicas`.
     private static func streamSource(_ ref: FileRef, among replicas: [StorageEndpoint]) -> StorageEndpoint? {

@@ -41,6 +41,8 @@ final class SequentialStream: Sendable {
         var waitsForGap = false
         /// Closed, or the download failed.
         var ended = false
+        /// `gone` ran.
+        var gone = false
     }
 
     private let source: any ClusterStream
@@ -48,15 +50,29 @@ final class SequentialStream: Sendable {
     let end: Int64
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
+    private let gone: @Sendable () -> Void
 
-    /// A stream of the file's bytes `offset..<end`.
-    init(source: any ClusterStream, offset: Int64, end: Int64) {
+    /// A stream of the file's bytes `offset..<end`; `gone` runs once it is closed.
+    init(source: any ClusterStream, offset: Int64, end: Int64, gone: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.end = end
         self.state = Mutex(State(position: offset))
+        self.gone = gone
     }
 
-    deinit { source.close() }
+    deinit {
+        source.close()
+        leave()
+    }
+
+    /// Runs `gone`, once.
+    private func leave() {
+        guard state.withLock({ s in
+            defer { s.gone = true }
+            return !s.gone
+        }) else { return }
+        gone()
+    }
 
     /// Queues a READ of `length` bytes at `offset` when this stream can serve it (not passed
     /// yet, at most ``reach`` ahead, before its end): `deliver` then runs with the bytes and
@@ -85,6 +101,7 @@ final class SequentialStream: Sendable {
     func close() {
         end(with: FSError(.io, "stream closed"))
         source.close()
+        leave()
     }
 
     private enum Step {
