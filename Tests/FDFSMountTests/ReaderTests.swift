@@ -24,11 +24,11 @@ import Glibc
     }
 
     func parts(_ dir: TempDir, _ cluster: MemoryCluster, stallTimeout: Double = 5, mode: CacheMode = .reread, capacity: Int64 = 8 << 20, smallFile: Int64 = 16 << 20,
-               splicesStreams: Bool = true) throws -> Parts {
+               splicesStreams: Bool = true, streamIdleLimit: Duration = .seconds(20)) throws -> Parts {
         let metrics = MountMetrics()
         let cache = try BlockCache(dir: dir.path + "/cache", capacity: capacity, blockSize: Self.blockSize, metrics: metrics, logger: quiet)
         dir.beforeRemoval { cache.flush() }
-        let fetcher = BlockFetcher(cluster: cluster, metrics: metrics, logger: quiet, stallTimeout: stallTimeout)
+        let fetcher = BlockFetcher(cluster: cluster, metrics: metrics, logger: quiet, stallTimeout: stallTimeout, streamIdleLimit: streamIdleLimit)
         let store = BlockStore(cache: cache, fetcher: fetcher, budget: MemoryBudget(limit: 4 << 20), metrics: metrics, logger: quiet, blockSize: Self.blockSize, mode: mode, smallFile: smallFile,
                                splicesStreams: splicesStreams)
         return Parts(cache: cache, store: store, metrics: metrics)

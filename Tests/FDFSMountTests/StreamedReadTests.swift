@@ -122,6 +122,33 @@ extension ReaderTests {
         #expect(parts.store.fetcher.streamsOpen == 0)
     }
 
+    /// A handle whose reader paused longer than the idle limit gets a new download at its next
+    /// READ (a storage may have dropped the old one), and goes on streaming.
+    @Test func aStreamIdleTooLongIsOpenedAgain() async throws {
+        let dir = TempDir(), cluster = MemoryCluster()
+        let content = randomBytes(Self.largeSize)
+        let ref = FileRef(id: cluster.put(content), size: Int64(content.count))
+        let parts = try parts(dir, cluster, smallFile: Self.smallFile, streamIdleLimit: .milliseconds(200))
+        let reader = parts.reader(ref)
+        let chunk = Self.blockSize * 7 / 8
+        func readAt(_ index: Int) async throws -> [UInt8] {
+            guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
+                throw FSError(.io, "READ \(index) not streamed")
+            }
+            let delivered = Delivered()
+            #expect(try await reader.deliver(read) { delivered.take($0) } == nil)
+            return delivered.bytes
+        }
+        for index in 0..<3 { #expect(try await readAt(index) == Array(content[(index * chunk)..<((index + 1) * chunk)])) }
+        #expect(cluster.count("openStream") == 1)
+        try await Task.sleep(for: .milliseconds(400))
+        for index in 3..<5 { #expect(try await readAt(index) == Array(content[(index * chunk)..<((index + 1) * chunk)])) }
+        #expect(cluster.count("openStream") == 2, "opened again after the pause, once")
+        #expect(parts.store.fetcher.streamsOpen == 1, "the idle one gave its place back")
+        #expect(parts.metrics.streamedReads.load() == 5)
+        reader.stop()
+    }
+
     @Test func onlyInOrderReadsOfLargeFilesInRereadOrNeverAreStreamed() async throws {
         let cluster = MemoryCluster()
         let large = randomBytes(Self.largeSize), small = randomBytes(3 * Self.blockSize)

@@ -21,12 +21,19 @@ public final class BlockFetcher: Sendable {
     /// with hundreds of files open and read slowly must not hold hundreds of storage
     /// connections: FastDFS storages take 256 by default).
     public static let streamLimit = 32
+    /// A streaming file's download that has served no READ for this long is closed and
+    /// opened again with the next READ, before a storage drops it: a storage ends a send that
+    /// makes no progress for its `network_timeout` (FastDFS: 60 s by default, this
+    /// repository's: 30 s).
+    let streamIdleLimit: Duration
 
-    public init(cluster: any ClusterBackend, metrics: MountMetrics, logger: Logger, stallTimeout: Double) {
+    /// `streamIdleLimit`: see ``streamIdleLimit``.
+    public init(cluster: any ClusterBackend, metrics: MountMetrics, logger: Logger, stallTimeout: Double, streamIdleLimit: Duration = .seconds(20)) {
         self.cluster = cluster
         self.metrics = metrics
         self.logger = logger
         self.stallTimeout = .milliseconds(Int64(stallTimeout * 1000))
+        self.streamIdleLimit = streamIdleLimit
     }
 
     /// Storages holding the file (cached for a few seconds).
@@ -155,7 +162,7 @@ public final class BlockFetcher: Sendable {
         }
         guard admitted else { return nil }
         let download = cluster.openStream(ref.id, from: source, offset: offset, length: ref.size - offset, stallTimeout: stallTimeout)
-        return SequentialStream(source: download, offset: offset, end: ref.size) { [self] in openStreams.withLock { $0 -= 1 } }
+        return SequentialStream(source: download, offset: offset, end: ref.size, idleLimit: streamIdleLimit) { [self] in openStreams.withLock { $0 -= 1 } }
     }
 
     /// Downloads open for streamed READs now (tests).

@@ -189,9 +189,16 @@ public final class FileReader: Sendable {
     }
 
     /// This handle's download for its streamed READs, opened with the first one (at `offset`)
-    /// once the file's storages are known.
+    /// once the file's storages are known, and again at `offset` after it sat idle
+    /// (``SequentialStream/isStale``).
     private func sequence(at offset: Int64) -> SequentialStream? {
-        progress.withLock { p in
+        // Closed outside the lock (and before another opens: it holds one of the places).
+        progress.withLock { p -> SequentialStream? in
+            guard let sequence = p.sequence, sequence.isStale else { return nil }
+            p.sequence = nil
+            return sequence
+        }?.close()
+        return progress.withLock { p in
             if p.sequence == nil, !p.streamFailed, let opened = store.fetcher.openStream(ref, offset: offset) {
                 metrics.add(metrics.streamedDownloads)
                 p.sequence = opened

@@ -43,6 +43,8 @@ final class SequentialStream: Sendable {
         var ended = false
         /// `gone` ran.
         var gone = false
+        /// When the last take ended (or the stream was made).
+        var lastActive = ContinuousClock.now
     }
 
     private let source: any ClusterStream
@@ -51,13 +53,22 @@ final class SequentialStream: Sendable {
     private let state: Mutex<State>
     private let wake = DispatchSemaphore(value: 0)
     private let gone: @Sendable () -> Void
+    private let idleLimit: Duration
 
-    /// A stream of the file's bytes `offset..<end`; `gone` runs once it is closed.
-    init(source: any ClusterStream, offset: Int64, end: Int64, gone: @escaping @Sendable () -> Void = {}) {
+    /// A stream of the file's bytes `offset..<end`; `gone` runs once it is closed. One that
+    /// served nothing for `idleLimit` is ``isStale``.
+    init(source: any ClusterStream, offset: Int64, end: Int64, idleLimit: Duration = .seconds(20), gone: @escaping @Sendable () -> Void = {}) {
         self.source = source
         self.end = end
         self.state = Mutex(State(position: offset))
         self.gone = gone
+        self.idleLimit = idleLimit
+    }
+
+    /// Nothing waits and nothing was taken for the idle limit: its storage may be about to
+    /// drop the connection (the caller closes it and opens another).
+    var isStale: Bool {
+        state.withLock { s in !s.serving && s.waiting.isEmpty && ContinuousClock.now - s.lastActive > idleLimit }
     }
 
     deinit {
@@ -142,7 +153,10 @@ final class SequentialStream: Sendable {
                 waited = false
                 do throws(FSError) {
                     let count = try source.take(skipping: skipping, count: read.length, deliver: read.deliver)
-                    state.withLock { $0.position = offset + Int64(count) }
+                    state.withLock { s in
+                        s.position = offset + Int64(count)
+                        s.lastActive = .now
+                    }
                     read.completion(.success(count))
                 } catch {
                     read.completion(.failure(error))
