@@ -22,9 +22,8 @@ public final class BlockFetcher: Sendable {
     /// connections: FastDFS storages take 256 by default).
     public static let streamLimit = 32
     /// A streaming file's download that has served no READ for this long is closed and
-    /// opened again with the next READ, before a storage drops it: a storage ends a send that
-    /// makes no progress for its `network_timeout` (FastDFS: 60 s by default, this
-    /// repository's: 30 s).
+    /// opened again with the next READ, before a storage drops it: FastDFS's storage ends a
+    /// send that makes no progress for its `network_timeout` (60 s by default).
     let streamIdleLimit: Duration
 
     /// `streamIdleLimit`: see ``streamIdleLimit``.
