@@ -92,112 +92,60 @@ extension FDFSClient {
     }
 
     /// One DOWNLOAD_FILE exchange whose body does not enter user space where the kernel can
-    /// avoid it: on a download thread, the kernel moves the body from the socket into a pipe
-    /// with splice(2), then `deliver(.pipe(fd, count))` passes the bytes on from the pipe's read
-    /// end (the mount replies to a FUSE READ with them). When the pipe fills up first (it holds
-    /// one packet piece per slot; see ``SplicePipe``), its bytes and the rest are received into
-    /// memory and delivered as `.memory`. `length` is at most ``SplicePipe/capacity``; the
-    /// storage may send fewer (the file ends first), and `deliver` runs once in any case, with
-    /// what arrived. Nothing is checksummed. `completion` then runs on that thread with the byte
-    /// count, or with the error (as ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``);
-    /// once `deliver` has run the download has succeeded, whatever `deliver` did with the bytes.
-    /// `stallTimeout`, when shorter than the network timeout, bounds each wait for the storage
-    /// instead (a stalled storage fails the download with ``FDFSClientError/Code/timeout`` that
-    /// soon). No task is involved: a caller on a thread of its own (the mount's libfuse thread)
-    /// hands the exchange to a download thread and is done.
-    public func downloadSpliced(
-        _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: TimeAmount? = nil,
-        deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FDFSClientError>) -> Void
-    ) {
-        guard length >= 0, length <= SplicePipe.capacity else {
-            completion(.failure(FDFSClientError(.invalidArgument, operation: Self.downloadOperation, endpoint: endpoint.description,
-                                                message: "a spliced download takes at most \(SplicePipe.capacity) bytes, not \(length)")))
-            return
-        }
-        let request = DownloadRequest(offset: offset, length: Int64(length), file: FileRequest(id)).encoded()
-        let networkTimeout = configuration.networkTimeout
-        let wait = stallTimeout.map { min($0, networkTimeout) }
-        onDownloadThread(endpoint, cancel: nil, { connection throws(FDFSClientError) -> Int in
-            if let wait { connection.setReceiveTimeout(wait) }
-            defer { if wait != nil { connection.setReceiveTimeout(networkTimeout) } }
-            return try Self.splice(request, on: connection, atMost: length, deliver: deliver)
-        }, completion: completion)
-    }
-
-    /// ``downloadSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``, awaited.
+    /// avoid it: a ``SplicedStream`` taken whole in one piece, on a download thread. The kernel
+    /// moves the body from the socket into a pipe with splice(2), then `deliver(.pipe(fd, count))`
+    /// passes the bytes on from the pipe's read end (the mount replies to a FUSE READ with them).
+    /// When the pipe fills up first (it holds one packet piece per slot; see ``SplicePipe``), its
+    /// bytes and the rest are received into memory and delivered as `.memory`. `length` is 1 to
+    /// ``SplicePipe/capacity``; `deliver` runs once, with what the storage sent. Nothing is
+    /// checksummed. Returns the byte count; errors as
+    /// ``downloadOnce(_:from:offset:into:chunkSize:cancel:chunk:)``. `stallTimeout`, when shorter
+    /// than the network timeout, bounds each wait for the storage instead (a stalled storage
+    /// fails the download with ``FDFSClientError/Code/timeout`` that soon).
     public func downloadSpliced(
         _ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: TimeAmount? = nil,
         deliver: @escaping @Sendable (SplicedBody) -> Void
     ) async throws(FDFSClientError) -> Int {
-        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Int, FDFSClientError>, Never>) in
-            downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: stallTimeout, deliver: deliver) {
-                continuation.resume(returning: $0)
+        guard length > 0, length <= SplicePipe.capacity else {
+            throw FDFSClientError(.invalidArgument, operation: Self.downloadOperation, endpoint: endpoint.description,
+                                  message: "a spliced download takes 1 to \(SplicePipe.capacity) bytes, not \(length)")
+        }
+        let stream = splicedStream(id, from: endpoint, offset: offset, length: Int64(length), stallTimeout: stallTimeout ?? configuration.networkTimeout)
+        return try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Int, FDFSClientError>, Never>) in
+            Self.onDownloadThread { running in
+                continuation.resume(returning: Result { () throws(FDFSClientError) -> Int in
+                    guard running else { throw Self.threadsStopped(endpoint) }
+                    return try stream.take(count: length, deliver: deliver)
+                })
             }
         }.get()
     }
 
-    /// The blocking part of a spliced download, on one connection.
-    private static func splice(
-        _ request: ByteBuffer, on connection: BlockingConnection, atMost length: Int, deliver: (SplicedBody) -> Void
-    ) throws(FDFSClientError) -> Int {
-        // The pipe first: a pipe the kernel refuses (too many pipe pages for this user) then
-        // costs no transfer.
-        let pipe = try SplicePipes.take()
-        defer { SplicePipes.give(pipe) }
-        let total = try requestBody(request, on: connection, atMost: length)
-        try spliceBody(total, from: connection, through: pipe, deliver: deliver)
-        return total
-    }
-
-    /// Moves the next `count` bytes of a body (at most ``SplicePipe/capacity``) from the
-    /// socket into `pipe` and delivers them from there; when the pipe fills up first, its
-    /// bytes and the rest are received into memory and delivered as `.memory`.
-    static func spliceBody(_ count: Int, from connection: BlockingConnection, through pipe: SplicePipe, deliver: (SplicedBody) -> Void) throws(FDFSClientError) {
-        let inPipe = try pipe.fill(from: connection, count: count, operation: downloadOperation)
-        if inPipe == count {
-            deliver(.pipe(fd: pipe.readEnd, count: count))
-            return
-        }
-        let memory = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 4096)
-        defer { memory.deallocate() }
-        try pipe.drain(into: memory, count: inPipe)
-        try connection.receive(into: memory + inPipe, count: count - inPipe, operation: downloadOperation)
-        deliver(.memory(UnsafeRawBufferPointer(start: memory, count: count)))
-    }
-
     static let downloadOperation = "DOWNLOAD_FILE"
 
-    /// Runs `body` on a download thread with a connection to `endpoint` from the blocking
-    /// pool, which `cancel` can shut down from elsewhere; then `completion` on that thread
-    /// with what `body` returned or threw.
-    private func onDownloadThread<T>(
-        _ endpoint: StorageEndpoint, cancel: DownloadCancel?, _ body: @escaping @Sendable (BlockingConnection) throws(FDFSClientError) -> T,
-        completion: @escaping @Sendable (Result<T, FDFSClientError>) -> Void
-    ) {
-        let pool = blockingPool
-        DownloadThreads.pool.submit { state in
-            guard case .active = state else {
-                completion(.failure(FDFSClientError(.localIO, operation: Self.downloadOperation, endpoint: endpoint.description, message: "download threads stopped")))
-                return
-            }
-            completion(Result { () throws(FDFSClientError) -> T in
-                try pool.withConnection(to: endpoint) { (connection: BlockingConnection) throws(FDFSClientError) -> T in
-                    guard cancel?.attach(connection) ?? true else {
-                        throw FDFSClientError(.connectionClosed, operation: Self.downloadOperation, endpoint: connection.endpoint, message: "cancelled")
-                    }
-                    defer { cancel?.detach() }
-                    return try body(connection)
-                }
-            })
-        }
+    static func threadsStopped(_ endpoint: StorageEndpoint) -> FDFSClientError {
+        FDFSClientError(.localIO, operation: downloadOperation, endpoint: endpoint.description, message: "download threads stopped")
     }
 
-    /// ``onDownloadThread(_:cancel:_:completion:)``, awaited.
+    /// Runs `body` on a download thread with a connection to `endpoint` from the blocking
+    /// pool, which `cancel` can shut down from elsewhere, and returns what it returned.
     private func onDownloadThread<T: Sendable>(
         _ endpoint: StorageEndpoint, cancel: DownloadCancel?, _ body: @escaping @Sendable (BlockingConnection) throws(FDFSClientError) -> T
     ) async throws(FDFSClientError) -> T {
-        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, FDFSClientError>, Never>) in
-            onDownloadThread(endpoint, cancel: cancel, body) { continuation.resume(returning: $0) }
+        let pool = blockingPool
+        return try await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, FDFSClientError>, Never>) in
+            Self.onDownloadThread { running in
+                continuation.resume(returning: Result { () throws(FDFSClientError) -> T in
+                    guard running else { throw Self.threadsStopped(endpoint) }
+                    return try pool.withConnection(to: endpoint) { (connection: BlockingConnection) throws(FDFSClientError) -> T in
+                        guard cancel?.attach(connection) ?? true else {
+                            throw FDFSClientError(.connectionClosed, operation: Self.downloadOperation, endpoint: connection.endpoint, message: "cancelled")
+                        }
+                        defer { cancel?.detach() }
+                        return try body(connection)
+                    }
+                })
+            }
         }.get()
     }
 

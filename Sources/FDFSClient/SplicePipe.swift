@@ -5,7 +5,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// A pipe that a spliced download fills with a storage's bytes (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:)``),
+/// A pipe that a spliced download fills with a storage's bytes (``SplicedStream``),
 /// for a consumer that moves them on from its read end without reading them (the mount's
 /// `fuse_reply_data`). Holds up to ``SplicePipe/capacity`` bytes: the kernel's `pipe-max-size`
 /// default, the most an unprivileged process may ask for.
@@ -94,6 +94,9 @@ public enum SplicedBody {
     /// In memory, for the time of the delivery: the pipe filled up before the range was in, so
     /// the rest was received into memory after the pipe's bytes (one copy, as a plain download).
     case memory(UnsafeRawBufferPointer)
+
+    /// Nothing (a take at the end of a body).
+    public static var empty: SplicedBody { .memory(UnsafeRawBufferPointer(start: nil, count: 0)) }
 
     public var count: Int {
         switch self {

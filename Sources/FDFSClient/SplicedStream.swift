@@ -3,8 +3,8 @@ import NIOCore
 import Synchronization
 
 /// One DOWNLOAD_FILE whose body a reader takes in order, a piece at a time, each piece spliced
-/// from the socket into a pipe as ``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``
-/// does for one range: a sequential reader's whole range costs the storage one request, which
+/// from the socket into a pipe (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:)``
+/// is one taken whole): a sequential reader's whole range costs the storage one request, which
 /// it serves as it serves a direct download (one open, one `sendfile` kept going by the
 /// socket), and costs the reader no request per piece.
 ///
@@ -49,15 +49,19 @@ public final class SplicedStream: Sendable {
 
     /// Drops the next `skipping` bytes, then moves the next `count` (at most
     /// ``SplicePipe/capacity``; fewer where the body ends) into a pipe and delivers them, as
-    /// `.memory` when the pipe fills up first. Returns the count delivered (0 at the end of the
-    /// body, with no delivery). Blocks; a storage that sends nothing for the stall timeout
-    /// fails it with ``FDFSClientError/Code/timeout``. After an error the stream is closed.
+    /// `.memory` when the pipe fills up first. `deliver` runs once per successful take (with
+    /// nothing at the end of the body). Returns the count delivered. Blocks; a storage that
+    /// sends nothing for the stall timeout fails it with ``FDFSClientError/Code/timeout``. After
+    /// an error the stream is closed.
     public func take(skipping: Int64 = 0, count: Int, deliver: (SplicedBody) -> Void) throws(FDFSClientError) -> Int {
         guard count >= 0, count <= SplicePipe.capacity, skipping >= 0 else {
             throw FDFSClientError(.invalidArgument, operation: FDFSClient.downloadOperation, endpoint: endpoint.description,
                                   message: "a spliced piece takes at most \(SplicePipe.capacity) bytes, not \(count)")
         }
-        guard state.withLock({ !$0.opened || $0.remaining > 0 }) else { return 0 }
+        guard state.withLock({ !$0.opened || $0.remaining > 0 }) else {
+            deliver(.empty)
+            return 0
+        }
         let (connection, opened) = try start()
         do throws(FDFSClientError) {
             let pipe = try SplicePipes.take()
@@ -67,14 +71,30 @@ public final class SplicedStream: Sendable {
             try connection.discard(dropped, operation: FDFSClient.downloadOperation)
             remaining -= dropped
             let piece = Int(min(Int64(count), remaining))
-            if piece > 0 { try FDFSClient.spliceBody(piece, from: connection, through: pipe, deliver: deliver) }
+            try Self.splice(piece, from: connection, through: pipe, deliver: deliver)
             remaining -= Int64(piece)
             finish(connection, remaining: remaining)
             return piece
         } catch {
-            fail(connection)
+            fail(connection, error)
             throw error
         }
+    }
+
+    /// Moves the next `count` bytes of the body from the socket into `pipe` and delivers them
+    /// from there; when the pipe fills up first, its bytes and the rest are received into
+    /// memory and delivered as `.memory`.
+    private static func splice(_ count: Int, from connection: BlockingConnection, through pipe: SplicePipe, deliver: (SplicedBody) -> Void) throws(FDFSClientError) {
+        let inPipe = try pipe.fill(from: connection, count: count, operation: FDFSClient.downloadOperation)
+        if inPipe == count {
+            deliver(.pipe(fd: pipe.readEnd, count: count))
+            return
+        }
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 4096)
+        defer { memory.deallocate() }
+        try pipe.drain(into: memory, count: inPipe)
+        try connection.receive(into: memory + inPipe, count: count - inPipe, operation: FDFSClient.downloadOperation)
+        deliver(.memory(UnsafeRawBufferPointer(start: memory, count: count)))
     }
 
     /// Ends the stream. Its connection goes back to the pool only once the whole body was
@@ -127,29 +147,31 @@ public final class SplicedStream: Sendable {
 
     /// After a take that went well: a body taken whole frees its connection.
     private func finish(_ connection: BlockingConnection, remaining: Int64) {
-        let release = state.withLock { s -> (BlockingConnection?, reuse: Bool) in
+        let done = state.withLock { s -> (connection: BlockingConnection, reuse: Bool)? in
             s.remaining = remaining
             s.busy = false
-            guard remaining == 0 || s.closed else { return (nil, false) }
+            guard remaining == 0 || s.closed else { return nil }
             s.connection = nil
             return (connection, remaining == 0 && !s.closed)
         }
-        guard let done = release.0 else { return }
-        if release.reuse {
-            done.setReceiveTimeout(networkTimeout)
-            pool.checkin(done, key: endpoint.description)
-        } else {
-            done.close()
-        }
+        if let done { release(done.connection, reuse: done.reuse) }
     }
 
-    private func fail(_ connection: BlockingConnection) {
+    /// After a failed take: the stream is closed; its connection goes back to the pool when
+    /// the error left it clean (a status answer, whose body was read).
+    private func fail(_ connection: BlockingConnection, _ error: FDFSClientError) {
         state.withLock { s in
             s.busy = false
             s.closed = true
             s.connection = nil
         }
-        connection.close()
+        release(connection, reuse: error.leavesConnectionReusable)
+    }
+
+    private func release(_ connection: BlockingConnection, reuse: Bool) {
+        guard reuse else { return connection.close() }
+        connection.setReceiveTimeout(networkTimeout)
+        pool.checkin(connection, key: endpoint.description)
     }
 }
 

@@ -161,8 +161,18 @@ public final class FuseAdapter: Sendable {
     static func replyStreamed(_ req: fuse_req_t?, _ body: SplicedBody) {
         switch body {
         case let .pipe(fd, count): replyData(req, from: fd, at: nil, count: count)
-        case let .memory(bytes): fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+        case let .memory(bytes): replyBytes(req, bytes)
         }
+    }
+
+    /// Replies to a READ with bytes in memory.
+    static func replyBytes(_ req: fuse_req_t?, _ bytes: UnsafeRawBufferPointer) {
+        _ = fuse_reply_buf(req, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), bytes.count)
+    }
+
+    /// Replies to a READ with its result.
+    static func replyRead(_ req: fuse_req_t?, _ result: ReadResult) {
+        result.withUnsafeBytes { replyBytes(req, $0) }
     }
 
     /// `fuse_reply_data` from a descriptor: at `position` of a file, or from a pipe (nil).
@@ -344,7 +354,7 @@ public final class FuseAdapter: Sendable {
             do throws(FSError) {
                 switch try adapter.fs.startRead(fh, offset: Int64(offset), size: size, splice: true) {
                 case let .done(result):
-                    _ = result.withUnsafeBytes { fuse_reply_buf(req, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                    FuseAdapter.replyRead(req, result)
                 case let .spliced(span):
                     FuseAdapter.replySpan(req, span)
                 case let .streamed(stream):
@@ -352,15 +362,13 @@ public final class FuseAdapter: Sendable {
                     adapter.fs.deliverRead(stream, reply: { FuseAdapter.replyStreamed(r.raw, $0) }) { result in
                         switch result {
                         case .success(nil): break
-                        case let .success(fellBack?):
-                            _ = fellBack.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                        case let .success(fellBack?): FuseAdapter.replyRead(r.raw, fellBack)
                         case let .failure(error): adapter.fail(r, error, "read")
                         }
                     }
                 case let .pending(pending):
                     adapter.async(r, "read") { () throws(FSError) in
-                        let result = try await adapter.fs.completeRead(pending)
-                        _ = result.withUnsafeBytes { fuse_reply_buf(r.raw, $0.baseAddress?.assumingMemoryBound(to: CChar.self), $0.count) }
+                        FuseAdapter.replyRead(r.raw, try await adapter.fs.completeRead(pending))
                     }
                 }
             } catch { adapter.fail(r, error, "read") }

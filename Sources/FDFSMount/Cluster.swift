@@ -42,18 +42,17 @@ public protocol ClusterBackend: Sendable {
     /// ``read(_:from:offset:length:sink:)`` and copies.
     func read(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, into buffer: ReceiveBuffer, chunkSize: Int, cancel: DownloadCancel,
               chunk: @escaping @Sendable (_ offset: Int, _ bytes: UnsafeRawBufferPointer) -> Void) async throws(FSError) -> Int
-    /// One ranged download from one storage whose bytes go into a pipe rather than memory
-    /// (``FDFSClient/downloadSpliced(_:from:offset:length:stallTimeout:deliver:completion:)``):
+    /// One ranged download from one storage whose bytes go into a pipe rather than memory:
     /// `deliver` runs once, on the download's thread, with the bytes (at most `length`, which is
     /// at most ``SplicePipe/capacity``), then `completion` with their count or the error. A
-    /// storage that sends nothing for `stallTimeout` fails it. The default receives into memory
-    /// in a task and writes the bytes into a pipe.
+    /// storage that sends nothing for `stallTimeout` fails it. Both implementations take a
+    /// ``ClusterStream`` of just that range whole (``ClusterStream/takeWhole(_:deliver:completion:)``).
     func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                      deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void)
     /// A ranged download that a sequential reader takes in order, piece by piece, each piece
     /// through a pipe (``ClusterStream``): one request for a whole run of READs. Nothing is
-    /// sent before the first take. The default fetches each piece with
-    /// ``read(_:from:offset:into:chunkSize:cancel:chunk:)``.
+    /// sent before the first take. A storage that sends nothing for `stallTimeout` fails it. The
+    /// default fetches each piece with ``read(_:from:offset:into:chunkSize:cancel:chunk:)``.
     func openStream(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, stallTimeout: Duration) -> any ClusterStream
     func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID
     /// Uploads `length` bytes of an open file from `offset` (the start of a streamed upload).
@@ -76,27 +75,6 @@ extension ClusterBackend {
         let filling = Filling(buffer: buffer, chunkSize: chunkSize, chunk: chunk)
         try await read(id, from: endpoint, offset: offset, length: Int64(buffer.count)) { bytes in filling.add(bytes) }
         return filling.finish()
-    }
-}
-
-extension ClusterBackend {
-    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
-                            deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
-        Task {
-            let storage = ByteStorage(capacity: length)
-            do throws(FSError) {
-                let count = try await read(id, from: endpoint, offset: offset, into: ReceiveBuffer(base: storage.pointer, count: length),
-                                           chunkSize: max(length, 1), cancel: DownloadCancel()) { _, _ in }
-                do throws(FDFSClientError) {
-                    try withExtendedLifetime(storage) { () throws(FDFSClientError) in
-                        try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: count), deliver)
-                    }
-                } catch { throw FSError(error, "pipe for \(id)") }
-                completion(.success(count))
-            } catch {
-                completion(.failure(error))
-            }
-        }
     }
 }
 
@@ -192,9 +170,7 @@ public struct FDFSClusterBackend: ClusterBackend {
     /// Spliced from the socket into a pipe on a download thread: the bytes never enter user space.
     public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
                             deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
-        client.downloadSpliced(id, from: endpoint, offset: offset, length: length, stallTimeout: TimeAmount(stallTimeout), deliver: deliver) { result in
-            completion(result.mapError { FSError($0, "download \(id) [\(offset)+\(length)] from \(endpoint) into a pipe") })
-        }
+        openStream(id, from: endpoint, offset: offset, length: Int64(length), stallTimeout: stallTimeout).takeWhole(length, deliver: deliver, completion: completion)
     }
 
     public func upload(filePath: String, options: UploadOptions) async throws(FSError) -> FileID {

@@ -20,6 +20,21 @@ final class Delivered: Sendable {
 /// Streamed READs (``FileReader/streamChoice(offset:length:blocks:)``): in-order READs of
 /// blocks the cache would not keep go from a storage through a pipe, bypassing the blocks.
 extension ReaderTests {
+    /// READ number `index` of `chunk`-byte READs from the start, which must be streamed.
+    func streamed(_ reader: FileReader, _ index: Int, chunk: Int) throws -> StreamedRead {
+        guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
+            throw FSError(.io, "READ \(index) not streamed")
+        }
+        return read
+    }
+
+    /// Finishes a streamed READ: the bytes it delivered, and what it fell back to (nil: none).
+    func deliver(_ reader: FileReader, _ read: StreamedRead) async throws -> (bytes: [UInt8], fellBack: ReadResult?) {
+        let delivered = Delivered()
+        let fellBack = try await reader.deliver(read) { delivered.take($0) }
+        return (delivered.bytes, fellBack)
+    }
+
     @Test func aStreamTheCacheWouldNotKeepGoesThroughAPipeAndARereadIsCached() async throws {
         let dir = TempDir(), cluster = MemoryCluster()
         let content = randomBytes(Self.largeSize)
@@ -54,15 +69,10 @@ extension ReaderTests {
         let parts = try parts(dir, cluster, smallFile: Self.smallFile)
         let reader = parts.reader(ref)
         let chunk = Self.blockSize * 7 / 8
-        func streamed(_ index: Int) throws -> StreamedRead {
-            guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
-                throw FSError(.io, "READ \(index) not streamed")
-            }
-            return read
-        }
+        func streamed(_ index: Int) throws -> StreamedRead { try self.streamed(reader, index, chunk: chunk) }
         func deliver(_ read: StreamedRead) async throws -> [UInt8] {
-            let delivered = Delivered()
-            #expect(try await reader.deliver(read) { delivered.take($0) } == nil)
+            let delivered = try await self.deliver(reader, read)
+            #expect(delivered.fellBack == nil)
             return delivered.bytes
         }
         func expected(_ index: Int) -> [UInt8] { Array(content[(index * chunk)..<min(content.count, (index + 1) * chunk)]) }
@@ -100,11 +110,7 @@ extension ReaderTests {
         func reader() -> FileReader { parts.reader(FileRef(id: cluster.put(content), size: Int64(content.count))) }
         func readTwo(_ reader: FileReader) async throws {
             for index in 0..<2 {
-                guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
-                    throw FSError(.io, "READ \(index) not streamed")
-                }
-                let delivered = Delivered()
-                _ = try await reader.deliver(read) { delivered.take($0) }
+                let delivered = try await deliver(reader, streamed(reader, index, chunk: chunk))
                 #expect(delivered.bytes == Array(content[(index * chunk)..<((index + 1) * chunk)]))
             }
         }
@@ -132,11 +138,8 @@ extension ReaderTests {
         let reader = parts.reader(ref)
         let chunk = Self.blockSize * 7 / 8
         func readAt(_ index: Int) async throws -> [UInt8] {
-            guard case let .streamed(read) = try reader.read(offset: Int64(index * chunk), size: chunk, splice: true) else {
-                throw FSError(.io, "READ \(index) not streamed")
-            }
-            let delivered = Delivered()
-            #expect(try await reader.deliver(read) { delivered.take($0) } == nil)
+            let delivered = try await deliver(reader, streamed(reader, index, chunk: chunk))
+            #expect(delivered.fellBack == nil)
             return delivered.bytes
         }
         for index in 0..<3 { #expect(try await readAt(index) == Array(content[(index * chunk)..<((index + 1) * chunk)])) }

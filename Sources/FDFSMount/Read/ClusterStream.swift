@@ -11,8 +11,9 @@ public protocol ClusterStream: Sendable {
     /// longer possible (the mount is stopping).
     func run(_ body: @escaping @Sendable (_ running: Bool) -> Void)
     /// Drops the next `skipping` bytes, then delivers the next `count` (at most
-    /// ``SplicePipe/capacity``; fewer where the range ends) and returns how many it delivered.
-    /// After an error the stream is closed.
+    /// ``SplicePipe/capacity``; fewer where the range ends, nothing at its end) and returns how
+    /// many it delivered: `deliver` runs once per take that succeeds. After an error the stream
+    /// is closed.
     func take(skipping: Int64, count: Int, deliver: (SplicedBody) -> Void) throws(FSError) -> Int
     /// Ends the download early (a take blocked in it fails).
     func close()
@@ -78,7 +79,7 @@ public final class PiecewiseClusterStream: ClusterStream {
         let n = try received.withLock { $0! }.get()
         do throws(FDFSClientError) {
             try withExtendedLifetime(storage) { () throws(FDFSClientError) in
-                if n > 0 { try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: n), deliver) }
+                try SplicePipe.deliver(UnsafeRawBufferPointer(start: storage.pointer, count: n), deliver)
             }
         } catch { throw FSError(error, "pipe for \(id)") }
         position.withLock { $0.next = offset + Int64(n) }
@@ -88,7 +89,25 @@ public final class PiecewiseClusterStream: ClusterStream {
     public func close() { position.withLock { $0.closed = true } }
 }
 
+extension ClusterStream {
+    /// Takes the stream's `count` bytes in one take on its thread, then runs `completion` there.
+    func takeWhole(_ count: Int, deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
+        run { running in
+            completion(Result { () throws(FSError) -> Int in
+                guard running else { throw FSError(.io, "download threads stopped") }
+                return try take(skipping: 0, count: count, deliver: deliver)
+            })
+        }
+    }
+}
+
 extension ClusterBackend {
+    /// Receives the range into memory and hands it over through a pipe.
+    public func readSpliced(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int, stallTimeout: Duration,
+                            deliver: @escaping @Sendable (SplicedBody) -> Void, completion: @escaping @Sendable (Result<Int, FSError>) -> Void) {
+        PiecewiseClusterStream(backend: self, id: id, endpoint: endpoint, offset: offset, length: Int64(length)).takeWhole(length, deliver: deliver, completion: completion)
+    }
+
     public func openStream(_ id: FileID, from endpoint: StorageEndpoint, offset: Int64, length: Int64, stallTimeout: Duration) -> any ClusterStream {
         PiecewiseClusterStream(backend: self, id: id, endpoint: endpoint, offset: offset, length: length)
     }
